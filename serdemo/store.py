@@ -12,7 +12,7 @@ import sqlite3
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -433,27 +433,58 @@ class AnnotationStore:
             ValueError: unknown emotion, kind, clip or model version, or a bad confidence.
 
         """
-        emotion_index(emotion)
+        return self.add_labels([(clip_id, emotion, confidence)], annotator, kind, model_version)[0]
+
+    def add_labels(
+        self,
+        items: Sequence[tuple[int, str, float | None]],
+        annotator: str,
+        kind: LabelKind | str = LabelKind.HUMAN,
+        model_version: str | None = None,
+    ) -> list[Label]:
+        """Append many ``(clip_id, emotion, confidence)`` labels in one transaction (one disk sync).
+
+        An adaptation round records hundreds of pseudo-labels; one :meth:`add_label` each would cost a
+        sync apiece. All items are checked first: one bad item writes nothing.
+        """
         kind = _check_kind(kind)
         annotator = _check_annotator(annotator)
-        if confidence is not None:
-            confidence = float(confidence)
-            if not 0.0 <= confidence <= 1.0:
-                raise ValueError(f"confidence must be a probability in [0, 1], got {confidence}")
+        rows = []
+        for clip_id, emotion, confidence in items:
+            emotion_index(emotion)
+            if confidence is not None:
+                confidence = float(confidence)
+                if not 0.0 <= confidence <= 1.0:
+                    raise ValueError(f"confidence must be a probability in [0, 1], got {confidence}")
+            rows.append((int(clip_id), emotion, confidence))
+        created_at = _now()
         with self._write() as conn:
-            _existing_clip(conn, clip_id)
             if (
                 model_version is not None
                 and not conn.execute("SELECT 1 FROM model_versions WHERE id = ?", (model_version,)).fetchone()
             ):
                 raise ValueError(f"unknown model version {model_version!r}: see model_versions()")
-            cursor = conn.execute(
-                "INSERT INTO labels (uid, clip_id, emotion, kind, annotator, confidence, model_version, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (uuid.uuid4().hex, clip_id, emotion, kind, annotator, confidence, model_version, _now()),
-            )
-            row = conn.execute("SELECT * FROM labels WHERE id = ?", (cursor.lastrowid,)).fetchone()
-        return _label(row)
+            ids = []
+            for clip_id, emotion, confidence in rows:
+                _existing_clip(conn, clip_id)
+                cursor = conn.execute(
+                    "INSERT INTO labels (uid, clip_id, emotion, kind, annotator, confidence, model_version, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        uuid.uuid4().hex,
+                        clip_id,
+                        emotion,
+                        kind,
+                        annotator,
+                        confidence,
+                        model_version,
+                        created_at,
+                    ),
+                )
+                ids.append(cursor.lastrowid)
+            marks = ",".join("?" * len(ids))
+            found = conn.execute(f"SELECT * FROM labels WHERE id IN ({marks}) ORDER BY id", ids).fetchall()
+        return [_label(row) for row in found]
 
     def undo_last_label(self, annotator: str) -> Label | None:
         """Retract ``annotator``'s latest label still in force; returns it, or None if there is none.

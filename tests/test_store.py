@@ -463,3 +463,19 @@ def test_forked_child_opens_its_own_connection(store: AnnotationStore, clip: Cli
     assert [h.annotator for h in store.label_history(clip.id)] == ["parent", "child", "parent"]
     with sqlite3.connect(store.db_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_add_labels_writes_a_round_of_pseudo_labels_at_once_or_nothing(
+    store: AnnotationStore, tmp_path: Path
+) -> None:
+    clips = [store.add_clip(make_wav(tmp_path, seed), "de", "upload") for seed in (1, 2, 3)]
+    version = store.add_model_version({"policy": "hard"})
+    labels = store.add_labels(
+        [(c.id, "anger", 0.9) for c in clips], annotator=version.id, kind="machine", model_version=version.id
+    )
+    assert [lab.clip_id for lab in labels] == [c.id for c in clips]
+    assert all(store.machine_label(c.id).emotion == "anger" for c in clips)
+    assert all(store.current_label(c.id) is None for c in clips)  # machine labels never count as labels
+    with pytest.raises(ValueError):
+        store.add_labels([(clips[0].id, "sadness", 0.5), (clips[1].id, "boredom", 0.5)], annotator="ann")
+    assert store.current_label(clips[0].id) is None  # the bad second item wrote nothing
