@@ -35,11 +35,10 @@ class UtteranceEncoder(nn.Module):
 
     @property
     def identity(self) -> str:
+        """Cache key of this encoder's weights and preprocessing (see the class docstring)."""
         return self.name
 
-    def forward(
-        self, waveforms: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame features of a padded batch.
 
         Args:
@@ -110,3 +109,20 @@ def register_encoder(spec: EncoderSpec) -> EncoderSpec:
         raise ValueError(f"encoder {spec.name!r} registered twice")
     ENCODERS[spec.name] = spec
     return spec
+
+
+def weights_hash(module: nn.Module, length: int = 12) -> str:
+    """Short SHA-256 of a module's parameters and buffers, for :attr:`UtteranceEncoder.identity`.
+
+    Example:
+        >>> weights_hash(nn.Linear(2, 2)) == weights_hash(nn.Linear(2, 2))
+        False
+
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:length]
