@@ -1,0 +1,165 @@
+"""Settings of one adaptation run, with the paper's defaults (Agarla et al., 2023)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from serdemo.labels import EMOTIONS, emotion_index
+
+
+class Policy(str, Enum):
+    """How unlabeled target clips enter training (Agarla et al., 2023, Algorithm 1)."""
+
+    NONE = "none"  # supervised only: D = D_s + K_t
+    HARD = "hard"  # argmax pseudo-labels kept where the top probability reaches tau
+    SOFT = "soft"  # probability pseudo-labels + mixup + R_A / R_H regularisers
+
+
+class Mode(str, Enum):
+    """What is trained."""
+
+    FROZEN = "frozen"  # cached encoder features, trainable head only
+    FINETUNE = "finetune"  # encoder and head end to end on random crops
+
+
+class Normalization(str, Enum):
+    """Feature standardisation groups (frozen mode), see :mod:`serdemo.normalize`."""
+
+    NONE = "none"
+    GLOBAL = "global"
+    PER_LANGUAGE = "per-language"
+    PER_SPEAKER = "per-speaker"
+
+
+class Prior(str, Enum):
+    """Class prior p of the R_A term."""
+
+    UNIFORM = "uniform"  # Tanaka et al. (2018) / Arazo et al. (2020): p_j = 1 / C
+    LABELED = "labeled"  # class frequencies of the labeled target clips K_t (smoothed)
+
+
+class ConfigError(ValueError):
+    """A setting outside its allowed range; the message names the field and what is allowed."""
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Everything that decides one run of Algorithm 1; saved as JSON beside the trained weights.
+
+    Example:
+        >>> config = AdaptConfig(policy="soft", classes=("anger", "happiness", "neutral", "sadness"))
+        >>> AdaptConfig.from_dict(config.to_dict()) == config
+        True
+
+    """
+
+    # --- task ---
+    classes: tuple[str, ...] = EMOTIONS  # the 5 emotions of the paper; any >= 2 subset, in EMOTIONS order
+    encoder: str = "whisper-base"  # registry name of the encoder whose features/weights the head sits on
+    mode: str = Mode.FROZEN.value  # frozen features + head, or end-to-end fine-tuning as in the paper
+    device: str = "cpu"  # torch device for training and inference
+    threads: int = (
+        0  # torch CPU threads; 0 = 1 in frozen mode (tiny ops: extra threads only spin), else torch's
+    )
+    # --- Algorithm 1 ---
+    policy: str = Policy.HARD.value  # pseudo-label policy; the paper compares hard and soft
+    epochs: int = 100  # E, training epochs (paper: 100)
+    window: int = 30  # W, pseudo-label U_t every W epochs (paper: 30)
+    tau: float = 0.5  # hard policy: keep a pseudo-label when max probability >= tau (paper: 0.5)
+    rebalance: bool = True  # oversample target clips to the source count (paper: utterance rebalancing)
+    # --- soft policy (paper eq. 3-7, after Tanaka et al., 2018 and Arazo et al., 2020) ---
+    lambda_a: float = 0.8  # weight of R_A, prior matching (paper: 0.8)
+    lambda_h: float = 0.4  # weight of R_H, entropy (paper: 0.4)
+    mixup_alpha: float = 1.0  # Beta(alpha, alpha) of mixup; our choice, Arazo et al. (2020) use 1 (uniform)
+    prior: str = Prior.UNIFORM.value  # p of R_A; uniform as in Tanaka et al. (2018)
+    # --- optimisation ---
+    lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
+    lr_decay: float = 0.95  # multiply the learning rate by this ... (paper: 0.95)
+    lr_decay_every: int = 10  # ... every this many epochs (paper: 10)
+    weight_decay: float = 0.0  # Adam L2 penalty; the paper reports none
+    batch_size: int = 100  # clips per mini-batch (paper: 100)
+    crop_seconds: float = 2.0  # finetune mode: random training crops of this length (paper: 2 s)
+    eval_batch_size: int = 8  # finetune mode: whole utterances per inference batch (memory, not method)
+    # --- early stopping (paper: model selection on the validation sets of both languages) ---
+    patience: int = 30  # stop after this many epochs without a better mean validation UA; 0 = never stop
+    # --- model ---
+    projection_dim: int = 256  # size of the learned representation before the classifier (our choice)
+    layers: str | tuple[int, ...] = "all"  # encoder layers the head may weight: "all" or layer indices
+    dropout: float = 0.1  # dropout before the projection (our choice)
+    normalization: str = Normalization.PER_LANGUAGE.value  # frozen-mode feature standardisation groups
+    # --- reproducibility ---
+    seed: int = 0  # seed of this run: same seed, same inputs -> same result
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds an experiment repeats the run with (paper: 3 runs)
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; store tuples so configs stay hashable and compare equal after a round trip.
+        object.__setattr__(self, "classes", tuple(self.classes))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        for field in ("mode", "policy", "normalization", "prior"):
+            value = getattr(self, field)
+            if isinstance(value, Enum):  # accept Policy.SOFT as well as "soft"
+                object.__setattr__(self, field, value.value)
+        if not isinstance(self.layers, str):
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+        self._check()
+
+    def _check(self) -> None:
+        _choice("mode", self.mode, Mode)
+        _choice("policy", self.policy, Policy)
+        _choice("normalization", self.normalization, Normalization)
+        _choice("prior", self.prior, Prior)
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise ConfigError(f"classes: give at least two distinct emotions, got {self.classes}")
+        for name in self.classes:
+            emotion_index(name)
+        if tuple(c for c in EMOTIONS if c in self.classes) != self.classes:
+            raise ConfigError(f"classes: keep the order of {EMOTIONS} (use serdemo.labels.parse_classes)")
+        for field, low in [("epochs", 1), ("window", 1), ("batch_size", 2), ("lr_decay_every", 1)]:
+            if int(getattr(self, field)) < low:
+                raise ConfigError(f"{field} must be >= {low}, got {getattr(self, field)}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
+        if self.eval_batch_size < 1 or self.patience < 0 or self.projection_dim < 1:
+            raise ConfigError("eval_batch_size and projection_dim must be >= 1 and patience >= 0")
+        if not 0.0 <= self.tau <= 1.0:
+            raise ConfigError(f"tau must be in [0, 1], got {self.tau}")
+        if self.lr <= 0 or not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"need lr > 0 and 0 < lr_decay <= 1, got {self.lr}, {self.lr_decay}")
+        if self.mixup_alpha <= 0 or self.lambda_a < 0 or self.lambda_h < 0:
+            raise ConfigError("need mixup_alpha > 0, lambda_a >= 0 and lambda_h >= 0")
+        if self.crop_seconds <= 0 or not 0 <= self.dropout < 1:
+            raise ConfigError("need crop_seconds > 0 and 0 <= dropout < 1")
+        if isinstance(self.layers, str) and self.layers != "all":
+            raise ConfigError(f"layers must be 'all' or a list of layer indices, got {self.layers!r}")
+        if not isinstance(self.layers, str) and not self.layers:
+            raise ConfigError("layers: give at least one layer index, or 'all'")
+
+    def replace(self, **changes: Any) -> AdaptConfig:
+        """Return a copy with some fields changed (validated like a new config)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdaptConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error so typos do not pass silently."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+
+def _choice(field: str, value: str, choices: type[Enum]) -> None:
+    allowed = [c.value for c in choices]
+    if value not in allowed:
+        raise ConfigError(f"{field} must be one of {allowed}, got {value!r}")

@@ -1,0 +1,116 @@
+"""The classifier: a layer-weighted projection head over encoder features, and encoder + head end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from serdemo.encoders.base import UtteranceEncoder, mean_std_pool
+
+
+class EmotionHead(nn.Module):
+    """Utterance features of every encoder layer -> emotion logits.
+
+    A learnable softmax-weighted sum over layers (the SUPERB "featurizer", Yang et al., 2021) lets
+    training pick the layers that carry emotion; then LayerNorm -> Dropout -> Linear projection ->
+    ReLU gives the learned representation (:meth:`embedding`), and a Linear layer gives the logits
+    whose softmax is the paper's classifier (Agarla et al., 2023).
+
+    Args:
+        num_layers: L, layers in the input (N, L, F).
+        feature_dim: F, size of one layer's utterance vector (2 * D for mean+std pooling).
+        num_classes: C, emotions predicted.
+        projection_dim: P, size of the learned representation.
+        layers: ``"all"`` or the indices of the layers to use (others are ignored).
+        dropout: dropout probability before the projection.
+
+    Example:
+        >>> head = EmotionHead(num_layers=3, feature_dim=8, num_classes=5, projection_dim=4)
+        >>> head(torch.zeros(2, 3, 8)).shape, head.embedding(torch.zeros(2, 3, 8)).shape
+        (torch.Size([2, 5]), torch.Size([2, 4]))
+
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        feature_dim: int,
+        num_classes: int,
+        projection_dim: int = 256,
+        layers: str | Sequence[int] = "all",
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1 or feature_dim < 1 or num_classes < 2:
+            raise ValueError(
+                f"need num_layers, feature_dim >= 1 and num_classes >= 2, got "
+                f"{num_layers}, {feature_dim}, {num_classes}"
+            )
+        selected = list(range(num_layers)) if layers == "all" else [int(i) for i in layers]
+        bad = [i for i in selected if not -num_layers <= i < num_layers]
+        if not selected or bad:
+            raise ValueError(f"layers {bad or selected} do not exist: the encoder has {num_layers} layers")
+        self.num_layers, self.feature_dim, self.num_classes = num_layers, feature_dim, num_classes
+        self.register_buffer(
+            "layer_index", torch.tensor([i % num_layers for i in selected]), persistent=False
+        )
+        self.layer_logits = nn.Parameter(torch.zeros(len(selected)))  # equal weights at the start
+        self.norm = nn.LayerNorm(feature_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.projection = nn.Linear(feature_dim, projection_dim)
+        self.classifier = nn.Linear(projection_dim, num_classes)
+
+    @property
+    def layer_weights(self) -> torch.Tensor:
+        """Softmax weight of each selected layer, (len(layers),): which layers the head listens to."""
+        return torch.softmax(self.layer_logits, dim=0)
+
+    def embedding(self, features: torch.Tensor) -> torch.Tensor:
+        """Return the learned representation (N, P) of features (N, L, F)."""
+        if features.ndim != 3 or features.shape[1:] != (self.num_layers, self.feature_dim):
+            raise ValueError(
+                f"expected features (N, {self.num_layers}, {self.feature_dim}), got {tuple(features.shape)}: "
+                "were they made by the encoder this head was trained on?"
+            )
+        chosen = features.index_select(1, self.layer_index)
+        pooled = torch.einsum("l,nlf->nf", self.layer_weights, chosen)
+        return torch.relu(self.projection(self.dropout(self.norm(pooled))))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C) of features (N, L, F)."""
+        return self.classifier(self.embedding(features))
+
+
+class SERModel(nn.Module):
+    """Encoder + :class:`EmotionHead`, trained end to end on waveforms (the paper's setting).
+
+    Args:
+        encoder: any :class:`~serdemo.encoders.base.UtteranceEncoder`.
+        head: a head built for ``encoder.num_layers`` layers of ``2 * encoder.hidden_size`` features.
+
+    """
+
+    def __init__(self, encoder: UtteranceEncoder, head: EmotionHead) -> None:
+        super().__init__()
+        if (head.num_layers, head.feature_dim) != (encoder.num_layers, 2 * encoder.hidden_size):
+            raise ValueError(
+                f"head expects ({head.num_layers}, {head.feature_dim}) features but encoder "
+                f"{encoder.name!r} gives ({encoder.num_layers}, {2 * encoder.hidden_size})"
+            )
+        self.encoder = encoder
+        self.head = head
+
+    def features(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Per-layer mean+std utterance vectors (B, L, 2D) of a padded batch (B, S)."""
+        hidden, frame_lengths = self.encoder(waveforms, lengths)
+        return mean_std_pool(hidden, frame_lengths)
+
+    def embedding(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Return the learned representation (B, P) of a padded batch."""
+        return self.head.embedding(self.features(waveforms, lengths))
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C) of a padded batch of 16 kHz waveforms."""
+        return self.head(self.features(waveforms, lengths))

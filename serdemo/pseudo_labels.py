@@ -1,0 +1,193 @@
+"""Pseudo-label policies (none / hard / soft) behind one protocol, and the soft policy's regularisers.
+
+Every policy turns the current model's probabilities on unlabeled target clips into ``targets``
+(N, C) and ``weights`` (N,) with :meth:`select`, and scores a batch of them with
+:meth:`unlabeled_loss`, which always has the form ``(per_item_loss * weights).mean()`` (plus
+regularisers for the soft policy), as in Microsoft's USB (``semilearn/algorithms/hooks``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from serdemo.config import AdaptConfig, Policy
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-item cross-entropy with probability targets, (N, C) x (N, C) -> (N,).
+
+    Equals :func:`torch.nn.functional.cross_entropy` for one-hot targets.
+    """
+    return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+
+
+def prior_matching(probs: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """R_A = sum_j p_j log(p_j / mean_i h_j(x_i)), the KL divergence from the mean prediction to ``prior``.
+
+    Tanaka et al. (2018, "Joint optimization framework for learning with noisy labels", eq. 6), used
+    by Arazo et al. (2020) and Agarla et al. (2023) for soft pseudo-labels: it is zero when the mean
+    prediction over the batch equals the prior and grows when the model collapses onto few classes.
+
+    Args:
+        probs: (N, C) predicted probabilities h(x_i) of the unlabeled items of a batch.
+        prior: (C,) class prior p (uniform in the papers).
+
+    Example:
+        >>> round(float(prior_matching(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0.5, 0.5]))), 6)
+        0.0
+
+    """
+    mean = probs.mean(dim=0).clamp_min(1e-12)
+    prior = prior.to(probs)
+    return (torch.special.xlogy(prior, prior) - prior * mean.log()).sum()
+
+
+def entropy_term(probs: torch.Tensor) -> torch.Tensor:
+    """R_H = -(1/N) sum_i sum_j h_j(x_i) log h_j(x_i), the mean prediction entropy.
+
+    Tanaka et al. (2018, eq. 7), as used by Arazo et al. (2020) and Agarla et al. (2023).
+
+    Zero for one-hot predictions, log C for uniform ones; minimising it makes predictions confident.
+    """
+    return -torch.special.xlogy(probs, probs).sum(dim=-1).mean()
+
+
+def mixup(
+    x: torch.Tensor, y: torch.Tensor, alpha: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
+    """Mix every item with a random partner: x' = lam x + (1 - lam) x[perm], same for targets y.
+
+    Zhang et al. (2018); lam ~ Beta(alpha, alpha) then ``lam = max(lam, 1 - lam)`` (as in DivideMix,
+    Li et al., 2020) so each mixed row is dominated by its own item and keeps that item's role
+    (labeled or pseudo-labeled) in the loss.
+
+    Returns:
+        ``(x_mixed, y_mixed, lam, perm)``; ``perm`` (N,) lets callers mix other per-item values.
+
+    """
+    lam = float(rng.beta(alpha, alpha))
+    lam = max(lam, 1.0 - lam)
+    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm], lam, perm
+
+
+class PseudoLabelPolicy(Protocol):
+    """What the training loop needs from a policy."""
+
+    name: str
+    uses_unlabeled: bool  # False: the loop never pseudo-labels (supervised baseline)
+    uses_mixup: bool  # True: mini-batches are mixed before the loss
+
+    def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(targets (N, C), weights (N,))`` from probabilities (N, C) on unlabeled clips."""
+        ...
+
+    def unlabeled_loss(
+        self, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """Loss of a batch of pseudo-labeled items (scalar)."""
+        ...
+
+
+class NoPseudoLabels:
+    """Supervised only: unlabeled clips never enter training."""
+
+    name = Policy.NONE.value
+    uses_unlabeled = False
+    uses_mixup = False
+
+    def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Accept nothing: zero targets and zero weights."""
+        return torch.zeros_like(probs), torch.zeros(len(probs), dtype=probs.dtype, device=probs.device)
+
+    def unlabeled_loss(
+        self, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """Weighted cross-entropy; zero in practice, as nothing is accepted."""
+        return (soft_cross_entropy(logits, targets) * weights).mean() if len(logits) else logits.sum()
+
+
+class HardPseudoLabels:
+    """Hard pseudo-labels: the argmax class, kept only where the top probability reaches ``tau``.
+
+    Agarla et al. (2023), hard approach (tau = 0.5); the 0/1 mask is the confidence masking of
+    FixMatch / USB's ``FixedThresholdingHook``.
+    """
+
+    name = Policy.HARD.value
+    uses_unlabeled = True
+    uses_mixup = False
+
+    def __init__(self, tau: float = 0.5) -> None:
+        self.tau = tau
+        self.mask_ratio = 0.0  # share of the last selection that was accepted
+
+    def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-hot argmax targets; weight 1 where max probability >= tau, else 0."""
+        confidence, label = probs.max(dim=-1)
+        weights = (confidence >= self.tau).to(probs.dtype)
+        self.mask_ratio = float(weights.mean()) if len(weights) else 0.0
+        return F.one_hot(label, probs.shape[-1]).to(probs.dtype), weights
+
+    def unlabeled_loss(
+        self, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """Compute ``(cross_entropy * weights).mean()`` over the batch."""
+        if not len(logits):
+            return logits.sum()
+        return (soft_cross_entropy(logits, targets) * weights).mean()
+
+
+class SoftPseudoLabels:
+    """Soft pseudo-labels: the predicted distribution itself, every item with weight 1.
+
+    Agarla et al. (2023), soft approach (their eq. 3-7), following Arazo et al. (2020,
+    "Pseudo-labeling and confirmation bias in deep semi-supervised learning"): cross-entropy to the
+    soft targets on mixup-ed batches, plus ``lambda_a * R_A + lambda_h * R_H`` (Tanaka et al., 2018),
+    which keep predictions from collapsing onto one class (R_A) yet confident (R_H). We compute
+    R_A and R_H over the batch's pseudo-labeled rows, the target clips whose labels are guessed.
+    """
+
+    name = Policy.SOFT.value
+    uses_unlabeled = True
+    uses_mixup = True
+
+    def __init__(
+        self, lambda_a: float = 0.8, lambda_h: float = 0.4, prior: torch.Tensor | None = None
+    ) -> None:
+        self.lambda_a = lambda_a
+        self.lambda_h = lambda_h
+        self.prior = prior  # None: uniform, set from the number of classes at first use
+        self.last_terms: dict[str, float] = {}  # the last batch's R_A and R_H, for progress reports
+
+    def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Use the probabilities themselves as targets, weight 1 each."""
+        return probs.detach().clone(), torch.ones(len(probs), dtype=probs.dtype, device=probs.device)
+
+    def unlabeled_loss(
+        self, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """Compute ``(soft_ce * weights).mean() + lambda_a * R_A + lambda_h * R_H``."""
+        if not len(logits):
+            return logits.sum()
+        probs = F.softmax(logits, dim=-1)
+        prior = (
+            self.prior if self.prior is not None else torch.full((probs.shape[-1],), 1.0 / probs.shape[-1])
+        )
+        r_a, r_h = prior_matching(probs, prior), entropy_term(probs)
+        self.last_terms = {"r_a": r_a.item(), "r_h": r_h.item()}
+        ce = (soft_cross_entropy(logits, targets) * weights).mean()
+        return ce + self.lambda_a * r_a + self.lambda_h * r_h
+
+
+def make_policy(config: AdaptConfig, prior: torch.Tensor | None = None) -> PseudoLabelPolicy:
+    """Build the policy ``config.policy`` names, with the config's hyper-parameters."""
+    if config.policy == Policy.HARD.value:
+        return HardPseudoLabels(config.tau)
+    if config.policy == Policy.SOFT.value:
+        return SoftPseudoLabels(config.lambda_a, config.lambda_h, prior)
+    return NoPseudoLabels()

@@ -1,0 +1,275 @@
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from serdemo.adapt import (
+    AdaptError,
+    ClipSet,
+    adapt,
+    build_training_set,
+    embed,
+    load_model,
+    predict_proba,
+    save_model,
+)
+from serdemo.config import AdaptConfig
+from serdemo.corpora.base import Utterance
+from serdemo.metrics import unweighted_accuracy
+from tests.test_model import TinyEncoder
+
+CLASSES = ("anger", "sadness")
+
+
+def make_clips(rng, n_per_class, language, reversed_cue, prefix, noise=0.7):
+    """Two classes; feature 0 is a cue shared by both languages, feature 1 a cue whose sign flips
+    in the target language, so a source-trained model is confused there until it sees target data."""
+    labels = np.repeat([0, 1], n_per_class)
+    sign = np.where(labels == 0, 1.0, -1.0)
+    x = noise * rng.normal(size=(len(labels), 6))
+    x[:, 0] += 2.0 * sign
+    x[:, 1] += (-2.5 if reversed_cue else 2.5) * sign
+    features = np.stack([x, x + 0.1 * rng.normal(size=x.shape)], axis=1)  # L = 2 layers
+    ids = [f"{prefix}{i}" for i in range(len(labels))]
+    speakers = [f"{language}/{i % 3}" for i in range(len(labels))]
+    return ClipSet(ids, labels, [language] * len(labels), speakers, features=features)
+
+
+def make_task(n_source=100, n_labeled=2, n_unlabeled=100, n_test=150, seed=7):
+    rng = np.random.default_rng(seed)
+    return {
+        "source": make_clips(rng, n_source, "en", False, "s"),
+        "labeled": make_clips(rng, n_labeled, "de", True, "k"),
+        "unlabeled": make_clips(rng, n_unlabeled, "de", True, "u"),
+        "validation": {
+            "en": make_clips(rng, 40, "en", False, "vs"),
+            "de": make_clips(rng, 40, "de", True, "vt"),
+        },
+        "test": make_clips(rng, n_test, "de", True, "t"),
+    }
+
+
+def quick_config(**changes):
+    base = dict(classes=CLASSES, epochs=6, window=3, projection_dim=16, batch_size=50, patience=0, lr=1e-2)
+    return AdaptConfig(**(base | changes))
+
+
+def run(task, config, **kwargs):
+    return adapt(task["source"], task["labeled"], task["unlabeled"], task["validation"], config, **kwargs)
+
+
+def target_ua(result, task):
+    return unweighted_accuracy(task["test"].labels, predict_proba(result, task["test"]).argmax(1))
+
+
+# --- the training set D -------------------------------------------------------------------------
+
+
+def test_rebalancing_oversamples_target_to_source_count_and_keeps_every_labeled_clip():
+    labels = np.array([0] * 30 + [1] * 20 + [0, 1, 1] + [-1] * 10)
+    is_target = np.arange(len(labels)) >= 50
+    train = build_training_set(labels, is_target, 2, rebalance=True, rng=np.random.default_rng(0))
+    target_rows = is_target[train.rows]
+    assert target_rows.sum() == (~target_rows).sum() == 50
+    assert set(train.rows[target_rows]) == {50, 51, 52}
+    assert set(np.flatnonzero(labels >= 0)) <= set(train.rows)
+    assert not (labels[train.rows] < 0).any()  # unlabeled clips never enter without a pseudo-label
+    unbalanced = build_training_set(labels, is_target, 2, rebalance=False)
+    assert len(unbalanced) == 53
+
+
+def test_pseudo_labels_are_replaced_not_accumulated():
+    labels = np.array([0, 1, 0, 1, -1, -1, -1])
+    is_target = np.array([False] * 4 + [True] * 3)
+    rows = np.array([4, 5, 6])
+    first = build_training_set(
+        labels, is_target, 2, rows, np.eye(2)[[0, 0, 1]], np.array([1.0, 1.0, 0.0]), False
+    )
+    second = build_training_set(
+        labels, is_target, 2, rows, np.eye(2)[[1, 1, 1]], np.array([0.0, 1.0, 1.0]), False
+    )
+    assert sorted(first.rows[first.pseudo]) == [4, 5]
+    assert sorted(second.rows[second.pseudo]) == [5, 6]
+    assert second.targets[second.pseudo].argmax(1).tolist() == [1, 1]  # round-one labels are gone
+    assert len(second) == 4 + 2
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["none", "hard", "soft"])
+def test_every_policy_trains_reports_and_predicts(policy):
+    task = make_task()
+    events = []
+    result = run(task, quick_config(policy=policy), progress=events.append)
+    assert [e.epoch for e in events] == list(range(1, 7)) and events[-1].total_epochs == 6
+    assert set(events[-1].val_ua) == {"en", "de"} and set(events[-1].losses) == {
+        "loss",
+        "supervised",
+        "unlabeled",
+    }
+    assert len(result.history) == 6 and result.stopped == "completed"
+    assert len(result.rounds) == (0 if policy == "none" else 1)  # at epoch 3; never after the last epoch
+    probs = predict_proba(result, task["test"])
+    assert probs.shape == (300, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert embed(result, task["test"]).shape == (300, 16)
+    assert unweighted_accuracy(task["source"].labels, predict_proba(result, task["source"]).argmax(1)) > 0.9
+    if policy != "none":
+        assert events[-1].pseudo_counts is not None and sum(events[-1].pseudo_counts.values()) > 0
+        assert events[-1].losses["unlabeled"] > 0
+
+
+def test_each_round_trains_on_that_rounds_pseudo_labels_only():
+    result = run(make_task(), quick_config(policy="hard", tau=0.9, epochs=10, rebalance=False))
+    assert len(result.rounds) == 3
+    labeled = 200 + 4
+    for stats in result.rounds:
+        assert stats["pseudo_rows"] == stats["accepted"]
+        assert stats["training_rows"] == labeled + stats["accepted"]
+        assert sum(stats["accepted_per_class"].values()) == stats["accepted"]
+        assert stats["accuracy"] is not None  # the test pool secretly has labels
+
+
+def test_hidden_labels_of_the_unlabeled_pool_are_never_trained_on():
+    task = make_task()
+    config = quick_config(policy="hard")
+    honest = run(task, config)
+    task["unlabeled"] = task["unlabeled"].without_labels()
+    blind = run(task, config)
+    np.testing.assert_array_equal(predict_proba(honest, task["test"]), predict_proba(blind, task["test"]))
+    assert blind.rounds[0]["accuracy"] is None
+
+
+def test_pseudo_labels_help_where_the_target_cue_is_learnable_from_unlabeled_clips():
+    # Two target labels per class; the source teaches a cue that is reversed in the target language.
+    # After W epochs the model labels most target clips right, and training on them fixes more.
+    task = make_task()
+    gains = []
+    for seed in (0, 1):
+        config = quick_config(epochs=40, window=20, seed=seed)
+        without = target_ua(run(task, config.replace(policy="none")), task)
+        with_hard = run(task, config.replace(policy="hard"))
+        assert with_hard.rounds[0]["accuracy"] > 0.9
+        gains.append(target_ua(with_hard, task) - without)
+    assert min(gains) >= 0 and np.mean(gains) >= 0.01
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    task = make_task()
+    result = run(task, quick_config(policy="none", epochs=60, patience=4, lr=3e-2))
+    scores = [row["val_score"] for row in result.history]
+    assert result.stopped == "early-stopping" and result.epochs_run < 60
+    assert result.best_epoch == int(np.argmax(scores)) + 1
+    assert result.epochs_run == result.best_epoch + 4
+    assert result.best_score == pytest.approx(max(scores))
+    again = {
+        name: unweighted_accuracy(clips.labels, predict_proba(result, clips).argmax(1))
+        for name, clips in task["validation"].items()
+    }
+    assert again == pytest.approx(result.history[result.best_epoch - 1]["val_ua"])
+
+
+def test_same_seed_same_result_other_seed_other_result():
+    task = make_task()
+    a = run(task, quick_config(policy="soft", seed=1))
+    b = run(task, quick_config(policy="soft", seed=1))
+    c = run(task, quick_config(policy="soft", seed=2))
+    np.testing.assert_array_equal(predict_proba(a, task["test"]), predict_proba(b, task["test"]))
+    assert [r["losses"] for r in a.history] == [r["losses"] for r in b.history]
+    assert not np.allclose(predict_proba(a, task["test"]), predict_proba(c, task["test"]))
+
+
+def test_cancellation_stops_after_the_current_epoch_and_keeps_the_best_model():
+    task = make_task()
+    cancel = threading.Event()
+
+    def on_progress(event):
+        if event.epoch == 2:
+            cancel.set()
+
+    result = run(task, quick_config(epochs=50), progress=on_progress, should_stop=cancel)
+    assert result.stopped == "cancelled" and result.epochs_run == 2
+    assert predict_proba(result, task["test"]).shape == (300, 2)
+    nothing = run(task, quick_config(epochs=50), should_stop=lambda: True)
+    assert nothing.epochs_run == 0 and nothing.stopped == "cancelled"
+
+
+def test_finetune_mode_trains_the_encoder_on_crops_and_predicts_whole_utterances():
+    rng = np.random.default_rng(0)
+
+    def clips(n, language, prefix):
+        labels = np.arange(n) % 2
+        t = np.arange(16_000) / 16_000
+        waves = [
+            (np.sin(2 * np.pi * (200 if y == 0 else 900) * t[: rng.integers(6_000, 16_000)]) * 0.5).astype(
+                np.float32
+            )
+            for y in labels
+        ]
+        return ClipSet(
+            [f"{prefix}{i}" for i in range(n)], labels, [language] * n, [f"{language}/0"] * n, waveforms=waves
+        )
+
+    torch.manual_seed(0)
+    encoder = TinyEncoder()
+    before = encoder.conv1.weight.detach().clone()
+    config = quick_config(mode="finetune", epochs=1, crop_seconds=0.5, batch_size=8, eval_batch_size=4)
+    result = adapt(
+        clips(12, "en", "s"),
+        clips(2, "de", "k"),
+        clips(6, "de", "u"),
+        {"de": clips(4, "de", "v")},
+        config,
+        encoder=encoder,
+    )
+    assert result.epochs_run == 1 and result.normalizer is None
+    assert not torch.equal(before, encoder.conv1.weight.detach())
+    probs = predict_proba(result, clips(5, "de", "t"))
+    assert probs.shape == (5, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_save_and_load_give_the_same_predictions(tmp_path: Path):
+    task = make_task()
+    result = run(task, quick_config(policy="hard", layers=(1,)))
+    folder = save_model(result, tmp_path / "model")
+    assert {p.name for p in folder.iterdir()} >= {
+        "model.safetensors",
+        "config.json",
+        "model.json",
+        "normalizer.npz",
+    }
+    loaded = load_model(folder)
+    assert loaded.config == result.config and loaded.best_epoch == result.best_epoch
+    np.testing.assert_allclose(
+        predict_proba(loaded, task["test"]), predict_proba(result, task["test"]), atol=1e-6
+    )
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        load_model(tmp_path)
+
+
+def test_clear_errors_for_unusable_inputs():
+    task = make_task()
+    with pytest.raises(AdaptError, match="label"):
+        adapt(task["source"].without_labels(), task["labeled"], task["unlabeled"], {}, quick_config())
+    with pytest.raises(AdaptError, match="encoder"):
+        run(task, quick_config(mode="finetune"))
+    waves_only = ClipSet(["a"], [0], ["de"], ["de/0"], waveforms=[np.zeros(100, np.float32)])
+    with pytest.raises(AdaptError, match="features"):
+        adapt(task["source"], waves_only, task["unlabeled"], {}, quick_config())
+    with pytest.raises(AdaptError, match="ids"):
+        ClipSet(["a", "b"], [0], ["de"], ["de/0"], features=np.zeros((1, 2, 3)))
+
+
+def test_clipset_from_utterances_keeps_only_the_configured_classes():
+    utterances = [
+        Utterance(f"c/{i}", Path(f"{i}.wav"), "c", "de", "c/1", None, emotion, emotion or "x")
+        for i, emotion in enumerate(["anger", "fear", "sadness", None])
+    ]
+    features = np.arange(4 * 2 * 3, dtype=np.float32).reshape(4, 2, 3)
+    clips = ClipSet.from_utterances(utterances, CLASSES, features=features)
+    assert clips.ids == ["c/0", "c/2"] and clips.labels.tolist() == [0, 1]
+    np.testing.assert_array_equal(clips.features, features[[0, 2]])
+    kept = ClipSet.from_utterances(utterances, CLASSES, features=features, drop_unknown=False)
+    assert kept.labels.tolist() == [0, -1, 1, -1]

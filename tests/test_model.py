@@ -1,0 +1,69 @@
+import pytest
+import torch
+from torch import nn
+
+from serdemo.encoders.base import UtteranceEncoder
+from serdemo.model import EmotionHead, SERModel
+
+
+class TinyEncoder(UtteranceEncoder):
+    """Two conv layers over the waveform: L = 2 layers of D = 4 features."""
+
+    name = "tiny"
+    num_layers = 2
+    hidden_size = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 4, kernel_size=400, stride=320)
+        self.conv2 = nn.Conv1d(4, 4, kernel_size=3, padding=1)
+
+    def forward(self, waveforms, lengths):
+        h1 = torch.relu(self.conv1(waveforms[:, None]))
+        h2 = torch.relu(self.conv2(h1))
+        frames = ((lengths - 400) // 320 + 1).clamp(min=1)
+        return torch.stack([h1, h2], dim=1).transpose(2, 3), frames
+
+
+def test_head_shapes_and_layer_weights():
+    head = EmotionHead(num_layers=3, feature_dim=6, num_classes=5, projection_dim=4)
+    x = torch.randn(7, 3, 6)
+    assert head(x).shape == (7, 5)
+    assert head.embedding(x).shape == (7, 4)
+    assert head.layer_weights.sum().item() == pytest.approx(1.0)
+    assert torch.allclose(head.layer_weights, torch.full((3,), 1 / 3))
+
+
+def test_head_ignores_layers_it_was_not_given():
+    torch.manual_seed(0)
+    head = EmotionHead(num_layers=3, feature_dim=6, num_classes=2, layers=[0, 2]).eval()
+    x = torch.randn(4, 3, 6)
+    changed = x.clone()
+    changed[:, 1] += 100.0
+    assert torch.allclose(head(x), head(changed))
+    changed[:, 2, 0] += 1.0
+    assert not torch.allclose(head(x), head(changed))
+
+
+def test_head_rejects_missing_layers_and_wrong_features():
+    with pytest.raises(ValueError, match="do not exist"):
+        EmotionHead(num_layers=2, feature_dim=6, num_classes=2, layers=[5])
+    head = EmotionHead(num_layers=2, feature_dim=6, num_classes=2)
+    with pytest.raises(ValueError, match="encoder"):
+        head(torch.randn(3, 2, 5))
+
+
+def test_ser_model_runs_end_to_end_and_trains_the_encoder():
+    torch.manual_seed(0)
+    encoder = TinyEncoder()
+    model = SERModel(encoder, EmotionHead(2, 8, 3, projection_dim=4))
+    waves, lengths = torch.randn(2, 8000), torch.tensor([8000, 5000])
+    logits = model(waves, lengths)
+    assert logits.shape == (2, 3) and model.embedding(waves, lengths).shape == (2, 4)
+    logits.sum().backward()
+    assert encoder.conv1.weight.grad is not None and encoder.conv1.weight.grad.abs().sum() > 0
+
+
+def test_ser_model_rejects_a_head_for_another_encoder():
+    with pytest.raises(ValueError, match="tiny"):
+        SERModel(TinyEncoder(), EmotionHead(2, 6, 3))

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from serdemo.normalize import FeatureNormalizer
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    en = rng.normal(0.0, 1.0, (40, 2, 3))
+    de = rng.normal(10.0, 3.0, (40, 2, 3))
+    x = np.concatenate([en, de]).astype(np.float32)
+    languages = ["en"] * 40 + ["de"] * 40
+    speakers = [f"en/{i % 4}" for i in range(40)] + [f"de/{i % 4}" for i in range(40)]
+    return x, languages, speakers
+
+
+def test_global_mode_standardises_the_whole_set(data):
+    x, languages, speakers = data
+    out = FeatureNormalizer("global").fit(x, languages, speakers).transform(x, languages, speakers)
+    assert out.shape == x.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(out.std(0), 1, atol=1e-3)
+
+
+def test_per_language_mode_standardises_each_language(data):
+    x, languages, speakers = data
+    out = FeatureNormalizer("per-language").fit(x, languages, speakers).transform(x, languages, speakers)
+    for lang in ("en", "de"):
+        rows = np.array(languages) == lang
+        np.testing.assert_allclose(out[rows].mean(0), 0, atol=1e-5)
+        np.testing.assert_allclose(out[rows].std(0), 1, atol=1e-3)
+
+
+def test_per_speaker_mode_and_its_fallbacks(data):
+    x, languages, speakers = data
+    norm = FeatureNormalizer("per-speaker", min_group_size=5).fit(x, languages, speakers)
+    out = norm.transform(x, languages, speakers)
+    rows = np.array(speakers) == "de/1"
+    np.testing.assert_allclose(out[rows].mean(0), 0, atol=1e-5)
+    # an unseen speaker with few clips gets its language's statistics ...
+    few = norm.transform(x[40:42], ["de", "de"], ["de/new", "de/new"])
+    lang_mean, lang_std = norm.language_stats["de"]
+    np.testing.assert_allclose(few, (x[40:42] - lang_mean) / lang_std, rtol=1e-5)
+    # ... and one with enough clips its own
+    many = norm.transform(x[40:50], ["de"] * 10, ["de/new"] * 10)
+    np.testing.assert_allclose(many.mean(0), 0, atol=1e-5)
+
+
+def test_unseen_language_uses_its_batch_statistics_or_global(data):
+    x, languages, speakers = data
+    norm = FeatureNormalizer("per-language", min_group_size=5).fit(x[:40], languages[:40], speakers[:40])
+    out = norm.transform(x[40:], ["it"] * 40, speakers[40:])
+    np.testing.assert_allclose(out.mean(0), 0, atol=1e-5)
+    single = norm.transform(x[40:41], ["it"], ["it/0"])
+    np.testing.assert_allclose(single, (x[40:41] - norm.global_stats[0]) / norm.global_stats[1], rtol=1e-5)
+
+
+def test_state_round_trip_and_shape_check(data):
+    x, languages, speakers = data
+    norm = FeatureNormalizer("per-speaker").fit(x, languages, speakers)
+    meta, arrays = norm.state()
+    again = FeatureNormalizer.from_state(meta, arrays)
+    np.testing.assert_array_equal(
+        again.transform(x, languages, speakers), norm.transform(x, languages, speakers)
+    )
+    with pytest.raises(ValueError, match="another encoder"):
+        norm.transform(x[:, :1], languages, speakers)

@@ -1,0 +1,96 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from serdemo.config import AdaptConfig
+from serdemo.pseudo_labels import (
+    HardPseudoLabels,
+    NoPseudoLabels,
+    SoftPseudoLabels,
+    entropy_term,
+    make_policy,
+    mixup,
+    prior_matching,
+    soft_cross_entropy,
+)
+
+
+def test_prior_matching_is_zero_when_mean_prediction_equals_prior():
+    probs = torch.tensor([[0.9, 0.1], [0.1, 0.9]])
+    assert prior_matching(probs, torch.tensor([0.5, 0.5])).item() == pytest.approx(0.0, abs=1e-7)
+    skewed = torch.tensor([[0.7, 0.3], [0.5, 0.5]])
+    assert prior_matching(skewed, torch.tensor([0.6, 0.4])).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_prior_matching_known_two_class_value():
+    # mean prediction (0.8, 0.2) against a uniform prior: 0.5 log(0.5/0.8) + 0.5 log(0.5/0.2)
+    probs = torch.tensor([[0.9, 0.1], [0.7, 0.3]])
+    expected = 0.5 * math.log(0.5 / 0.8) + 0.5 * math.log(0.5 / 0.2)
+    assert prior_matching(probs, torch.tensor([0.5, 0.5])).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_entropy_term_zero_for_one_hot_log_c_for_uniform():
+    assert entropy_term(torch.eye(5)).item() == pytest.approx(0.0, abs=1e-7)
+    assert entropy_term(torch.full((3, 5), 0.2)).item() == pytest.approx(math.log(5), rel=1e-6)
+
+
+def test_soft_cross_entropy_equals_cross_entropy_for_one_hot():
+    logits = torch.randn(6, 4)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    expected = F.cross_entropy(logits, labels, reduction="none")
+    assert torch.allclose(soft_cross_entropy(logits, F.one_hot(labels, 4).float()), expected, atol=1e-6)
+
+
+def test_mixup_makes_convex_combinations_dominated_by_each_item():
+    x = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    y = torch.eye(4)
+    mixed_x, mixed_y, lam, perm = mixup(x, y, alpha=1.0, rng=np.random.default_rng(3))
+    assert 0.5 <= lam <= 1.0
+    assert torch.allclose(mixed_x, lam * x + (1 - lam) * x[perm])
+    assert torch.allclose(mixed_y, lam * y + (1 - lam) * y[perm])
+    assert torch.allclose(mixed_y.sum(1), torch.ones(4))
+    assert sorted(perm.tolist()) == [0, 1, 2, 3]
+    again = mixup(x, y, alpha=1.0, rng=np.random.default_rng(3))
+    assert again[2] == lam and torch.equal(again[3], perm)
+
+
+def test_hard_policy_masks_exactly_by_tau():
+    probs = torch.tensor([[0.5, 0.3, 0.2], [0.49, 0.41, 0.1], [0.1, 0.2, 0.7], [0.34, 0.33, 0.33]])
+    policy = HardPseudoLabels(tau=0.5)
+    targets, weights = policy.select(probs)
+    assert weights.tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert targets.argmax(1).tolist() == [0, 0, 2, 0] and torch.equal(targets.sum(1), torch.ones(4))
+    assert policy.mask_ratio == 0.5
+
+
+def test_zero_weights_remove_items_from_the_loss():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 5.0]])
+    targets = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    loss = HardPseudoLabels().unlabeled_loss(logits, targets, torch.tensor([1.0, 0.0]))
+    # weighted mean over the batch: (ce_0 * 1 + ce_1 * 0) / 2
+    assert loss.item() == pytest.approx(F.cross_entropy(logits[:1], torch.tensor([0])).item() / 2)
+
+
+def test_soft_policy_keeps_probabilities_and_adds_regularisers():
+    probs = torch.tensor([[0.6, 0.4], [0.2, 0.8]])
+    policy = SoftPseudoLabels(lambda_a=0.8, lambda_h=0.4)
+    targets, weights = policy.select(probs)
+    assert torch.equal(targets, probs) and weights.tolist() == [1.0, 1.0]
+    logits = torch.log(probs)
+    loss = policy.unlabeled_loss(logits, targets, weights)
+    ce = soft_cross_entropy(logits, targets).mean()
+    expected = ce + 0.8 * prior_matching(probs, torch.tensor([0.5, 0.5])) + 0.4 * entropy_term(probs)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert set(policy.last_terms) == {"r_a", "r_h"}
+
+
+def test_make_policy_follows_the_config():
+    assert isinstance(make_policy(AdaptConfig(policy="none")), NoPseudoLabels)
+    hard = make_policy(AdaptConfig(policy="hard", tau=0.7))
+    assert isinstance(hard, HardPseudoLabels) and hard.tau == 0.7
+    soft = make_policy(AdaptConfig(policy="soft", lambda_a=0.1))
+    assert isinstance(soft, SoftPseudoLabels) and soft.lambda_a == 0.1 and soft.uses_mixup
+    assert NoPseudoLabels().select(torch.ones(3, 2) / 2)[1].sum() == 0
