@@ -1,0 +1,220 @@
+"""The ``python -m serdemo`` command line: run experiments, list corpora and encoders."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from serdemo.config import AdaptConfig, Mode, Policy
+from serdemo.corpora import CORPORA, corpus_names
+from serdemo.labels import EMOTIONS, UnknownEmotionError, parse_classes
+
+EXIT_USAGE = 2  # argparse's code for bad arguments; ours match it
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors a user causes with arguments or data: one line on stderr, never a traceback.
+
+    ValueError covers CorpusError, ConfigError, AudioError, ExperimentError and AdaptError. Imported
+    on demand: the encoders pull in torch, which ``--help`` and ``corpora`` should not wait for.
+    """
+    from serdemo.encoders.base import EncoderUnavailableError
+
+    return (ValueError, EncoderUnavailableError, FileNotFoundError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m serdemo",
+        description="Semi-supervised cross-lingual speech emotion recognition (Agarla et al., 2023).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_experiment(commands)
+    commands.add_parser("corpora", help="list the corpora and their languages", description="List corpora.")
+    commands.add_parser("encoders", help="list the encoders", description="List encoders.")
+    return parser
+
+
+def _add_experiment(commands: argparse._SubParsersAction) -> None:
+    defaults = AdaptConfig()
+    p = commands.add_parser(
+        "experiment",
+        help="train and test over seeds in the paper's protocol; write JSON results",
+        description=(
+            "Speaker-independent 60/20/20 splits per corpus; LABELED target clips drawn class-stratified "
+            "from the target train split, the rest of it unlabeled; early stopping on both languages' "
+            "validation splits; UA/WA/F1 on both test splits. Example: python -m serdemo experiment "
+            "--source ravdess=../shared/corpora/ravdess --target emodb=../shared/corpora/emodb "
+            "--labeled 100 --policy hard --out results.json"
+        ),
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a source corpus; repeat to pool several as the source language",
+    )
+    p.add_argument("--target", required=True, metavar="NAME=PATH", help="the target-language corpus")
+    p.add_argument("--encoder", default=defaults.encoder, help=f"registry name (default {defaults.encoder})")
+    p.add_argument(
+        "--labeled",
+        type=int,
+        default=100,
+        metavar="N",
+        help="labeled target clips, class-stratified (default 100; 0 = zero-label setting)",
+    )
+    p.add_argument(
+        "--policy",
+        choices=[x.value for x in Policy],
+        default=defaults.policy,
+        help=f"pseudo-label policy (default {defaults.policy}; none = supervised only)",
+    )
+    p.add_argument(
+        "--tau", type=float, default=defaults.tau, help=f"hard-policy threshold (default {defaults.tau})"
+    )
+    p.add_argument(
+        "--no-rebalance", action="store_true", help="do not oversample target clips to the source count"
+    )
+    p.add_argument(
+        "--mode",
+        choices=[x.value for x in Mode],
+        default=defaults.mode,
+        help=f"frozen features + head, or end-to-end fine-tuning (default {defaults.mode})",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(defaults.seeds),
+        metavar="SEED",
+        help="one run per seed; each seed re-splits and re-draws (default 0 1 2)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=defaults.epochs, metavar="E", help=f"default {defaults.epochs}"
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=defaults.window,
+        metavar="W",
+        help=f"pseudo-label every W epochs (default {defaults.window})",
+    )
+    p.add_argument(
+        "--classes",
+        type=_classes,
+        default=EMOTIONS,
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(EMOTIONS)} (default all five)",
+    )
+    p.add_argument(
+        "--target-all-labeled",
+        action="store_true",
+        help="label the whole target train split: the multilingual upper bound",
+    )
+    p.add_argument("--device", default=defaults.device, help=f"torch device (default {defaults.device})")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="embedding cache (default $SERDEMO_CACHE or ~/.cache/serdemo/embeddings)",
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="results JSON to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+
+
+def _classes(text: str) -> tuple[str, ...]:
+    try:
+        return parse_classes(text)
+    except UnknownEmotionError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 bad arguments, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "corpora":
+            return _list_corpora()
+        if args.command == "encoders":
+            return _list_encoders()
+        return _experiment(args, argv)
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog} {args.command}: interrupted; no results written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if not isinstance(error, user_errors()):
+            raise  # a bug: the traceback is what a bug report needs
+        message = " ".join(str(error).split())  # one line, whatever the exception's formatting
+        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
+    # imported here so `corpora`, `encoders` and --help stay fast
+    from serdemo.experiment import (
+        CorpusRef,
+        ExperimentRunner,
+        ExperimentSpec,
+        check_output_path,
+        write_json_atomic,
+    )
+
+    check_output_path(args.out)
+    config = AdaptConfig(
+        classes=args.classes,
+        encoder=args.encoder,
+        mode=args.mode,
+        device=args.device,
+        policy=args.policy,
+        epochs=args.epochs,
+        window=args.window,
+        tau=args.tau,
+        rebalance=not args.no_rebalance,
+        seeds=tuple(args.seeds),
+    )
+    spec = ExperimentSpec(
+        sources=tuple(CorpusRef.parse(text) for text in args.source),
+        target=CorpusRef.parse(args.target),
+        labeled=args.labeled,
+        target_all_labeled=args.target_all_labeled,
+        adapt=config,
+    )
+    log = None if args.quiet else (lambda message: print(message, file=sys.stderr))
+    runner = ExperimentRunner(cache_dir=args.cache_dir, show_progress=not args.quiet, log=log)
+    results = runner.run(spec)
+    results["command"] = shlex.join(["python", "-m", "serdemo", *argv])
+    write_json_atomic(results, args.out)
+    if log is not None:
+        source, target = results["summary"]["source"]["ua"], results["summary"]["target"]["ua"]
+        log(
+            f"{spec.setting}: source UA {source['mean']:.2f} ± {source['std']:.2f}, target UA "
+            f"{target['mean']:.2f} ± {target['std']:.2f} over {len(config.seeds)} seeds -> {args.out}"
+        )
+    return 0
+
+
+def _list_corpora() -> int:
+    width = max(len(name) for name in CORPORA)
+    for name in corpus_names():
+        spec = CORPORA[name]
+        print(f"{name:<{width}}  {spec.language:<3}  {spec.description}")
+    return 0
+
+
+def _list_encoders() -> int:
+    from serdemo.encoders import ENCODERS, encoder_names
+
+    width = max(len(name) for name in ENCODERS)
+    for name in encoder_names():
+        spec = ENCODERS[name]
+        where = "offline" if spec.offline else "needs a download"
+        print(f"{name:<{width}}  {spec.description} ({where})")
+    return 0
