@@ -1,0 +1,122 @@
+"""Run the serdemo web app: parse arguments, build the service, lay out the UI and launch it.
+
+Examples:
+    python app.py                                      # shipped model (if any), examples only
+    python app.py --source-corpus ravdess=/data/ravdess --target-corpus emodb=/data/emodb
+    GRADIO_SERVER_PORT=8080 python app.py --data-dir /srv/serdemo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+T0 = time.perf_counter()
+
+
+def corpus_arg(text: str) -> tuple[str, Path]:
+    """``NAME=PATH`` -> (name, path), with a message saying the expected form."""
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, e.g. ravdess=/data/ravdess, got {text!r}")
+    return name.strip().lower(), Path(path.strip()).expanduser()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; the port and host fall back to Gradio's usual environment variables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+        help="port to serve on (default: $GRADIO_SERVER_PORT or 7860)",
+    )
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to bind (default: $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for all interfaces)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("annotations"), help="annotation store, models, exports"
+    )
+    parser.add_argument(
+        "--source-corpus",
+        type=corpus_arg,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="labeled source-language corpus (repeatable), e.g. ravdess=/data/ravdess",
+    )
+    parser.add_argument(
+        "--target-corpus",
+        type=corpus_arg,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="corpus whose clips seed the unlabeled target pool (repeatable); its labels are only used "
+        "to measure target accuracy, never for training",
+    )
+    parser.add_argument(
+        "--corpus-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use at most N clips per corpus, balanced by emotion (quick demos; first start embeds less)",
+    )
+    parser.add_argument("--encoder", default="whisper-base", help="utterance encoder (default: whisper-base)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="embedding cache (default: ~/.cache/serdemo/embeddings)"
+    )
+    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    args = parser.parse_args(argv)
+    if args.corpus_limit is not None and args.corpus_limit < 10:
+        parser.error("--corpus-limit must be at least 10 (a few clips per emotion)")
+    from serdemo.encoders import encoder_names  # the registry imports no weights and no torch models
+
+    if args.encoder not in encoder_names():
+        parser.error(f"unknown --encoder {args.encoder!r}: use one of {', '.join(encoder_names())}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Composition root: arguments -> config -> service -> UI -> server."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline; no phoning home
+    args = parse_args(argv)
+    from serdemo.service import Service, ServiceConfig
+    from serdemo.ui import build_app, launch_options
+
+    config = ServiceConfig(
+        data_dir=args.data_dir,
+        encoder=args.encoder,
+        source_corpora=tuple(args.source_corpus),
+        target_corpora=tuple(args.target_corpus),
+        corpus_limit=args.corpus_limit,
+        cache_dir=args.cache_dir,
+    )
+    print(
+        f"serdemo: data in {config.data_dir.resolve()}, encoder {config.encoder}, "
+        f"source {[n for n, _ in config.source_corpora] or 'none'}, "
+        f"target pool {[n for n, _ in config.target_corpora] or 'none'}",
+        flush=True,
+    )
+    # The page answers at once; encoder loading, corpus embedding and the first model run behind it
+    # and show their progress in the status line (and here).
+    service = Service(config, log=lambda text: print(f"serdemo: {text}", flush=True)).start()
+    app = build_app(service)
+    app.queue(default_concurrency_limit=4)
+    print(f"serdemo: UI built after {time.perf_counter() - T0:.1f} s", flush=True)
+    app.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        allowed_paths=service.allowed_paths(),
+        show_error=True,
+        **launch_options(),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

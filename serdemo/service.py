@@ -1,0 +1,1191 @@
+"""The only API the app sees: predict, labeling queue, adaptation rounds, versions, projections, export."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from serdemo.active import UncertaintyRule, rank_for_labeling
+from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, embed, load_model, predict_proba, save_model
+from serdemo.adapt import adapt as run_adaptation
+from serdemo.audio import SAMPLE_RATE, AudioError, load_audio, load_audio_checked, segment
+from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files, embed_waveforms
+from serdemo.config import AdaptConfig, Policy
+from serdemo.corpora import load_corpus
+from serdemo.corpora.base import Utterance
+from serdemo.encoders import build_encoder
+from serdemo.encoders.base import UtteranceEncoder
+from serdemo.labels import EMOTIONS, emotion_index
+from serdemo.metrics import evaluate
+from serdemo.projection import ColorBy, project, projection_figure, projection_title
+from serdemo.splits import speaker_split
+from serdemo.store import AnnotationStore, Clip, ClipSource
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+RANKING_RULES: tuple[str, ...] = tuple(rule.value for rule in UncertaintyRule)
+COLOR_CHOICES: tuple[str, ...] = tuple(choice.value for choice in ColorBy)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+Progress = Callable[[float, str], None]  # progress(fraction in [0, 1], what is happening)
+
+
+class ServiceError(RuntimeError):
+    """Something the user asked for that cannot be done now; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How the app is set up; ``app.py`` fills it from the command line."""
+
+    data_dir: Path = Path("annotations")  # annotation store, model versions and exports
+    encoder: str = "whisper-base"  # registry name of the utterance encoder
+    source_corpora: tuple[tuple[str, Path], ...] = ()  # (corpus name, root): the labeled source set
+    target_corpora: tuple[tuple[str, Path], ...] = ()  # (corpus name, root): seeds the unlabeled target pool
+    corpus_limit: int | None = None  # at most this many clips per corpus, balanced by emotion (quick demos)
+    cache_dir: Path | None = None  # embedding cache; None: serdemo.cache.default_cache_dir()
+    examples_dir: Path = ASSETS / "examples"  # example clips offered on the Predict tab
+    default_model_dir: Path = ASSETS / "default_model"  # a saved model served when no version exists yet
+    max_clip_seconds: float = 600.0  # longer uploads are refused (memory and waiting time)
+    segment_above_seconds: float = 4.0  # longer clips also get a timeline of emotions
+    segment_window_seconds: float = 2.0  # the models are trained on ~2 s clips (paper: 2 s crops)
+    segment_hop_seconds: float = 1.0
+    first_epochs: int = 100  # epochs of the source-only model trained at first start (frozen: seconds)
+    explore_source_clips: int = 300  # source clips drawn in the Explore plots, beside the target pool
+    explore_target_clips: int = 600
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Prediction for one window of a long clip."""
+
+    start: float  # seconds
+    end: float
+    probs: dict[str, float]
+    top: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says about one clip."""
+
+    probs: dict[str, float]  # emotion -> probability, in the model's class order
+    top: str
+    confidence: float  # probability of ``top``
+    model_version: str
+    duration: float  # seconds
+    language: str | None  # the language the features were normalised as
+    segments: list[Segment] = field(default_factory=list)  # only for clips longer than segment_above_seconds
+    warnings: list[str] = field(default_factory=list)  # e.g. silent or clipped audio
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as the ``/predict`` API returns it."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """The clip a person should label next, with what the model thinks of it."""
+
+    clip_id: int
+    path: str
+    name: str
+    duration: float
+    suggestion: str
+    confidence: float
+    score: float  # uncertainty under the ranking rule, in [0, 1]
+    spectrogram: np.ndarray  # (bands, frames) log power in dB, for display
+    spectrogram_times: np.ndarray  # (frames,) seconds
+    spectrogram_freqs: np.ndarray  # (bands,) centre frequency in Hz
+
+
+@dataclass(frozen=True)
+class LabelState:
+    """One browser session's place in the labeling queue (kept in ``gr.State``, never shared)."""
+
+    language: str = ""
+    rule: str = UncertaintyRule.LEAST_CONFIDENCE.value
+    current: int | None = None  # clip on screen
+    skipped: tuple[int, ...] = ()  # skipped in this session; they come back after the rest
+
+    def with_settings(self, language: str | None, rule: str | None) -> LabelState:
+        """This state under the dropdown values; a new language starts a fresh queue."""
+        language = (language or "").strip().lower()
+        rule = rule or self.rule
+        if language != self.language:
+            return LabelState(language=language, rule=rule)
+        return dataclasses.replace(self, rule=rule)
+
+
+@dataclass(frozen=True)
+class LabelView:
+    """What the Label tab shows after an action."""
+
+    state: LabelState
+    item: QueueItem | None
+    counts: dict[str, int]  # labels per emotion in this language
+    unlabeled: int
+
+
+@dataclass(frozen=True)
+class AdaptRequest:
+    """The Adapt tab's settings; everything else keeps the paper's defaults (AdaptConfig)."""
+
+    language: str
+    policy: str = Policy.HARD.value
+    tau: float = 0.5
+    epochs: int = 100
+    window: int = 30
+    rebalance: bool = True
+
+
+@dataclass
+class AdaptReport:
+    """What one adaptation round produced."""
+
+    version_id: str
+    parent: str | None
+    language: str
+    policy: str
+    labeled: int  # human-labeled target clips trained on
+    unlabeled: int  # target clips the policy could pseudo-label
+    source_metrics: dict[str, Any] | None  # metrics.evaluate on held-out source clips
+    target_metrics: dict[str, Any] | None  # metrics.evaluate on held-out target clips, if any
+    target_note: str  # what the target figure is measured on
+    pseudo_per_class: dict[str, int]  # accepted in the last pseudo-label round
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+
+    def markdown(self) -> str:
+        """A short summary for the Adapt tab."""
+
+        def ua(metrics: dict[str, Any] | None) -> str:
+            return f"{metrics['ua']:.1%} (n={metrics['n']})" if metrics else "n/a"
+
+        accepted = sum(self.pseudo_per_class.values())
+        return (
+            f"### New model {self.version_id} is active\n"
+            f"Policy **{self.policy}**, {self.labeled} labeled + {self.unlabeled} unlabeled "
+            f"`{self.language}` clips; "
+            f"{self.epochs_run} epochs (best {self.best_epoch}) in {self.seconds:.1f} s; "
+            f"{accepted} pseudo-labels accepted in the last round.\n\n"
+            f"| held-out | UA |\n|---|---|\n| source | {ua(self.source_metrics)} |\n"
+            f"| target ({self.language}) | {ua(self.target_metrics)} |\n\n{self.target_note}"
+        )
+
+
+@dataclass
+class ProjectionView:
+    """The Explore tab's two figures and the clips they show."""
+
+    message: str
+    before: go.Figure
+    after: go.Figure
+    clip_choices: list[tuple[str, str]]  # (label, key) for the "play a clip" dropdown
+
+
+@dataclass
+class _SourceData:
+    """The labeled source set, embedded once, split by speaker."""
+
+    language: str
+    train: ClipSet
+    validation: ClipSet
+    test: ClipSet
+    paths: dict[str, Path]  # utterance id -> audio file, to play source points in Explore
+
+
+class _Stage:
+    """What start-up is doing, for the status line (written by the start-up thread, read by all)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.text, self.done, self.total = "starting", 0, 0
+
+    def set(self, text: str, done: int = 0, total: int = 0) -> None:
+        with self._lock:
+            self.text, self.done, self.total = text, done, total
+
+    def describe(self) -> str:
+        with self._lock:
+            return f"{self.text} {self.done}/{self.total}" if self.total else self.text
+
+
+class Service:
+    """Shared state of the app: encoder, annotation store, labeled source set, target pool and models.
+
+    Everything here is safe to call from Gradio's worker threads. Per-user state (the labeling queue
+    position) lives in :class:`LabelState` values the UI keeps per browser session.
+
+    Args:
+        config: where data lives and which corpora seed the app.
+        encoder: an already built encoder (tests pass a tiny random one); default: built from
+            ``config.encoder`` during :meth:`start`.
+        log: where start-up progress is reported besides the status line (the console).
+
+    Example:
+        >>> service = Service(ServiceConfig(data_dir=Path("annotations"))).start()  # doctest: +SKIP
+        >>> service.wait_ready(600)  # doctest: +SKIP
+        >>> service.predict("assets/examples/en_happy_news.flac").top  # doctest: +SKIP
+        'happiness'
+    """
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        encoder: UtteranceEncoder | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.store = AnnotationStore(config.data_dir)
+        self.cache = EmbeddingCache(config.cache_dir or default_cache_dir())
+        self._log = log
+        self._encoder = encoder
+        self._encoder_lock = threading.Lock()  # one forward pass at a time: 2 CPU cores, no gain from more
+        self._round_lock = threading.Lock()  # one adaptation round at a time
+        self._round_status = ""
+        self._lock = threading.RLock()  # guards the tables below
+        self._source: _SourceData | None = None
+        self._features: dict[int, np.ndarray] = {}  # target clip id -> (L, F) encoder features
+        self._corpus_labels: dict[int, str] = {}  # target clip id -> corpus label, never trained on
+        self._models: dict[str, AdaptResult] = {}  # version id -> loaded model
+        self._probs: dict[tuple[str, int], np.ndarray] = {}  # (version id, clip id) -> probabilities
+        self._stage = _Stage()
+        self._ready = threading.Event()
+        self._error: str | None = None
+        self._no_model_reason = ""
+
+    # -- start-up ---------------------------------------------------------------------------------
+
+    def start(self, background: bool = True) -> Service:
+        """Load the encoder, embed the corpora and make sure a model exists; in a thread by default.
+
+        The page answers while this runs; the status line shows the progress and actions that need
+        the model say what is still happening.
+        """
+        if background:
+            threading.Thread(target=self._start_safely, name="serdemo-startup", daemon=True).start()
+        else:
+            self._start()
+        return self
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until start-up finished (True) or ``timeout`` seconds passed (False)."""
+        return self._ready.wait(timeout)
+
+    @property
+    def ready(self) -> bool:
+        """Whether start-up has finished (successfully or not)."""
+        return self._ready.is_set()
+
+    def _start_safely(self) -> None:
+        try:
+            self._start()
+        except Exception as error:  # shown in the status line: the app keeps serving the page
+            self._error = f"{type(error).__name__}: {error}"
+            self._log(f"start-up failed: {self._error}")
+            self._ready.set()
+
+    def _start(self) -> None:
+        t0 = time.perf_counter()
+        # 1) the encoder (whisper-base: ~20 s to read and check its weights)
+        if self._encoder is None:
+            self._say(f"loading encoder {self.config.encoder}")
+            self._encoder = build_encoder(self.config.encoder)
+        # 2) the labeled source set, embedded through the cache (slow only the first time)
+        if self.config.source_corpora:
+            self._source = self._load_source()
+        # 3) the target pool: corpus clips enter the store unlabeled; their labels stay out of training
+        for name, root in self.config.target_corpora:
+            self._seed_target(name, root)
+        self._embed_pool(self.store.clips())
+        # 4) a model to serve
+        self._ensure_model()
+        self._say("ready")
+        self._log(f"ready after {time.perf_counter() - t0:.1f} s")
+        self._ready.set()
+
+    def _say(self, text: str, done: int = 0, total: int = 0) -> None:
+        self._stage.set(text, done, total)
+        if not total or done in (0, total):
+            self._log(f"{text} {done}/{total}" if total else text)
+
+    def _embed_progress(self, what: str) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            self._say(f"embedding {what}", done, total)
+
+        return report
+
+    def _load_source(self) -> _SourceData:
+        utterances: list[Utterance] = []
+        for name, root in self.config.source_corpora:
+            self._say(f"reading source corpus {name} at {root}")
+            found = [u for u in load_corpus(name, root) if u.emotion is not None]
+            utterances += _balanced(found, self.config.corpus_limit, self.config.seed)
+        languages = sorted({u.language for u in utterances})
+        features = self._embed_paths([u.path for u in utterances], "source clips")
+        by_id = dict(zip((u.id for u in utterances), features, strict=True))
+        split = speaker_split(utterances, seed=self.config.seed)
+        for note in split.notes:
+            self._log(f"source split: {note}")
+
+        def part(items: list[Utterance]) -> ClipSet:
+            return ClipSet.from_utterances(items, EMOTIONS, features=np.stack([by_id[u.id] for u in items]))
+
+        return _SourceData(
+            language="+".join(languages),
+            train=part(split.train),
+            validation=part(split.validation),
+            test=part(split.test),
+            paths={u.id: u.path for u in utterances},
+        )
+
+    def _seed_target(self, name: str, root: Path) -> None:
+        self._say(f"reading target corpus {name} at {root}")
+        utterances = _balanced(load_corpus(name, root), self.config.corpus_limit, self.config.seed)
+        for i, utterance in enumerate(utterances):
+            if i % 25 == 0:
+                self._say(f"adding {name} clips to the target pool", i, len(utterances))
+            clip = self.store.add_clip(
+                utterance.path,
+                language=utterance.language,
+                source=f"corpus:{name}",
+                original_name=utterance.path.name,
+                speaker=utterance.speaker,
+            )
+            if utterance.emotion is not None:
+                with self._lock:
+                    self._corpus_labels[clip.id] = utterance.emotion
+
+    def _embed_pool(self, clips: Sequence[Clip]) -> None:
+        with self._lock:
+            missing = [c for c in clips if c.id not in self._features]
+        if not missing:
+            return
+        features = self._embed_paths([c.path for c in missing], "target pool clips")
+        with self._lock:
+            for clip, row in zip(missing, features, strict=True):
+                self._features[clip.id] = row
+
+    def _embed_paths(self, paths: Sequence[Path], what: str) -> np.ndarray:
+        with self._encoder_lock:
+            return embed_files(self._encoder, paths, self.cache, progress=self._embed_progress(what))
+
+    def _ensure_model(self) -> None:
+        active = self.store.active_version()
+        if active is not None:
+            self._say(f"loading model {active.id}")
+            self._model(active.id)
+            return
+        default = self.config.default_model_dir
+        if (default / "model.safetensors").is_file():
+            self._say(f"registering the shipped model {default}")
+            result = load_model(default)
+            self.store.add_model_version(
+                result.config.to_dict(), {"origin": "shipped default model"}, weights_path=default
+            )
+            return
+        if self._source is None:
+            self._no_model_reason = (
+                "No model yet: restart with `--source-corpus NAME=PATH` "
+                "(e.g. `--source-corpus ravdess=/data/ravdess`) to train one, "
+                "or ship a saved model in assets/default_model/."
+            )
+            self._log(self._no_model_reason)
+            return
+        self._say(f"training the first model (frozen encoder, {self._source.language} source only)")
+        config = AdaptConfig(
+            policy=Policy.NONE.value,
+            epochs=self.config.first_epochs,
+            encoder=self.config.encoder,
+            seed=self.config.seed,
+        )
+        self._train_and_register(config, language=None, progress=None)
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def status(self) -> str:
+        """One markdown line: start-up progress or the active model, the pool and any running round."""
+        if self._error:
+            return f"**Start-up failed:** {self._error}. Fix it and restart `python app.py`."
+        if not self._ready.is_set():
+            return (
+                f"**Starting:** {self._stage.describe()} "
+                "(the first start embeds the corpora; later starts use the cache)"
+            )
+        parts = []
+        active = self.store.active_version()
+        if active is None:
+            parts.append(self._no_model_reason or "No model yet.")
+        else:
+            parts.append(
+                f"Model **{active.id}** active "
+                f"({self.config.encoder}, {active.config.get('mode', 'frozen')} head)"
+            )
+        if self._source is not None:
+            parts.append(f"source {self._source.language}: {len(self._source.train)} training clips")
+        for language, (total, labeled) in self._pool_sizes().items():
+            parts.append(f"pool {language}: {total} clips, {labeled} labeled")
+        if self._round_lock.locked():
+            parts.append(f"**adaptation round running:** {self._round_status}")
+        return " · ".join(parts)
+
+    def _pool_sizes(self) -> dict[str, tuple[int, int]]:
+        sizes: dict[str, tuple[int, int]] = {}
+        for language in self.languages():
+            counts = self.store.label_counts(language)
+            sizes[language] = (len(self.store.clips(language)), sum(counts.values()))
+        return sizes
+
+    def languages(self) -> list[str]:
+        """Languages of the target pool, sorted."""
+        return sorted({clip.language for clip in self.store.clips()})
+
+    def default_language(self) -> str | None:
+        """The language the tabs start on: the first target corpus's, else the pool's first."""
+        languages = self.languages()
+        return languages[0] if languages else None
+
+    def default_epochs(self) -> int:
+        """E of the paper (AdaptConfig default)."""
+        return AdaptConfig().epochs
+
+    def default_window(self) -> int:
+        """W of the paper (AdaptConfig default)."""
+        return AdaptConfig().window
+
+    def example_files(self) -> list[str]:
+        """The shipped example clips (synthetic speech, CC0), sorted."""
+        folder = self.config.examples_dir
+        return (
+            sorted(str(p) for p in folder.glob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            if folder.is_dir()
+            else []
+        )
+
+    @staticmethod
+    def example_language(path: str) -> str:
+        """``de_angry_tuer.flac`` -> ``de``: example files start with their language code."""
+        return Path(path).stem.partition("_")[0]
+
+    @staticmethod
+    def example_label(path: str) -> str:
+        """``en_angry_kids.flac`` -> ``en · angry kids``."""
+        language, _, rest = Path(path).stem.partition("_")
+        return f"{language} · {rest.replace('_', ' ')}" if rest else language
+
+    def allowed_paths(self) -> list[str]:
+        """Folders the web server may serve audio from (Gradio refuses other paths)."""
+        roots = [self.config.data_dir, self.config.examples_dir]
+        roots += [root for _, root in (*self.config.source_corpora, *self.config.target_corpora)]
+        return [str(Path(r).resolve()) for r in roots]
+
+    # -- models -----------------------------------------------------------------------------------
+
+    def _require_model(self) -> tuple[str, AdaptResult]:
+        if self._error:
+            raise ServiceError(f"the app failed to start ({self._error}); restart it")
+        if not self._ready.is_set():
+            raise ServiceError(f"still starting ({self._stage.describe()}); try again in a moment")
+        active = self.store.active_version()
+        if active is None:
+            raise ServiceError(self._no_model_reason or "no model yet")
+        return active.id, self._model(active.id)
+
+    def _model(self, version_id: str) -> AdaptResult:
+        with self._lock:
+            if version_id not in self._models:
+                version = next((v for v in self.store.model_versions() if v.id == version_id), None)
+                if version is None or not version.weights_path:
+                    raise ServiceError(f"model version {version_id!r} has no saved weights")
+                self._models[version_id] = load_model(version.weights_path)
+            return self._models[version_id]
+
+    def _probabilities(self, version_id: str, clips: Sequence[Clip]) -> np.ndarray:
+        """Probabilities (N, C) of pool clips under a version, memoised (the queue asks on every click)."""
+        result = self._model(version_id)
+        with self._lock:
+            missing = [c for c in clips if (version_id, c.id) not in self._probs]
+        if missing:
+            self._embed_pool(missing)
+            probs = predict_proba(result, self._clipset(missing))
+            with self._lock:
+                for clip, row in zip(missing, probs, strict=True):
+                    self._probs[(version_id, clip.id)] = row
+        with self._lock:
+            return np.stack([self._probs[(version_id, c.id)] for c in clips]) if clips else np.zeros((0, 5))
+
+    def _clipset(self, clips: Sequence[Clip], labels: Sequence[int] | None = None) -> ClipSet:
+        with self._lock:
+            features = np.stack([self._features[c.id] for c in clips])
+        return ClipSet(
+            ids=[str(c.id) for c in clips],
+            labels=labels if labels is not None else [-1] * len(clips),
+            languages=[c.language for c in clips],
+            speakers=[c.speaker or f"{c.language}/unknown" for c in clips],
+            features=features,
+        )
+
+    # -- predict ----------------------------------------------------------------------------------
+
+    def predict(self, path: str | os.PathLike, language: str | None = None) -> Prediction:
+        """Emotion probabilities of an audio file; clips longer than a few seconds also get a timeline.
+
+        Args:
+            path: any audio file (WAV, FLAC, OGG, MP3...), any sample rate.
+            language: ISO 639-1 code of the speech, so features are normalised like that language's
+                training clips; ``None`` uses the statistics of all training clips.
+
+        Raises:
+            AudioError: the file is unusable (message says why).
+            ServiceError: no model yet, or still starting.
+        """
+        version_id, result = self._require_model()
+        wave, info = load_audio_checked(path, max_seconds=self.config.max_clip_seconds)
+        windows: list[tuple[float, float, np.ndarray]] = []
+        if info.duration_s > self.config.segment_above_seconds:
+            windows = segment(wave, self.config.segment_window_seconds, self.config.segment_hop_seconds)
+        with self._encoder_lock:
+            features = embed_waveforms(self._encoder, [wave, *(w for _, _, w in windows)], self.cache)
+        language = (language or "").strip().lower() or None
+        # The whole clip and its windows go through the model separately: the feature normaliser may
+        # standardise a batch of an unseen language by its own statistics, and the whole clip's answer
+        # must not depend on how it was cut.
+        probs = np.concatenate(
+            [
+                predict_proba(result, _unlabeled(part, language))
+                for part in (features[:1], features[1:])
+                if len(part)
+            ]
+        )
+        classes = result.classes
+        segments = [
+            Segment(start, end, _named(row, classes), classes[int(row.argmax())])
+            for (start, end, _), row in zip(windows, probs[1:], strict=True)
+        ]
+        warnings = []
+        if info.silent:
+            warnings.append(
+                "the clip is (nearly) silent: the prediction means little; record closer to the microphone"
+            )
+        if info.clipped:
+            warnings.append("the clip is clipped (distorted by too loud input): lower the recording level")
+        top = int(probs[0].argmax())
+        return Prediction(
+            probs=_named(probs[0], classes),
+            top=classes[top],
+            confidence=float(probs[0, top]),
+            model_version=version_id,
+            duration=info.duration_s,
+            language=language,
+            segments=segments,
+            warnings=warnings,
+        )
+
+    # -- target pool ------------------------------------------------------------------------------
+
+    def add_to_pool(
+        self, path: str | os.PathLike, language: str, source: str = ClipSource.UPLOAD.value
+    ) -> str:
+        """Add one clip to the unlabeled target pool of ``language``; returns a message for the user."""
+        language = _language(language)
+        load_audio(
+            path, max_seconds=self.config.max_clip_seconds
+        )  # refuse unusable audio with a clear message
+        before = self.store.clip_by_sha256(_sha256(path))
+        clip = self.store.add_clip(path, language=language, source=source, original_name=Path(path).name)
+        self._embed_pool([clip])
+        if before is not None:
+            return f"Clip {clip.id} is already in the `{clip.language}` pool (same audio); nothing added."
+        return f"Added clip {clip.id} to the `{language}` target pool ({clip.duration:.1f} s)."
+
+    def add_files(self, paths: Sequence[str | os.PathLike], language: str) -> str:
+        """Bulk-add audio files and/or zip archives of them to the ``language`` pool; returns a summary."""
+        language = _language(language)
+        if not paths:
+            raise ServiceError("no files given: choose audio files or a .zip of them")
+        added, duplicates, errors = [], 0, []
+        with tempfile.TemporaryDirectory() as unpacked:
+            for path in _expand_archives([Path(p) for p in paths], Path(unpacked)):
+                try:
+                    load_audio(path, max_seconds=self.config.max_clip_seconds)
+                    known = self.store.clip_by_sha256(_sha256(path)) is not None
+                    clip = self.store.add_clip(
+                        path, language=language, source=ClipSource.BULK.value, original_name=path.name
+                    )
+                except (AudioError, ValueError) as error:
+                    errors.append(f"{path.name}: {error}")
+                    continue
+                duplicates += known
+                if not known:
+                    added.append(clip)
+            self._embed_pool(added)
+        lines = [f"Added {len(added)} clips to the `{language}` pool; {duplicates} were already there."]
+        if errors:
+            lines.append(f"Skipped {len(errors)} files:\n" + "\n".join(f"- {e}" for e in errors[:20]))
+        return "\n\n".join(lines)
+
+    # -- labeling ---------------------------------------------------------------------------------
+
+    def label_view(self, state: LabelState) -> LabelView:
+        """The clip to show: the current one while it is still unlabeled, else the most uncertain."""
+        language = state.language or self.default_language() or ""
+        state = dataclasses.replace(state, language=language)
+        if state.rule not in RANKING_RULES:
+            raise ServiceError(f"unknown ranking rule {state.rule!r}: use one of {', '.join(RANKING_RULES)}")
+        rule = UncertaintyRule(state.rule)
+        unlabeled = self.store.clips(language, labeled=False) if language else []
+        item = None
+        if unlabeled:
+            version_id, _ = self._require_model()
+            probs = self._probabilities(version_id, unlabeled)
+            ranking = rank_for_labeling(probs, rule)
+            by_id = {c.id: i for i, c in enumerate(unlabeled)}
+            if state.current in by_id:
+                pick = by_id[state.current]
+            else:
+                skipped = set(state.skipped)
+                fresh = [i for i in ranking.order if unlabeled[i].id not in skipped]
+                # once everything was skipped, skipped clips come back in skip order
+                pick = fresh[0] if fresh else by_id.get(state.skipped[0], ranking.order[0])
+                if not fresh:
+                    state = dataclasses.replace(state, skipped=())
+            item = self._queue_item(unlabeled[pick], probs[pick], float(ranking.scores[pick]), version_id)
+            state = dataclasses.replace(state, current=item.clip_id)
+        else:
+            state = dataclasses.replace(state, current=None)
+        counts = self.store.label_counts(language) if language else dict.fromkeys(EMOTIONS, 0)
+        return LabelView(state=state, item=item, counts=counts, unlabeled=len(unlabeled))
+
+    def skip(self, state: LabelState) -> LabelView:
+        """Put the current clip at the back of this session's queue and show the next."""
+        if state.current is None:
+            return self.label_view(state)
+        skipped = tuple(c for c in state.skipped if c != state.current) + (state.current,)
+        return self.label_view(dataclasses.replace(state, current=None, skipped=skipped))
+
+    def label_current(self, state: LabelState, emotion: str, annotator: str) -> LabelView:
+        """Save ``emotion`` for the clip on screen (immediately, in the store) and show the next."""
+        if state.current is None:
+            raise ServiceError("no clip on screen to label: pick a language with unlabeled clips")
+        self.label(state.current, emotion, annotator)
+        skipped = tuple(c for c in state.skipped if c != state.current)
+        return self.label_view(dataclasses.replace(state, current=None, skipped=skipped))
+
+    def undo(self, state: LabelState, annotator: str) -> LabelView:
+        """Retract ``annotator``'s latest label and show that clip again."""
+        undone = self.store.undo_last_label(annotator)
+        if undone is None:
+            raise ServiceError(f"nothing to undo: {annotator} has no labels in force")
+        clip = self.store.clip(undone.clip_id)
+        return self.label_view(dataclasses.replace(state, language=clip.language, current=clip.id))
+
+    def label(self, clip_id: int, emotion: str, annotator: str) -> dict[str, Any]:
+        """Save a human label for any pool clip; returns the clip's language and labels per emotion."""
+        emotion_index(emotion)  # UnknownEmotionError (a ValueError) lists the five emotions
+        version = self.store.active_version()
+        label = self.store.add_label(
+            int(clip_id), emotion, annotator=annotator, model_version=version.id if version else None
+        )
+        clip = self.store.clip(label.clip_id)
+        return {
+            "clip_id": clip.id,
+            "emotion": emotion,
+            "language": clip.language,
+            "counts": self.store.label_counts(clip.language),
+        }
+
+    def _queue_item(self, clip: Clip, probs: np.ndarray, score: float, version_id: str) -> QueueItem:
+        classes = self._model(version_id).classes
+        top = int(probs.argmax())
+        spec, times, freqs = spectrogram(load_audio(clip.path))
+        return QueueItem(
+            clip_id=clip.id,
+            path=str(clip.path),
+            name=clip.original_name or clip.path.name,
+            duration=clip.duration,
+            suggestion=classes[top],
+            confidence=float(probs[top]),
+            score=score,
+            spectrogram=spec,
+            spectrogram_times=times,
+            spectrogram_freqs=freqs,
+        )
+
+    # -- adaptation -------------------------------------------------------------------------------
+
+    def adapt(self, request: AdaptRequest, progress: Progress | None = None) -> AdaptReport:
+        """Run one round of Algorithm 1 on the source set and the ``request.language`` pool; activate it.
+
+        Only one round runs at a time; a second caller gets a ServiceError saying a round is running.
+
+        Raises:
+            ServiceError: no source set, still starting, or a round already running.
+            ConfigError: settings out of range (a ValueError naming the field).
+        """
+        self._require_model()
+        if self._source is None:
+            raise ServiceError(
+                "adaptation needs a labeled source set: restart with --source-corpus NAME=PATH"
+            )
+        language = _language(request.language)
+        config = AdaptConfig(
+            policy=request.policy,
+            tau=float(request.tau),
+            epochs=int(request.epochs),
+            window=int(request.window),
+            rebalance=bool(request.rebalance),
+            encoder=self.config.encoder,
+            seed=self.config.seed,
+        )
+        if not self._round_lock.acquire(blocking=False):
+            raise ServiceError(
+                f"an adaptation round is running ({self._round_status}); wait for it to finish"
+            )
+        try:
+            self._round_status = f"{language}, {config.policy}, starting"
+            return self._train_and_register(config, language, progress)
+        finally:
+            self._round_status = ""
+            self._round_lock.release()
+
+    def _train_and_register(
+        self, config: AdaptConfig, language: str | None, progress: Progress | None
+    ) -> AdaptReport:
+        source = self._source
+        assert source is not None  # callers check
+        # 1) the target clips: human labels are trained on, the rest is the unlabeled pool U_t
+        labeled_clips, labels = [], []
+        unlabeled_clips = []
+        # a source-only model (no language) is still scored on the pool, as the baseline of later rounds
+        pool_language = language or self.default_language()
+        if pool_language:
+            for clip in self.store.clips(pool_language):
+                current = self.store.current_label(clip.id)
+                if current is not None and current.emotion in config.classes:
+                    labeled_clips.append(clip)
+                    labels.append(config.classes.index(current.emotion))
+                elif current is None:
+                    unlabeled_clips.append(clip)
+            self._embed_pool(labeled_clips + unlabeled_clips)
+        # 2) held-out target clips: corpus labels of pool clips nobody labeled (never trained on),
+        #    else a fifth of the human labels once there are enough to spare some
+        heldout_clips, heldout_labels, note = self._target_heldout(
+            unlabeled_clips, labeled_clips, labels, config
+        )
+        held_ids = {c.id for c in heldout_clips}
+        keep = [i for i, c in enumerate(labeled_clips) if c.id not in held_ids]
+        labeled_clips, labels = [labeled_clips[i] for i in keep], [labels[i] for i in keep]
+        if not language:  # source only: the pool is scored, never trained on
+            labeled_clips, labels, unlabeled_clips = [], [], []
+        empty = self._empty_clipset(source.train)
+        target_labeled = self._clipset(labeled_clips, labels) if labeled_clips else empty
+        target_unlabeled = self._clipset(unlabeled_clips) if unlabeled_clips else empty
+        if config.policy != Policy.NONE.value and not unlabeled_clips:
+            raise ServiceError(
+                f"the `{language}` pool has no unlabeled clips for pseudo-labels: "
+                "add clips or choose policy 'none'"
+            )
+
+        # 3) Algorithm 1, reporting every epoch to the caller and to the status line of other users
+        def on_epoch(event: ProgressEvent) -> None:
+            text = _epoch_text(event)
+            self._round_status = text
+            if progress is not None:
+                progress(event.epoch / event.total_epochs, text)
+
+        t0 = time.perf_counter()
+        result = run_adaptation(
+            source.train,
+            target_labeled,
+            target_unlabeled,
+            {"source": source.validation},
+            config,
+            progress=on_epoch,
+        )
+        seconds = time.perf_counter() - t0
+        # 4) held-out scores
+        source_metrics = evaluate(source.test.labels, predict_proba(result, source.test), config.classes)
+        target_metrics = None
+        if heldout_clips:
+            target_probs = predict_proba(result, self._clipset(heldout_clips))
+            target_metrics = evaluate(heldout_labels, target_probs, config.classes)
+        pseudo = (
+            result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
+        )
+        # 5) save, record and activate the new version
+        parent = self.store.active_version()
+        folder = (
+            self.config.data_dir
+            / "models"
+            / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
+        )
+        save_model(result, folder)
+        metrics = {
+            "language": language or (pool_language and f"({pool_language}, not trained on)"),
+            "source_ua": source_metrics["ua"],
+            "target_ua": target_metrics["ua"] if target_metrics else None,
+            "target_note": note,
+            "labeled": len(labeled_clips),
+            "unlabeled": len(unlabeled_clips),
+            "pseudo_per_class": pseudo,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "source": {"test": source_metrics},
+            "target": {"heldout": target_metrics},
+        }
+        version = self.store.add_model_version(
+            config.to_dict(), metrics, weights_path=folder, parent=parent.id if parent else None
+        )
+        with self._lock:
+            self._models[version.id] = result
+        self._log(
+            f"model {version.id}: source UA {source_metrics['ua']:.3f}, target UA {metrics['target_ua']}"
+        )
+        return AdaptReport(
+            version_id=version.id,
+            parent=parent.id if parent else None,
+            language=language or pool_language or "-",
+            policy=config.policy,
+            labeled=len(labeled_clips),
+            unlabeled=len(unlabeled_clips),
+            source_metrics=source_metrics,
+            target_metrics=target_metrics,
+            target_note=note,
+            pseudo_per_class=pseudo,
+            epochs_run=result.epochs_run,
+            best_epoch=result.best_epoch,
+            seconds=seconds,
+        )
+
+    def _target_heldout(
+        self, unlabeled: list[Clip], labeled: list[Clip], labels: list[int], config: AdaptConfig
+    ) -> tuple[list[Clip], list[int], str]:
+        with self._lock:
+            known = [
+                (c, self._corpus_labels[c.id])
+                for c in unlabeled
+                if self._corpus_labels.get(c.id) in config.classes
+            ]
+        if known:
+            return (
+                [c for c, _ in known],
+                [config.classes.index(e) for _, e in known],
+                f"Target UA is measured on {len(known)} pool clips nobody labeled, "
+                "against their corpus labels, "
+                "which training never sees (they are in the unlabeled pool, as in transductive evaluation).",
+            )
+        if len(labeled) >= 10:
+            rng = random.Random(self.config.seed)
+            chosen = sorted(rng.sample(range(len(labeled)), k=len(labeled) // 5))
+            return (
+                [labeled[i] for i in chosen],
+                [labels[i] for i in chosen],
+                f"Target UA is measured on {len(chosen)} of your labeled clips held out from training.",
+            )
+        return (
+            [],
+            [],
+            "No target UA: label at least 10 clips (a fifth is then held out), "
+            "or seed the pool with --target-corpus.",
+        )
+
+    @staticmethod
+    def _empty_clipset(like: ClipSet) -> ClipSet:
+        return ClipSet(
+            ids=[],
+            labels=[],
+            languages=[],
+            speakers=[],
+            features=np.zeros((0, *like.features.shape[1:]), np.float32),
+        )
+
+    # -- versions ---------------------------------------------------------------------------------
+
+    def versions(self) -> pd.DataFrame:
+        """Model versions, newest first, with their held-out scores."""
+        rows = []
+        for v in reversed(self.store.model_versions()):
+            m = v.metrics
+            rows.append(
+                {
+                    "version": v.id,
+                    "active": "✓" if v.active else "",
+                    "created (UTC)": v.created_at[:19].replace("T", " "),
+                    "parent": v.parent or "",
+                    "policy": v.config.get("policy", ""),
+                    "language": m.get("language") or "",
+                    "labeled": m.get("labeled", ""),
+                    "source UA": _pct(m.get("source_ua")),
+                    "target UA": _pct(m.get("target_ua")),
+                }
+            )
+        columns = [
+            "version",
+            "active",
+            "created (UTC)",
+            "parent",
+            "policy",
+            "language",
+            "labeled",
+            "source UA",
+            "target UA",
+        ]
+        return pd.DataFrame(rows, columns=columns)
+
+    def version_ids(self) -> list[str]:
+        """Ids of every model version, newest first."""
+        return [v.id for v in reversed(self.store.model_versions())]
+
+    def activate(self, version_id: str) -> str:
+        """Serve ``version_id`` from now on (roll back or forward); returns a message."""
+        if not version_id:
+            raise ServiceError("choose a version to activate")
+        if self._round_lock.locked():
+            raise ServiceError("an adaptation round is running: activate a version after it finished")
+        self._model(version_id)  # fails before switching if the weights are gone
+        version = self.store.activate(version_id)
+        return f"Model {version.id} is active now."
+
+    # -- explore ----------------------------------------------------------------------------------
+
+    def project(
+        self, language: str | None, method: str = "pca", dims: int = 2, color_by: str = "emotion"
+    ) -> ProjectionView:
+        """2-D/3-D maps of the learned representation before and after the latest round, with silhouettes."""
+        version_id, after_model = self._require_model()
+        language = (language or "").strip().lower() or self.default_language()
+        color = ColorBy(color_by) if color_by in COLOR_CHOICES else None
+        if color is None:
+            raise ServiceError(f"colour by one of {', '.join(COLOR_CHOICES)}")
+        # 1) the clips: a sample of held-out source clips and the target pool
+        sets, keys, gold = [], [], []
+        if self._source is not None:
+            held = ClipSet.concat([self._source.validation, self._source.test])
+            pick = _spread(len(held), self.config.explore_source_clips, self.config.seed)
+            held = held.subset(pick)
+            sets.append(held)
+            keys += [f"s:{i}" for i in held.ids]
+            gold += [after_model.classes[label] for label in held.labels]
+        target = self.store.clips(language) if language else []
+        target = [target[i] for i in _spread(len(target), self.config.explore_target_clips, self.config.seed)]
+        if target:
+            self._embed_pool(target)
+            sets.append(self._clipset(target))
+            keys += [f"t:{c.id}" for c in target]
+            gold += [self._known_label(c) for c in target]
+        if not sets:
+            raise ServiceError("nothing to draw: no source set and no target clips yet")
+        clips = ClipSet.concat(sets)
+        # 2) before = the active version's parent (or the raw encoder features), after = the active version
+        parent_id = next((v.parent for v in self.store.model_versions() if v.id == version_id), None)
+        figures = []
+        for name, model, vid in (
+            ("before", self._model(parent_id) if parent_id else None, parent_id),
+            ("after", after_model, version_id),
+        ):
+            if model is None:
+                points = clips.features.mean(axis=1)
+                heading = "Before: encoder features (no trained head)"
+                probs = predict_proba(after_model, clips)
+            else:
+                points = embed(model, clips)
+                heading = f"{name.capitalize()}: model {vid}"
+                probs = predict_proba(model, clips)
+            preds = [(model or after_model).classes[i] for i in probs.argmax(1)]
+            coords = project(points, method, dims, seed=self.config.seed)
+            title = projection_title(heading, points, gold, list(clips.languages))
+            figure = projection_figure(
+                coords,
+                emotions=[g or p for g, p in zip(gold, preds, strict=True)],
+                languages=list(clips.languages),
+                ids=keys,
+                labels=gold,
+                preds=preds,
+                confidence=probs.max(1).tolist(),
+                color_by=color,
+                title=title,
+            )
+            figure.update_layout(
+                height=480, margin={"l": 10, "r": 10, "t": 60, "b": 10}, title={"font": {"size": 13}}
+            )
+            figures.append(figure)
+        choices = [
+            (f"{k[2:]} ({g or 'unlabeled'}, {lang})", k)
+            for k, g, lang in zip(keys, gold, clips.languages, strict=True)
+        ]
+        message = (
+            f"{len(keys)} clips ({len(keys) - len(target)} held-out source, "
+            f"{len(target)} target `{language}`); "
+            "colour = label where known (yours or the corpus's), else the prediction; symbol = language. "
+            "Hover a point for its id, then pick it below to play it."
+        )
+        return ProjectionView(message=message, before=figures[0], after=figures[1], clip_choices=choices)
+
+    def _known_label(self, clip: Clip) -> str | None:
+        current = self.store.current_label(clip.id)
+        if current is not None:
+            return current.emotion
+        with self._lock:
+            return self._corpus_labels.get(clip.id)
+
+    def clip_path(self, key: str | int) -> str:
+        """Audio file of an Explore point (``"t:<clip id>"``, ``"s:<utterance id>"``) or of a pool clip id."""
+        key = str(key)
+        if key.startswith("s:") and self._source is not None and key[2:] in self._source.paths:
+            return str(self._source.paths[key[2:]])
+        clip_id = key[2:] if key.startswith("t:") else key
+        if not clip_id.isdigit():
+            raise ServiceError(f"unknown clip {key!r}")
+        return str(self.store.clip(int(clip_id)).path)
+
+    # -- export -----------------------------------------------------------------------------------
+
+    def export(self, fmt: str = "csv") -> Path:
+        """Write every clip and label (with the undo log) to a new file under ``<data_dir>/exports``."""
+        if fmt not in ("csv", "jsonl"):
+            raise ServiceError(f"export format must be csv or jsonl, got {fmt!r}")
+        folder = self.config.data_dir / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"labels-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}.{fmt}"
+        (self.store.export_csv if fmt == "csv" else self.store.export_jsonl)(path)
+        return path
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def spectrogram(
+    wave: np.ndarray, bands: int = 80, max_frames: int = 400
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compute a display spectrogram: (bands, frames) dB over 0-8 kHz, frame times (s), band centres (Hz).
+
+    Linear frequency bins are averaged into ``bands`` rows; long clips are thinned to ``max_frames`` columns.
+    """
+    # numpy rather than scipy.signal: importing scipy.signal adds seconds to the app's start
+    size, hop = 400, 160  # 25 ms Hann windows every 10 ms
+    wave = np.asarray(wave, dtype=np.float32)
+    if len(wave) < size:
+        wave = np.pad(wave, (0, size - len(wave)))
+    frames = np.lib.stride_tricks.sliding_window_view(wave, size)[::hop]
+    power = (np.abs(np.fft.rfft(frames * np.hanning(size).astype(np.float32), axis=1)) ** 2).T
+    freqs = np.fft.rfftfreq(size, 1 / SAMPLE_RATE)
+    times = (np.arange(frames.shape[0]) * hop + size / 2) / SAMPLE_RATE
+    edges = np.linspace(0, power.shape[0], bands + 1).astype(int)
+    rows = np.stack([power[a:b].mean(axis=0) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    step = max(1, int(np.ceil(rows.shape[1] / max_frames)))
+    db = 10 * np.log10(rows[:, ::step] + 1e-10)
+    centres = np.array([freqs[a:b].mean() for a, b in zip(edges[:-1], edges[1:], strict=True)], np.float32)
+    return np.maximum(db, db.max() - 80).astype(np.float32), times[::step].astype(np.float32), centres
+
+
+def _balanced(utterances: list[Utterance], limit: int | None, seed: int) -> list[Utterance]:
+    """Pick at most ``limit`` utterances, emotions (and unlabeled clips) in turn, seeded; all if no limit."""
+    if limit is None or len(utterances) <= limit:
+        return utterances
+    rng = random.Random(seed)
+    groups: dict[str | None, list[Utterance]] = {}
+    for utterance in utterances:
+        groups.setdefault(utterance.emotion, []).append(utterance)
+    for members in groups.values():
+        rng.shuffle(members)
+    chosen: list[Utterance] = []
+    while len(chosen) < limit:
+        for key in sorted(groups, key=str):
+            if groups[key] and len(chosen) < limit:
+                chosen.append(groups[key].pop())
+    return sorted(chosen, key=lambda u: u.id)
+
+
+def _unlabeled(features: np.ndarray, language: str | None) -> ClipSet:
+    """Clips of one recording (no ids, no labels, one unknown speaker) for the model."""
+    n = len(features)
+    return ClipSet(
+        ids=[str(i) for i in range(n)],
+        labels=[-1] * n,
+        languages=[language or ""] * n,
+        speakers=[""] * n,
+        features=features,
+    )
+
+
+def _spread(n: int, limit: int, seed: int) -> np.ndarray:
+    """Indices of at most ``limit`` of ``n`` items, seeded and sorted."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def _language(language: str | None) -> str:
+    language = (language or "").strip().lower()
+    if not language:
+        raise ServiceError("choose the clips' language (an ISO 639-1 code such as de, it or fr)")
+    return language
+
+
+def _named(row: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    return {name: float(p) for name, p in zip(classes, row, strict=True)}
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else ""
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    from serdemo.audio import file_sha256
+
+    return file_sha256(path)
+
+
+def _epoch_text(event: ProgressEvent) -> str:
+    text = f"epoch {event.epoch}/{event.total_epochs}"
+    if event.pseudo_counts is not None:
+        accepted = sum(event.pseudo_counts.values())
+        per_class = ", ".join(f"{k} {v}" for k, v in event.pseudo_counts.items())
+        text += f" · {accepted} pseudo-labels ({per_class})"
+    if event.val_ua:
+        text += " · validation UA " + ", ".join(f"{k} {v:.0%}" for k, v in event.val_ua.items())
+    return text
+
+
+def _expand_archives(paths: list[Path], folder: Path) -> list[Path]:
+    """Audio files among ``paths``, with .zip archives unpacked into ``folder`` (hidden files skipped)."""
+    out = []
+    for path in paths:
+        if path.suffix.lower() != ".zip":
+            out.append(path)
+            continue
+        try:
+            with zipfile.ZipFile(path) as archive:
+                target = folder / path.stem
+                for member in archive.infolist():
+                    name = Path(member.filename)
+                    # no absolute paths or "..": an archive must not write outside its folder
+                    if member.is_dir() or name.is_absolute() or ".." in name.parts:
+                        continue
+                    if (
+                        name.name.startswith(".")
+                        or "__MACOSX" in name.parts
+                        or name.suffix.lower() not in AUDIO_SUFFIXES
+                    ):
+                        continue
+                    archive.extract(member, target)
+                    out.append(target / name)
+        except zipfile.BadZipFile:
+            raise ServiceError(f"{path.name}: not a valid .zip archive") from None
+    return out

@@ -1,0 +1,325 @@
+"""Service-level tests on a tiny random Whisper encoder and synthetic tone corpora (no downloads, seconds)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from serdemo.encoders.whisper import WhisperEncoder, base_config
+from serdemo.labels import EMOTIONS
+from serdemo.service import (
+    AdaptRequest,
+    LabelState,
+    Service,
+    ServiceConfig,
+    ServiceError,
+    spectrogram,
+)
+
+SR = 16_000
+# Each emotion is a tone of its own pitch (plus a language-specific shift), so even a random encoder's
+# features separate the classes and a head can learn them.
+PITCH = {"anger": 220.0, "fear": 330.0, "happiness": 440.0, "neutral": 550.0, "sadness": 660.0}
+
+
+def tone(freq: float, seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    wave = 0.3 * np.sin(2 * np.pi * freq * t) + 0.1 * np.sin(2 * np.pi * 2 * freq * t)
+    return (wave + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def write_corpus(root: Path, language: str, shift: float, per_class: int, speakers: int) -> Path:
+    """A bring-your-own ``folder`` corpus: labels.csv with path, emotion, speaker, language."""
+    root.mkdir(parents=True)
+    rows = []
+    for e, emotion in enumerate(EMOTIONS):
+        for i in range(per_class):
+            path = root / f"{emotion}_{i}.wav"
+            freq = PITCH[emotion] * shift * (1 + 0.01 * i)
+            sf.write(path, tone(freq, 0.6 + 0.1 * (i % 3), seed=100 * e + i), SR)
+            rows.append(
+                {"path": path.name, "emotion": emotion, "speaker": f"s{i % speakers}", "language": language}
+            )
+    with open(root / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "emotion", "speaker", "language"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "labels.csv"
+
+
+def tiny_encoder() -> WhisperEncoder:
+    config = base_config(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32)
+    return WhisperEncoder.random(config, seed=0)
+
+
+def make_service(tmp: Path, source: bool = True, target: bool = True, **overrides) -> Service:
+    config = ServiceConfig(
+        data_dir=tmp / "data",
+        source_corpora=(("folder", write_corpus(tmp / "src", "en", 1.0, 6, 3)),) if source else (),
+        target_corpora=(("folder", write_corpus(tmp / "tgt", "de", 1.12, 5, 3)),) if target else (),
+        cache_dir=tmp / "cache",
+        examples_dir=tmp / "no-examples",
+        default_model_dir=tmp / "no-default-model",
+        first_epochs=20,
+        **overrides,
+    )
+    service = Service(config, encoder=tiny_encoder(), log=lambda text: None)
+    return service.start(background=False)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> Service:
+    return make_service(tmp_path_factory.mktemp("service"))
+
+
+@pytest.fixture
+def clip_file(tmp_path) -> Path:
+    path = tmp_path / "clip.wav"
+    sf.write(path, tone(PITCH["sadness"], 1.5, seed=7), SR)
+    return path
+
+
+def test_startup_trains_a_first_model_and_seeds_the_pool(service):
+    assert service.ready
+    versions = service.store.model_versions()
+    assert len(versions) >= 1 and versions[0].config["policy"] == "none"
+    assert service.languages() == ["de"]
+    assert len(service.store.clips("de")) == 25
+    # the target corpus's labels are not labels in the store: the whole pool is still unlabeled at start
+    assert (
+        len(service.store.clips("de", labeled=False)) + sum(service.store.label_counts("de").values()) == 25
+    )
+    status = service.status()
+    assert versions[0].id in status and "pool de: 25 clips" in status
+
+
+def test_predict_returns_a_distribution_and_the_answering_version(service, clip_file):
+    prediction = service.predict(clip_file, language="en")
+    assert set(prediction.probs) == set(EMOTIONS)
+    assert abs(sum(prediction.probs.values()) - 1) < 1e-4
+    assert prediction.top == max(prediction.probs, key=prediction.probs.get)
+    assert prediction.confidence == pytest.approx(prediction.probs[prediction.top])
+    assert prediction.model_version == service.store.active_version().id
+    assert prediction.segments == []  # 1.5 s is short: no timeline
+    assert json.dumps(prediction.to_dict())  # the /predict API returns it as JSON
+
+
+def test_silent_clip_is_predicted_with_a_warning(service, tmp_path):
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(SR, np.float32), SR)
+    assert any("silent" in warning for warning in service.predict(path).warnings)
+
+
+def test_long_clip_gets_a_timeline_covering_it(service, tmp_path):
+    path = tmp_path / "long.wav"
+    sf.write(path, np.concatenate([tone(PITCH["anger"], 3.0, 1), tone(PITCH["sadness"], 3.5, 2)]), SR)
+    prediction = service.predict(path)
+    assert len(prediction.segments) >= 5
+    assert prediction.segments[0].start == 0.0
+    assert prediction.segments[-1].end == pytest.approx(6.5, abs=0.01)
+    assert all(abs(sum(s.probs.values()) - 1) < 1e-4 for s in prediction.segments)
+
+
+def test_predict_rejects_a_broken_file_with_a_clear_message(service, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    with pytest.raises(ValueError, match="not a readable audio file"):
+        service.predict(bad)
+
+
+def test_label_queue_shows_the_most_uncertain_clip_and_saves_labels(service):
+    view = service.label_view(LabelState(language="de"))
+    assert view.item is not None and view.state.current == view.item.clip_id
+    unlabeled = service.store.clips("de", labeled=False)
+    version = service.store.active_version().id
+    probs = service._probabilities(version, unlabeled)
+    assert view.item.confidence == pytest.approx(probs.max(1).min(), abs=1e-6)  # least confidence first
+    assert (
+        view.item.spectrogram.ndim == 2 and len(view.item.spectrogram_times) == view.item.spectrogram.shape[1]
+    )
+
+    before = sum(view.counts.values())
+    after = service.label_current(view.state, "anger", annotator="ada")
+    assert service.store.current_label(view.item.clip_id).emotion == "anger"
+    assert sum(after.counts.values()) == before + 1
+    assert after.item.clip_id != view.item.clip_id and after.unlabeled == view.unlabeled - 1
+
+    undone = service.undo(after.state, annotator="ada")
+    assert undone.item.clip_id == view.item.clip_id  # the undone clip is back on screen
+    assert service.store.current_label(view.item.clip_id) is None
+    assert sum(undone.counts.values()) == before
+
+
+def test_skip_moves_on_and_keeps_the_skipped_clip_for_later(service):
+    view = service.label_view(LabelState(language="de"))
+    skipped = service.skip(view.state)
+    assert skipped.item.clip_id != view.item.clip_id
+    assert view.item.clip_id in skipped.state.skipped
+    assert service.store.current_label(view.item.clip_id) is None
+
+
+def test_rules_and_languages_are_checked(service):
+    with pytest.raises(ServiceError, match="least_confidence"):
+        service.label_view(LabelState(language="de", rule="random"))
+    with pytest.raises(ServiceError, match="language"):
+        service.add_files([], "")
+    with pytest.raises(ValueError, match="unknown emotion"):
+        service.label(1, "boredom", "ada")
+
+
+def test_adaptation_round_adds_an_active_version_with_scores(service):
+    first = service.store.active_version().id
+    view = service.label_view(LabelState(language="de"))
+    for _ in range(3):
+        view = service.label_current(view.state, EMOTIONS[view.item.clip_id % 5], annotator="ada")
+    seen = []
+    report = service.adapt(
+        AdaptRequest(language="de", policy="hard", tau=0.3, epochs=6, window=2),
+        progress=lambda fraction, text: seen.append((fraction, text)),
+    )
+    assert report.parent == first and report.version_id == service.store.active_version().id
+    labeled = sum(service.store.label_counts("de").values())
+    assert labeled >= 3 and report.labeled == labeled and report.unlabeled == 25 - labeled
+    assert 0.0 <= report.source_metrics["ua"] <= 1.0
+    assert report.target_metrics["n"] == 25 - labeled  # corpus labels of the clips nobody labeled
+    assert set(report.pseudo_per_class) == set(EMOTIONS)
+    assert seen[-1][0] == pytest.approx(1.0) and "epoch 6/6" in seen[-1][1] and "pseudo-labels" in seen[-1][1]
+    assert "UA" in report.markdown()
+    table = service.versions()
+    assert list(table["version"])[:2] == [report.version_id, first] and table["active"].tolist()[0] == "✓"
+
+    # rollback: the first model answers again
+    service.activate(first)
+    assert service.predict(service.store.clips("de")[0].path).model_version == first
+
+
+def test_only_one_round_at_a_time(service):
+    assert service._round_lock.acquire()
+    try:
+        service._round_status = "epoch 3/100"
+        with pytest.raises(ServiceError, match="round is running"):
+            service.adapt(AdaptRequest(language="de", epochs=2, window=1))
+        assert "adaptation round running:** epoch 3/100" in service.status()
+    finally:
+        service._round_lock.release()
+
+
+def test_bad_adapt_settings_name_the_field(service):
+    with pytest.raises(ValueError, match="tau"):
+        service.adapt(AdaptRequest(language="de", tau=1.5))
+
+
+def test_projection_has_before_and_after_with_silhouettes(service):
+    view = service.project("de", method="pca", dims=2, color_by="emotion")
+    for figure in (view.before, view.after):
+        assert "silhouette" in figure.layout.title.text and "emotion" in figure.layout.title.text
+        assert sum(len(trace.x) for trace in figure.data) == len(view.clip_choices)
+    assert view.before.layout.title.text.startswith("Before: encoder features")
+    key = next(k for _, k in view.clip_choices if k.startswith("t:"))
+    assert Path(service.clip_path(key)).is_file()
+    three = service.project("de", method="pca", dims=3, color_by="confidence")
+    assert three.after.data[0].type == "scatter3d"
+
+
+def test_bulk_add_takes_files_and_zips_and_reports_bad_ones(service, tmp_path):
+    good = tmp_path / "a.wav"
+    sf.write(good, tone(300.0, 1.0, 11), SR)
+    inner = tmp_path / "b.wav"
+    sf.write(inner, tone(310.0, 1.0, 12), SR)
+    archive = tmp_path / "more.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.write(inner, "clips/b.wav")
+        handle.writestr("clips/broken.wav", b"nope")
+        handle.writestr("../evil.wav", b"nope")
+    message = service.add_files([str(good), str(archive)], "it")
+    assert "Added 2 clips" in message and "broken.wav" in message and "evil" not in message
+    assert len(service.store.clips("it")) == 2
+    assert "Added 0 clips" in service.add_files([str(good)], "it")  # same audio again: nothing new
+
+
+def test_add_to_pool_and_export(service, clip_file):
+    assert "Added clip" in service.add_to_pool(clip_file, "fr")
+    assert "already" in service.add_to_pool(clip_file, "fr")
+    clip = service.store.clips("fr")[0]
+    service.label(clip.id, "sadness", "bob")
+    path = service.export("csv")
+    rows = list(csv.DictReader(path.open()))
+    assert any(r["annotator"] == "bob" and r["emotion"] == "sadness" for r in rows)
+    with pytest.raises(ServiceError, match="csv or jsonl"):
+        service.export("xlsx")
+
+
+def test_without_source_or_shipped_model_the_app_says_what_to_pass(tmp_path, clip_file):
+    service = make_service(tmp_path, source=False, target=False)
+    assert "--source-corpus" in service.status()
+    with pytest.raises(ServiceError, match="--source-corpus"):
+        service.predict(clip_file)
+
+
+def test_spectrogram_shape_and_range():
+    spec, times, freqs = spectrogram(tone(440.0, 2.0, 0), bands=40)
+    assert spec.shape == (40, len(times)) == (len(freqs), len(times))
+    assert times[-1] == pytest.approx(2.0, abs=0.05) and freqs[-1] == pytest.approx(7900, abs=150)
+    assert spec.max() - spec.min() <= 80.0 + 1e-3  # clipped to an 80 dB display range
+    assert abs(freqs[np.argmax(spec.mean(axis=1))] - 440) < 200  # the tone's band is the loudest
+
+
+# -- the named API endpoints, through gradio_client -----------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_api_endpoints_work_with_gradio_client(tmp_path, clip_file):
+    from gradio_client import Client, handle_file
+
+    from serdemo.ui import build_app
+
+    service = make_service(tmp_path)
+    app = build_app(service)
+    port = free_port()
+    app.queue().launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=service.allowed_paths(),
+    )
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        probs, summary, _timeline, details = client.predict(handle_file(str(clip_file)), api_name="/predict")
+        assert details["top"] == probs["label"] and details["model_version"] in summary
+
+        clip = service.store.clips("de", labeled=False)[0]
+        result = client.predict(clip.id, "fear", "api-test", api_name="/label")
+        assert result["counts"]["fear"] >= 1
+        assert service.store.current_label(clip.id).emotion == "fear"
+
+        exported = client.predict("jsonl", api_name="/export")
+        assert any(
+            json.loads(line)["annotator"] == "api-test" for line in Path(exported).read_text().splitlines()
+        )
+
+        message, before, after, _clips = client.predict("de", "pca", 2, "emotion", api_name="/project")
+        assert "clips" in message and before is not None and after is not None
+
+        before_versions = len(service.store.model_versions())
+        outputs = client.predict("de", "soft", 0.5, 4, 2, True, api_name="/adapt")
+        assert "is active" in outputs[0]
+        assert len(service.store.model_versions()) == before_versions + 1
+    finally:
+        app.close()
+        threading.Event().wait(0.1)
