@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import torch
 
 from serdemo.active import UncertaintyRule, rank_for_labeling
 from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, embed, load_model, predict_proba, save_model
@@ -32,6 +33,7 @@ from serdemo.encoders.base import UtteranceEncoder
 from serdemo.labels import EMOTIONS, emotion_index
 from serdemo.metrics import evaluate
 from serdemo.projection import ColorBy, project, projection_figure, projection_title
+from serdemo.pseudo_labels import make_policy
 from serdemo.splits import speaker_split
 from serdemo.store import AnnotationStore, Clip, ClipSource
 
@@ -854,6 +856,7 @@ class Service:
         )
         with self._lock:
             self._models[version.id] = result
+        self._record_pseudo_labels(version.id, config, result, unlabeled_clips)
         self._log(
             f"model {version.id}: source UA {source_metrics['ua']:.3f}, target UA {metrics['target_ua']}"
         )
@@ -872,6 +875,26 @@ class Service:
             best_epoch=result.best_epoch,
             seconds=seconds,
         )
+
+    def _record_pseudo_labels(
+        self, version_id: str, config: AdaptConfig, result: AdaptResult, clips: list[Clip]
+    ) -> None:
+        """Store what the new model would pseudo-label in the pool as machine labels of that version.
+
+        Kept apart from human labels in the store (they never count as a clip's label), so exports show
+        which labels a person gave and which the model guessed, with its confidence.
+        """
+        if config.policy == Policy.NONE.value or not clips:
+            return
+        probs = predict_proba(result, self._clipset(clips))
+        targets, weights = make_policy(config).select(torch.from_numpy(probs))
+        guessed, accepted = targets.numpy().argmax(1), weights.numpy() > 0
+        items = [
+            (clip.id, config.classes[guess], float(probs[row, guess]))
+            for row, (clip, guess) in enumerate(zip(clips, guessed, strict=True))
+            if accepted[row]
+        ]
+        self.store.add_labels(items, annotator=version_id, kind="machine", model_version=version_id)
 
     def _target_heldout(
         self, unlabeled: list[Clip], labeled: list[Clip], labels: list[int], config: AdaptConfig

@@ -196,6 +196,11 @@ def test_adaptation_round_adds_an_active_version_with_scores(service):
     assert "UA" in report.markdown()
     table = service.versions()
     assert list(table["version"])[:2] == [report.version_id, first] and table["active"].tolist()[0] == "✓"
+    # the round's pseudo-labels are kept as machine labels of the new version, never as human labels
+    unlabeled = [c for c in service.store.clips("de") if service.store.current_label(c.id) is None]
+    machine = [service.store.machine_label(c.id) for c in unlabeled]
+    accepted = [m for m in machine if m is not None and m.model_version == report.version_id]
+    assert accepted and all(m.kind == "machine" and m.confidence >= 0.3 for m in accepted)
 
     # rollback: the first model answers again
     service.activate(first)
