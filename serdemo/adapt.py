@@ -95,6 +95,7 @@ class ClipSet:
         index = np.asarray(index)
         if index.dtype == bool:
             index = np.flatnonzero(index)
+        index = index.astype(np.int64, copy=False)  # an empty list arrives as float64
         return ClipSet(
             ids=[self.ids[i] for i in index],
             labels=self.labels[index],

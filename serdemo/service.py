@@ -61,7 +61,8 @@ class ServiceConfig:
     cache_dir: Path | None = None  # embedding cache; None: serdemo.cache.default_cache_dir()
     examples_dir: Path = ASSETS / "examples"  # example clips offered on the Predict tab
     default_model_dir: Path = ASSETS / "default_model"  # a saved model served when no version exists yet
-    max_clip_seconds: float = 600.0  # longer uploads are refused (memory and waiting time)
+    shipped_source_set: Path = ASSETS / "source_set.npz"  # embedded source set when no --source-corpus given
+    max_clip_seconds: float = 60.0  # longer uploads are refused with a message saying how to trim them
     segment_above_seconds: float = 4.0  # longer clips also get a timeline of emotions
     segment_window_seconds: float = 2.0  # the models are trained on ~2 s clips (paper: 2 s crops)
     segment_hop_seconds: float = 1.0
@@ -211,6 +212,44 @@ class _SourceData:
     test: ClipSet
     paths: dict[str, Path]  # utterance id -> audio file, to play source points in Explore
 
+    PARTS = ("train", "validation", "test")
+
+    def save(self, path: Path, encoder_identity: str) -> None:
+        """Write the embedded set (features as float16: half the size, far below the head's noise)."""
+        sets = [getattr(self, part) for part in self.PARTS]
+        merged = ClipSet.concat(sets)
+        np.savez_compressed(
+            path,
+            encoder=encoder_identity,
+            language=self.language,
+            ids=np.asarray(merged.ids),
+            labels=merged.labels,
+            languages=merged.languages,
+            speakers=merged.speakers,
+            features=merged.features.astype(np.float16),
+            part=np.concatenate([np.full(len(c), i) for i, c in enumerate(sets)]),
+        )
+
+    @classmethod
+    def load(cls, path: Path, encoder_identity: str) -> _SourceData:
+        """Read a set written by :meth:`save`; refuses one embedded by another encoder."""
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["encoder"]) != encoder_identity:
+                raise ServiceError(
+                    f"{path} was embedded by {data['encoder']}, not by the active encoder "
+                    f"{encoder_identity}: pass --source-corpus NAME=PATH to embed a source corpus"
+                )
+            merged = ClipSet(
+                ids=data["ids"].tolist(),
+                labels=data["labels"],
+                languages=data["languages"],
+                speakers=data["speakers"],
+                features=data["features"].astype(np.float32),
+            )
+            part, language = data["part"], str(data["language"])
+        parts = {name: merged.subset(part == i) for i, name in enumerate(cls.PARTS)}
+        return cls(language=language, paths={}, **parts)
+
 
 class _Stage:
     """What start-up is doing, for the status line (written by the start-up thread, read by all)."""
@@ -312,6 +351,9 @@ class Service:
         # 2) the labeled source set, embedded through the cache (slow only the first time)
         if self.config.source_corpora:
             self._source = self._load_source()
+        elif self.config.shipped_source_set.is_file():
+            self._say(f"reading the shipped source set {self.config.shipped_source_set}")
+            self._source = _SourceData.load(self.config.shipped_source_set, self._encoder.identity)
         # 3) the target pool: corpus clips enter the store unlabeled; their labels stay out of training
         for name, root in self.config.target_corpora:
             self._seed_target(name, root)
@@ -1072,12 +1114,24 @@ class Service:
         key = str(key)
         if key.startswith("s:") and self._source is not None and key[2:] in self._source.paths:
             return str(self._source.paths[key[2:]])
+        if key.startswith("s:"):
+            raise ServiceError(
+                f"no audio for source clip {key[2:]}: the shipped source set holds embeddings only "
+                "(start with --source-corpus NAME=PATH to play source clips)"
+            )
         clip_id = key[2:] if key.startswith("t:") else key
         if not clip_id.isdigit():
             raise ServiceError(f"unknown clip {key!r}")
         return str(self.store.clip(int(clip_id)).path)
 
     # -- export -----------------------------------------------------------------------------------
+
+    def export_source_set(self, path: Path) -> Path:
+        """Write the embedded source set so the app can adapt without the corpus (``assets/``)."""
+        if self._source is None:
+            raise ServiceError("no source set loaded: start with --source-corpus NAME=PATH")
+        self._source.save(path, self._encoder.identity)
+        return path
 
     def export(self, fmt: str = "csv") -> Path:
         """Write every clip and label (with the undo log) to a new file under ``<data_dir>/exports``."""

@@ -70,7 +70,7 @@ def make_service(tmp: Path, source: bool = True, target: bool = True, **override
         examples_dir=tmp / "no-examples",
         default_model_dir=tmp / "no-default-model",
         first_epochs=20,
-        **overrides,
+        **{"shipped_source_set": tmp / "no-source-set.npz", **overrides},
     )
     service = Service(config, encoder=tiny_encoder(), log=lambda text: None)
     return service.start(background=False)
@@ -328,3 +328,26 @@ def test_api_endpoints_work_with_gradio_client(tmp_path, clip_file):
     finally:
         app.close()
         threading.Event().wait(0.1)
+
+
+def test_a_shipped_source_set_lets_a_fresh_install_predict_and_adapt(service, tmp_path, clip_file):
+    shipped = service.export_source_set(tmp_path / "source_set.npz")
+    fresh = make_service(tmp_path / "fresh", source=False, shipped_source_set=shipped)
+    assert fresh.store.active_version().config["policy"] == "none"  # first model trained from the set
+    assert fresh.predict(clip_file).top in EMOTIONS
+    report = fresh.adapt(AdaptRequest(language="de", policy="hard", tau=0.3, epochs=4, window=2))
+    assert report.version_id == fresh.store.active_version().id and report.source_metrics["n"] > 0
+    with pytest.raises(ServiceError, match="no audio for source clip"):
+        fresh.clip_path("s:" + fresh._source.train.ids[0])
+
+
+def test_a_source_set_from_another_encoder_is_refused(service, tmp_path):
+    shipped = service.export_source_set(tmp_path / "source_set.npz")
+    other = WhisperEncoder.random(
+        base_config(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32), seed=1
+    )
+    config = ServiceConfig(
+        data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", shipped_source_set=shipped
+    )
+    with pytest.raises(ServiceError, match="embedded by"):
+        Service(config, encoder=other, log=lambda text: None).start(background=False)
