@@ -58,8 +58,12 @@ class TinyEncoder(UtteranceEncoder):
         return hidden, ((lengths - 400) // 160 + 1).clamp_min(1)
 
 
-if "tiny-test" not in ENCODERS:  # test-only registry entry: the CLI builds it by name
+@pytest.fixture(autouse=True)
+def tiny_encoder_registered():
+    """A test-only encoder the CLI builds by name; removed after so other tests see the real registry."""
     register_encoder(EncoderSpec("tiny-test", "test-only band energies", TinyEncoder, offline=True))
+    yield
+    del ENCODERS["tiny-test"]
 
 
 def tone(emotion: str, shift: float, rng: np.random.Generator, seconds: float = 0.3) -> np.ndarray:
