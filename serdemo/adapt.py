@@ -647,7 +647,13 @@ def embed(result: AdaptResult, clips: ClipSet) -> np.ndarray:
 
 def _make_head(config: AdaptConfig, num_layers: int, feature_dim: int) -> EmotionHead:
     return EmotionHead(
-        num_layers, feature_dim, len(config.classes), config.projection_dim, config.layers, config.dropout
+        num_layers,
+        feature_dim,
+        len(config.classes),
+        config.projection_dim,
+        config.layers,
+        config.dropout,
+        config.layer_combination,
     )
 
 

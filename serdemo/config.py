@@ -34,6 +34,13 @@ class Normalization(str, Enum):
     PER_SPEAKER = "per-speaker"
 
 
+class LayerCombination(str, Enum):
+    """How the head combines the per-layer utterance vectors (frozen and finetune mode)."""
+
+    MIX = "mix"  # softmax-weighted sum over layers (SUPERB featurizer, Yang et al., 2021)
+    CONCAT = "concat"  # per-layer LayerNorm, then concatenation: keeps what each layer carries
+
+
 class Prior(str, Enum):
     """Class prior p of the R_A term."""
 
@@ -89,7 +96,10 @@ class AdaptConfig:
     projection_dim: int = 256  # size of the learned representation before the classifier (our choice)
     layers: str | tuple[int, ...] = "all"  # encoder layers the head may weight: "all" or layer indices
     dropout: float = 0.1  # dropout before the projection (our choice)
-    normalization: str = Normalization.PER_LANGUAGE.value  # frozen-mode feature standardisation groups
+    layer_combination: str = LayerCombination.MIX.value  # "mix" or "concat"; see docs/representation.md
+    # frozen-mode feature standardisation groups; per-speaker measured best (docs/representation.md). Clips of
+    # unknown speaker share a "<language>/unknown" group (as the app does); "per-language" is the old default
+    normalization: str = Normalization.PER_SPEAKER.value
     # --- reproducibility ---
     seed: int = 0  # seed of this run: same seed, same inputs -> same result
     seeds: tuple[int, ...] = (0, 1, 2)  # seeds an experiment repeats the run with (paper: 3 runs)
@@ -98,7 +108,7 @@ class AdaptConfig:
         # JSON gives lists; store tuples so configs stay hashable and compare equal after a round trip.
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        for field in ("mode", "policy", "normalization", "prior"):
+        for field in ("mode", "policy", "normalization", "prior", "layer_combination"):
             value = getattr(self, field)
             if isinstance(value, Enum):  # accept Policy.SOFT as well as "soft"
                 object.__setattr__(self, field, value.value)
@@ -111,6 +121,7 @@ class AdaptConfig:
         _choice("policy", self.policy, Policy)
         _choice("normalization", self.normalization, Normalization)
         _choice("prior", self.prior, Prior)
+        _choice("layer_combination", self.layer_combination, LayerCombination)
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"classes: give at least two distinct emotions, got {self.classes}")
         for name in self.classes:

@@ -25,6 +25,9 @@ class EmotionHead(nn.Module):
         projection_dim: P, size of the learned representation.
         layers: ``"all"`` or the indices of the layers to use (others are ignored).
         dropout: dropout probability before the projection.
+        combination: ``"mix"`` for the softmax-weighted sum over layers, or ``"concat"`` to
+            LayerNorm each selected layer and concatenate them, so the projection sees every
+            layer (larger projection, higher UA across languages: docs/representation.md).
 
     Example:
         >>> head = EmotionHead(num_layers=3, feature_dim=8, num_classes=5, projection_dim=4)
@@ -41,6 +44,7 @@ class EmotionHead(nn.Module):
         projection_dim: int = 256,
         layers: str | Sequence[int] = "all",
         dropout: float = 0.1,
+        combination: str = "mix",
     ) -> None:
         super().__init__()
         if num_layers < 1 or feature_dim < 1 or num_classes < 2:
@@ -52,19 +56,26 @@ class EmotionHead(nn.Module):
         bad = [i for i in selected if not -num_layers <= i < num_layers]
         if not selected or bad:
             raise ValueError(f"layers {bad or selected} do not exist: the encoder has {num_layers} layers")
+        if combination not in ("mix", "concat"):
+            raise ValueError(f"combination must be 'mix' or 'concat', got {combination!r}")
         self.num_layers, self.feature_dim, self.num_classes = num_layers, feature_dim, num_classes
+        self.combination = combination
         self.register_buffer(
             "layer_index", torch.tensor([i % num_layers for i in selected]), persistent=False
         )
         self.layer_logits = nn.Parameter(torch.zeros(len(selected)))  # equal weights at the start
         self.norm = nn.LayerNorm(feature_dim)
         self.dropout = nn.Dropout(dropout)
-        self.projection = nn.Linear(feature_dim, projection_dim)
+        width = feature_dim * (len(selected) if combination == "concat" else 1)
+        self.projection = nn.Linear(width, projection_dim)
         self.classifier = nn.Linear(projection_dim, num_classes)
 
     @property
     def layer_weights(self) -> torch.Tensor:
-        """Softmax weight of each selected layer, (len(layers),): which layers the head listens to."""
+        """Softmax weight of each selected layer, (len(layers),): which layers the head listens to.
+
+        Unused (and uniform) when ``combination == "concat"``: there every selected layer counts in full.
+        """
         return torch.softmax(self.layer_logits, dim=0)
 
     def embedding(self, features: torch.Tensor) -> torch.Tensor:
@@ -75,6 +86,9 @@ class EmotionHead(nn.Module):
                 "were they made by the encoder this head was trained on?"
             )
         chosen = features.index_select(1, self.layer_index)
+        if self.combination == "concat":
+            # LayerNorm per layer: layers differ in scale, and no layer should drown the others
+            return torch.relu(self.projection(self.dropout(self.norm(chosen).flatten(1))))
         pooled = torch.einsum("l,nlf->nf", self.layer_weights, chosen)
         return torch.relu(self.projection(self.dropout(self.norm(pooled))))
 

@@ -17,7 +17,7 @@ def test_defaults_are_the_papers():
         "hard",
         "frozen",
         "cpu",
-        "per-language",
+        "per-speaker",  # docs/representation.md: per-speaker standardisation beat per-language
     )
 
 

@@ -67,3 +67,15 @@ def test_ser_model_runs_end_to_end_and_trains_the_encoder():
 def test_ser_model_rejects_a_head_for_another_encoder():
     with pytest.raises(ValueError, match="tiny"):
         SERModel(TinyEncoder(), EmotionHead(2, 6, 3))
+
+
+def test_concat_head_sees_every_layer_and_rejects_unknown_combinations():
+    head = EmotionHead(3, 4, num_classes=5, projection_dim=8, combination="concat").eval()
+    assert head.projection.in_features == 12
+    x = torch.randn(2, 3, 4)
+    changed = x.clone()
+    changed[:, 2] = torch.randn(2, 4)  # only the last layer differs
+    assert not torch.allclose(head(x), head(changed))
+    assert EmotionHead(3, 4, 5, combination="concat", layers=[0, 1]).projection.in_features == 8
+    with pytest.raises(ValueError, match="combination"):
+        EmotionHead(3, 4, 5, combination="sum")
