@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from serdemo.config import AdaptConfig, Mode, Policy
+from serdemo.config import AdaptConfig, LayerCombination, Mode, Normalization, Policy
 from serdemo.corpora import CORPORA, corpus_names
 from serdemo.labels import EMOTIONS, UnknownEmotionError, parse_classes
 
@@ -117,6 +117,18 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="label the whole target train split: the multilingual upper bound",
     )
+    p.add_argument(
+        "--normalization",
+        choices=[n.value for n in Normalization],
+        default=defaults.normalization,
+        help=f"feature standardisation groups (default {defaults.normalization}; see docs/representation.md)",
+    )
+    p.add_argument(
+        "--layer-combination",
+        choices=[c.value for c in LayerCombination],
+        default=defaults.layer_combination,
+        help=f"how the head combines encoder layers (default {defaults.layer_combination})",
+    )
     p.add_argument("--device", default=defaults.device, help=f"torch device (default {defaults.device})")
     p.add_argument(
         "--cache-dir",
@@ -179,6 +191,8 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         tau=args.tau,
         rebalance=not args.no_rebalance,
         seeds=tuple(args.seeds),
+        normalization=args.normalization,
+        layer_combination=args.layer_combination,
     )
     spec = ExperimentSpec(
         sources=tuple(CorpusRef.parse(text) for text in args.source),

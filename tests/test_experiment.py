@@ -309,3 +309,14 @@ def test_real_ravdess_to_emodb_one_seed(ravdess_root: Path, emodb_root: Path, tm
     assert seed["sizes"]["target"]["test"] > 50 and seed["sizes"]["source"]["test"] > 100
     # frozen Whisper features separate acted emotions far above chance (20 %) in both languages
     assert results["source_ua"] > 50 and results["target_ua"] > 50
+
+
+def test_the_old_representation_stays_selectable(corpora: dict[str, Path], tmp_path: Path) -> None:
+    extra = ("--labeled", "10", "--policy", "none", "--seeds", "0")
+    old = ("--normalization", "per-language", "--layer-combination", "mix")
+    code, out = run_cli(corpora, tmp_path, *extra, *old)
+    assert code == 0
+    assert json.loads(out.read_text())["config"]["adapt"]["normalization"] == "per-language"
+    with pytest.raises(SystemExit) as bad:
+        run_cli(corpora, tmp_path, *extra, "--normalization", "per-moon")
+    assert bad.value.code == 2
