@@ -351,3 +351,13 @@ def test_a_source_set_from_another_encoder_is_refused(service, tmp_path):
     )
     with pytest.raises(ServiceError, match="embedded by"):
         Service(config, encoder=other, log=lambda text: None).start(background=False)
+
+
+def test_standardisation_is_per_speaker_only_where_every_pool_clip_has_a_speaker(tmp_path, clip_file):
+    service = make_service(tmp_path)
+    request = AdaptRequest(language="de", policy="none", epochs=2, window=1)
+    service.adapt(request)  # corpus clips carry speaker ids
+    assert service.store.active_version().config["normalization"] == "per-speaker"
+    service.add_to_pool(clip_file, "de")  # a recording: no speaker id
+    service.adapt(request)
+    assert service.store.active_version().config["normalization"] == "per-language"
