@@ -405,14 +405,19 @@ def _paper_and_reading(results: dict[str, dict[str, Any]]) -> list[str]:
         after = mean_of(hard, ("silhouette", "after", "emotion_target"))
         language = mean_of(hard, ("silhouette", "after", "language"))
         language_before = mean_of(hard, ("silhouette", "before", "language"))
+        groups = hard["config"]["adapt"]["normalization"]
         lines.append(
             f"- Representation: the emotion silhouette of EMO-DB test clips goes from {fmt(before, 3)} "
             f"(source only) to {fmt(after, 3)} after hard-100 adaptation; the language silhouette is "
             f"{fmt(language, 3)} after ({fmt(language_before, 3)} before), i.e. the two languages do not "
-            "form separate clusters (the head's input "
-            "is standardised per language, which removes each language's mean offset). All silhouettes "
+            f"form separate clusters (the head's input is standardised {groups}, which removes each "
+            "group's mean offset). All silhouettes "
             "are small: the emotion clusters overlap heavily."
         )
+    lines.append(
+        "- Representation study (issue 5: layer mixing, per-speaker standardisation, CORAL, prosody, each "
+        "variant at 0/25/100/all labels with round times): [representation.md](representation.md)."
+    )
     lines.append(
         "- The unlabeled EMO-DB pool is small (about 150 train clips per seed once 100 are labeled), "
         "which limits what any pseudo-label policy can add here."
