@@ -1139,6 +1139,12 @@ class Service:
 
     # -- export -----------------------------------------------------------------------------------
 
+    def import_labels(self, path: str | os.PathLike) -> str:
+        """Merge an export (CSV or JSONL) of this or another serdemo store; what exists already is skipped."""
+        new_clips, new_labels = self.store.import_file(path)
+        self._embed_pool(self.store.clips())  # imported clips join the pool with their features
+        return f"Imported {new_clips} new clips and {new_labels} new labels from {Path(path).name}."
+
     def export_source_set(self, path: Path) -> Path:
         """Write the embedded source set so the app can adapt without the corpus (``assets/``)."""
         if self._source is None:

@@ -603,3 +603,17 @@ def _export_tab(service: Service) -> None:
         return str(service.export(kind))
 
     export.click(run, fmt, file, api_name="export")
+
+    gr.Markdown("Import an export back (this store or another's); clips and labels already here are skipped.")
+    with gr.Row():
+        upload = gr.File(label="Export file to import", file_types=[".csv", ".jsonl"], elem_id="import-file")
+        load = gr.Button("Import labels", elem_id="import-button")
+    message = gr.Markdown(elem_id="import-message")
+
+    @_user_errors
+    def import_labels(path: str | None) -> str:
+        if not path:
+            raise ServiceError("choose a .csv or .jsonl file made by Export first")
+        return service.import_labels(path)
+
+    load.click(import_labels, upload, message, api_name="import")

@@ -361,3 +361,16 @@ def test_standardisation_is_per_speaker_only_where_every_pool_clip_has_a_speaker
     service.add_to_pool(clip_file, "de")  # a recording: no speaker id
     service.adapt(request)
     assert service.store.active_version().config["normalization"] == "per-language"
+
+
+def test_an_export_imports_into_a_fresh_store_with_its_labels(tmp_path):
+    service = make_service(tmp_path / "a")
+    clip = service.store.clips("de")[0]
+    service.label(clip.id, "fear", "ada")
+    exported = service.export("jsonl")
+    fresh = make_service(tmp_path / "b", target=False)
+    message = fresh.import_labels(exported)
+    assert message.startswith("Imported 25 new clips")
+    copied = fresh.store.clip_by_sha256(clip.sha256)
+    assert fresh.store.current_label(copied.id).emotion == "fear"
+    assert fresh.import_labels(exported).startswith("Imported 0 new clips and 0 new labels")
