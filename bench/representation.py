@@ -62,6 +62,9 @@ class Variant:
     coral: bool = False  # recolour source features with the target covariance (CORAL)
     prosody: bool = False  # append serdemo.prosody descriptors to every layer's vector
     combination: str = "mix"  # the head's layer combination: softmax "mix" or "concat"
+    projection_dim: int = 256  # hidden projection of the head; 0 = linear head (a linear probe)
+    weight_decay: float = 0.0  # Adam weight decay
+    dropout: float = 0.1  # dropout on the head's input
 
 
 VARIANTS = {
@@ -98,6 +101,33 @@ VARIANTS = {
         ),
         Variant(
             "concat-speaker", "all 7 layers concatenated, per-speaker standardisation", combination="concat"
+        ),
+        *[
+            Variant(
+                f"linear-speaker-wd{wd:g}",
+                f"linear head on all 7 layers concatenated (LR probe), per-speaker, Adam weight decay {wd:g}",
+                combination="concat",
+                projection_dim=0,
+                weight_decay=wd,
+            )
+            for wd in (1e-4, 1e-3, 1e-2)
+        ],
+        Variant(
+            "linear-speaker-nodrop",
+            "linear head, weight decay 1e-2, no dropout (dropout over 7,168 inputs is most of a step's time)",
+            combination="concat",
+            projection_dim=0,
+            weight_decay=1e-2,
+            dropout=0.0,
+        ),
+        Variant(
+            "linear-speaker-unknown",
+            "linear-speaker-nodrop with German speaker ids hidden (the app's case)",
+            target_speakers=False,
+            combination="concat",
+            projection_dim=0,
+            weight_decay=1e-2,
+            dropout=0.0,
         ),
         Variant(
             "concat-speaker-unknown",
@@ -210,6 +240,9 @@ def run(variant: Variant, source: Corpus, target: Corpus, seed: int, budget: str
         layers=variant.layers,
         normalization=variant.normalization,
         layer_combination=variant.combination,
+        projection_dim=variant.projection_dim,
+        weight_decay=variant.weight_decay,
+        dropout=variant.dropout,
         seed=seed,
     )
     if variant.coral:
@@ -285,6 +318,9 @@ def round_time(
         layers=variant.layers,
         normalization=variant.normalization,
         layer_combination=variant.combination,
+        projection_dim=variant.projection_dim,
+        weight_decay=variant.weight_decay,
+        dropout=variant.dropout,
         patience=0,
     )
     tick = time.perf_counter()

@@ -354,9 +354,12 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
     model.to(device)
     val_inputs = {name: _inputs_for(config, normalizer, clips, device) for name, clips in validation.items()}
     policy = make_policy(config, _prior(config, target_labeled))
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
-    )
+    # weight decay regularises the head only: pulling a pretrained encoder's weights to zero would undo it
+    head = model if isinstance(model, EmotionHead) else model.head
+    groups = [{"params": list(head.parameters()), "weight_decay": config.weight_decay}]
+    if head is not model:
+        groups.append({"params": list(model.encoder.parameters()), "weight_decay": 0.0})
+    optimizer = torch.optim.Adam(groups, lr=config.lr, foreach=True)
     scheduler = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
     )

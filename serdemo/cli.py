@@ -129,6 +129,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         default=defaults.layer_combination,
         help=f"how the head combines encoder layers (default {defaults.layer_combination})",
     )
+    p.add_argument(
+        "--projection-dim",
+        type=int,
+        default=defaults.projection_dim,
+        metavar="P",
+        help=f"hidden projection of the head; 0 = linear head (default {defaults.projection_dim}; "
+        "the previous head: --projection-dim 256 --layer-combination mix)",
+    )
     p.add_argument("--device", default=defaults.device, help=f"torch device (default {defaults.device})")
     p.add_argument(
         "--cache-dir",
@@ -193,6 +201,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         seeds=tuple(args.seeds),
         normalization=args.normalization,
         layer_combination=args.layer_combination,
+        projection_dim=args.projection_dim,
     )
     spec = ExperimentSpec(
         sources=tuple(CorpusRef.parse(text) for text in args.source),

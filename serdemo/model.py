@@ -1,4 +1,4 @@
-"""The classifier: a layer-weighted projection head over encoder features, and encoder + head end to end."""
+"""The classifier: a layer-weighted (projection or linear) head over encoder features, and encoder + head."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ class EmotionHead(nn.Module):
     A learnable softmax-weighted sum over layers (the SUPERB "featurizer", Yang et al., 2021) lets
     training pick the layers that carry emotion; then LayerNorm -> Dropout -> Linear projection ->
     ReLU gives the learned representation (:meth:`embedding`), and a Linear layer gives the logits
-    whose softmax is the paper's classifier (Agarla et al., 2023).
+    whose softmax is the paper's classifier (Agarla et al., 2023). With ``projection_dim=0`` the head
+    is linear (a linear probe): LayerNorm -> Dropout -> Linear to the logits.
 
     Args:
         num_layers: L, layers in the input (N, L, F).
         feature_dim: F, size of one layer's utterance vector (2 * D for mean+std pooling).
         num_classes: C, emotions predicted.
-        projection_dim: P, size of the learned representation.
+        projection_dim: P, size of the learned representation; 0 for a linear head (no projection,
+            no ReLU: normalised features -> Dropout -> Linear to the logits, a linear probe).
         layers: ``"all"`` or the indices of the layers to use (others are ignored).
         dropout: dropout probability before the projection.
         combination: ``"mix"`` for the softmax-weighted sum over layers, or ``"concat"`` to
@@ -56,10 +58,12 @@ class EmotionHead(nn.Module):
         bad = [i for i in selected if not -num_layers <= i < num_layers]
         if not selected or bad:
             raise ValueError(f"layers {bad or selected} do not exist: the encoder has {num_layers} layers")
+        if projection_dim < 0:
+            raise ValueError(f"projection_dim must be >= 1, or 0 for a linear head, got {projection_dim}")
         if combination not in ("mix", "concat"):
             raise ValueError(f"combination must be 'mix' or 'concat', got {combination!r}")
         self.num_layers, self.feature_dim, self.num_classes = num_layers, feature_dim, num_classes
-        self.combination = combination
+        self.combination, self.projection_dim = combination, projection_dim
         self.register_buffer(
             "layer_index", torch.tensor([i % num_layers for i in selected]), persistent=False
         )
@@ -67,8 +71,9 @@ class EmotionHead(nn.Module):
         self.norm = nn.LayerNorm(feature_dim)
         self.dropout = nn.Dropout(dropout)
         width = feature_dim * (len(selected) if combination == "concat" else 1)
-        self.projection = nn.Linear(width, projection_dim)
-        self.classifier = nn.Linear(projection_dim, num_classes)
+        # projection None = linear head: the classifier reads the normalised features themselves
+        self.projection = nn.Linear(width, projection_dim) if projection_dim else None
+        self.classifier = nn.Linear(projection_dim or width, num_classes)
 
     @property
     def layer_weights(self) -> torch.Tensor:
@@ -78,8 +83,8 @@ class EmotionHead(nn.Module):
         """
         return torch.softmax(self.layer_logits, dim=0)
 
-    def embedding(self, features: torch.Tensor) -> torch.Tensor:
-        """Return the learned representation (N, P) of features (N, L, F)."""
+    def _combined(self, features: torch.Tensor) -> torch.Tensor:
+        """Normalised, combined layers (N, F) or (N, len(layers) * F), before dropout."""
         if features.ndim != 3 or features.shape[1:] != (self.num_layers, self.feature_dim):
             raise ValueError(
                 f"expected features (N, {self.num_layers}, {self.feature_dim}), got {tuple(features.shape)}: "
@@ -88,13 +93,26 @@ class EmotionHead(nn.Module):
         chosen = features.index_select(1, self.layer_index)
         if self.combination == "concat":
             # LayerNorm per layer: layers differ in scale, and no layer should drown the others
-            return torch.relu(self.projection(self.dropout(self.norm(chosen).flatten(1))))
-        pooled = torch.einsum("l,nlf->nf", self.layer_weights, chosen)
-        return torch.relu(self.projection(self.dropout(self.norm(pooled))))
+            return self.norm(chosen).flatten(1)
+        return self.norm(torch.einsum("l,nlf->nf", self.layer_weights, chosen))
+
+    def embedding(self, features: torch.Tensor) -> torch.Tensor:
+        """Return the learned representation of features (N, L, F), for plots.
+
+        That is the projection (N, P); a linear head (``projection_dim=0``) has no hidden layer, so
+        its learned representation is the logits (N, C): the input features do not change with training.
+        """
+        hidden = self._hidden(features)
+        return hidden if self.projection is not None else self.classifier(hidden)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits (N, C) of features (N, L, F)."""
-        return self.classifier(self.embedding(features))
+        return self.classifier(self._hidden(features))
+
+    def _hidden(self, features: torch.Tensor) -> torch.Tensor:
+        """The classifier's input: the ReLU projection, or the dropped-out features of a linear head."""
+        x = self.dropout(self._combined(features))
+        return x if self.projection is None else torch.relu(self.projection(x))
 
 
 class SERModel(nn.Module):

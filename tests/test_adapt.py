@@ -54,8 +54,18 @@ def make_task(n_source=100, n_labeled=2, n_unlabeled=100, n_test=150, seed=7):
 def quick_config(**changes):
     # per-language: these toy speakers span train and test sets, which per-speaker statistics would blur
     base = dict(
-        classes=CLASSES, epochs=6, window=3, projection_dim=16, batch_size=50, patience=0, lr=1e-2,
+        classes=CLASSES,
+        epochs=6,
+        window=3,
+        projection_dim=16,
+        batch_size=50,
+        patience=0,
+        lr=1e-2,
         normalization="per-language",
+        # the small projection head these tests were written for (the default is a linear head)
+        layer_combination="mix",
+        dropout=0.1,
+        weight_decay=0.0,
     )
     return AdaptConfig(**(base | changes))
 
@@ -277,3 +287,14 @@ def test_clipset_from_utterances_keeps_only_the_configured_classes():
     np.testing.assert_array_equal(clips.features, features[[0, 2]])
     kept = ClipSet.from_utterances(utterances, CLASSES, features=features, drop_unknown=False)
     assert kept.labels.tolist() == [0, -1, 1, -1]
+
+
+def test_linear_head_adapts_and_survives_save_and_load(tmp_path: Path):
+    task = make_task()
+    config = quick_config(projection_dim=0, layer_combination="concat", epochs=12, weight_decay=1e-3)
+    result = run(task, config)
+    assert result.head.projection is None
+    assert target_ua(result, task) > 0.9  # the sign-flipped cue is learned from the German clips
+    assert embed(result, task["test"]).shape == (len(task["test"]), len(CLASSES))  # logits, for plots
+    loaded = load_model(save_model(result, tmp_path / "model"))
+    assert np.allclose(predict_proba(loaded, task["test"]), predict_proba(result, task["test"]), atol=1e-6)

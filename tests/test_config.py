@@ -19,6 +19,13 @@ def test_defaults_are_the_papers():
         "cpu",
         "per-speaker",  # docs/representation.md: per-speaker standardisation beat per-language
     )
+    # docs/representation.md: a linear head over all layers concatenated beat the 256-d layer-mix head
+    assert (config.projection_dim, config.layer_combination, config.weight_decay, config.dropout) == (
+        0,
+        "concat",
+        1e-2,
+        0.0,
+    )
 
 
 def test_json_round_trip_keeps_every_field():
@@ -47,6 +54,7 @@ def test_enum_values_are_accepted_and_stored_as_strings():
         ({"classes": ("anger", "joy")}, "joy"),
         ({"layers": "last"}, "layers"),
         ({"normalization": "per-corpus"}, "normalization"),
+        ({"projection_dim": -1}, "projection_dim"),
     ],
 )
 def test_bad_values_are_rejected_with_the_field_named(changes, field):

@@ -104,6 +104,8 @@ def run_cli(corpora: dict[str, Path], tmp_path: Path, *extra: str) -> tuple[int,
         "--target", f"emodb={corpora['emodb']}",
         "--encoder", "tiny-test",
         "--epochs", "6", "--window", "2",
+        # the previous small head: it learns the toy tones in 6 epochs, a 32-input linear head does not
+        "--projection-dim", "256", "--layer-combination", "mix",
         "--cache-dir", str(tmp_path / "cache"),
         "--out", str(out),
         "--quiet",
@@ -313,10 +315,11 @@ def test_real_ravdess_to_emodb_one_seed(ravdess_root: Path, emodb_root: Path, tm
 
 def test_the_old_representation_stays_selectable(corpora: dict[str, Path], tmp_path: Path) -> None:
     extra = ("--labeled", "10", "--policy", "none", "--seeds", "0")
-    old = ("--normalization", "per-language", "--layer-combination", "mix")
+    old = ("--normalization", "per-language", "--projection-dim", "256")
     code, out = run_cli(corpora, tmp_path, *extra, *old)
     assert code == 0
-    assert json.loads(out.read_text())["config"]["adapt"]["normalization"] == "per-language"
+    adapt_config = json.loads(out.read_text())["config"]["adapt"]
+    assert adapt_config["normalization"] == "per-language" and adapt_config["projection_dim"] == 256
     with pytest.raises(SystemExit) as bad:
         run_cli(corpora, tmp_path, *extra, "--normalization", "per-moon")
     assert bad.value.code == 2

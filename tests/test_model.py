@@ -79,3 +79,21 @@ def test_concat_head_sees_every_layer_and_rejects_unknown_combinations():
     assert EmotionHead(3, 4, 5, combination="concat", layers=[0, 1]).projection.in_features == 8
     with pytest.raises(ValueError, match="combination"):
         EmotionHead(3, 4, 5, combination="sum")
+
+
+def test_linear_head_is_one_linear_map_over_every_layer_and_plots_its_logits():
+    head = EmotionHead(3, 4, num_classes=5, projection_dim=0, combination="concat", dropout=0.5).eval()
+    assert head.projection is None and head.classifier.in_features == 12
+    x = torch.randn(6, 3, 4)
+    # linear in the normalised features: the logits of a mix of two inputs are the mix of their logits
+    normed_a, normed_b = head.norm(x[:3]).flatten(1), head.norm(x[3:]).flatten(1)
+    mixed = head.classifier(0.3 * normed_a + 0.7 * normed_b)
+    assert torch.allclose(mixed, 0.3 * head(x[:3]) + 0.7 * head(x[3:]), atol=1e-5)
+    # no hidden layer: what the app plots is the logits, which training moves (the input does not)
+    assert torch.allclose(head.embedding(x), head(x))
+    changed = x.clone()
+    changed[:, 0] = torch.randn(6, 4)  # only the first layer differs
+    assert not torch.allclose(head(x), head(changed))
+    assert EmotionHead(3, 4, 5, projection_dim=0).classifier.in_features == 4  # mix: one layer's width
+    with pytest.raises(ValueError, match="projection_dim"):
+        EmotionHead(3, 4, 5, projection_dim=-1)
