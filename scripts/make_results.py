@@ -291,10 +291,14 @@ def _table_rebalance(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _table_silhouette(results: dict[str, dict[str, Any]]) -> list[str]:
+    any_run = next(iter(results.values()))
+    dim = any_run["config"]["adapt"]["projection_dim"]
+    # a linear head has no hidden layer: its learned representation is the logits (serdemo.model)
+    space = f"{dim}-d projection" if dim else "logits (linear head: no hidden layer)"
     lines = [
         "## Learned representation (paper Fig. 6)",
         "",
-        "Silhouette of the head's 256-d projection of the test clips, mean over seeds: by emotion on EMO-DB "
+        f"Silhouette of the head's {space} of the test clips, mean over seeds: by emotion on EMO-DB "
         "test, and by language on both test sets (lower = languages mixed). *Before* is the source-only "
         "model of the same seed, *after* the adapted one.",
         "",
