@@ -81,10 +81,13 @@ def running_app(
 
 
 def chromium_path() -> str:
-    """Debian's chromium, or skip (Playwright cannot download its own browser here)."""
+    """Debian's chromium; skip where absent, but fail in CI, whose .ci/run installs it."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.skip("no chromium on PATH: apt-get install -y chromium")
+        message = "no chromium on PATH: apt-get install -y chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (.ci/run should have installed it)")
+        pytest.skip(message)
     return path
 
 
