@@ -32,9 +32,7 @@ def emotion_index(name: str, classes: tuple[str, ...] = EMOTIONS) -> int:
     try:
         return classes.index(name)
     except ValueError:
-        raise UnknownEmotionError(
-            f"unknown emotion {name!r}: use one of {', '.join(classes)}"
-        ) from None
+        raise UnknownEmotionError(f"unknown emotion {name!r}: use one of {', '.join(classes)}") from None
 
 
 def parse_classes(text: str) -> tuple[str, ...]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 # The real corpora sit beside the project (../shared/corpora); SERDEMO_CORPORA overrides that.
-CORPORA_ROOT = Path(os.environ.get("SERDEMO_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
+BESIDE_PROJECT = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+CORPORA_ROOT = Path(os.environ.get("SERDEMO_CORPORA", BESIDE_PROJECT))
 
 
 def corpus_dir(name: str) -> Path:
