@@ -24,13 +24,21 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from serdemo.audio import random_crop
-from serdemo.config import AdaptConfig, ConfigError, Mode, Prior
+from serdemo.config import AdaptConfig, Balance, ConfigError, Mode, Prior
 from serdemo.corpora.base import Utterance
 from serdemo.encoders.base import UtteranceEncoder, pad_batch
 from serdemo.metrics import unweighted_accuracy
 from serdemo.model import EmotionHead, SERModel
 from serdemo.normalize import FeatureNormalizer
-from serdemo.pseudo_labels import PseudoLabelPolicy, make_policy, mixup, soft_cross_entropy
+from serdemo.pseudo_labels import (
+    PseudoLabelPolicy,
+    balance_by_group,
+    make_policy,
+    mixup,
+    soft_cross_entropy,
+)
+
+BALANCE_CLIPS_PER_CLASS = 4  # smallest group pseudo_balance rescales: this many clips per class
 
 
 class AdaptError(ValueError):
@@ -405,6 +413,7 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
         ):
             tick = time.perf_counter()
             probs = _predict(model, pool_inputs.subset(unlabeled_rows))
+            probs = _balance(config, probs, target_unlabeled, _prior(config, target_labeled), n_labeled > 0)
             targets, weights = policy.select(torch.from_numpy(probs))
             targets, weights = targets.numpy(), weights.numpy()
             train = build_training_set(
@@ -658,6 +667,27 @@ def _make_head(config: AdaptConfig, num_layers: int, feature_dim: int) -> Emotio
         config.dropout,
         config.layer_combination,
     )
+
+
+def _balance(
+    config: AdaptConfig,
+    probs: np.ndarray,
+    unlabeled: ClipSet,
+    prior: torch.Tensor | None,
+    has_target_labels: bool,
+) -> np.ndarray:
+    """Match the pool's mean prediction to the class prior, per speaker group or per language."""
+    if config.pseudo_balance == Balance.NONE.value or (
+        config.pseudo_balance == Balance.AUTO.value and has_target_labels
+    ):
+        return probs
+    prior = np.full(probs.shape[1], 1.0 / probs.shape[1]) if prior is None else prior.numpy()
+    # a group needs a few clips per class before "every class is equally likely" is a fair guess
+    min_size = BALANCE_CLIPS_PER_CLASS * probs.shape[1]
+    if config.pseudo_balance == Balance.PER_LANGUAGE.value:
+        return balance_by_group(probs, unlabeled.languages, unlabeled.languages, prior, min_size)
+    # "<language>/unknown" speakers (app uploads) form one group per language, as in normalisation
+    return balance_by_group(probs, unlabeled.speakers, unlabeled.languages, prior, min_size)
 
 
 def _prior(config: AdaptConfig, target_labeled: ClipSet) -> torch.Tensor | None:

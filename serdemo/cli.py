@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from serdemo.config import AdaptConfig, LayerCombination, Mode, Normalization, Policy
+from serdemo.config import AdaptConfig, Balance, LayerCombination, Mode, Normalization, Policy
 from serdemo.corpora import CORPORA, corpus_names
 from serdemo.labels import EMOTIONS, UnknownEmotionError, parse_classes
 
@@ -137,6 +137,13 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         help=f"hidden projection of the head; 0 = linear head (default {defaults.projection_dim}; "
         "the previous head: --projection-dim 256 --layer-combination mix)",
     )
+    p.add_argument(
+        "--pseudo-balance",
+        choices=[b.value for b in Balance],
+        default=defaults.pseudo_balance,
+        help="match pseudo-labeling probabilities to a uniform class prior per speaker or language before "
+        f"selection (default {defaults.pseudo_balance}; none = the paper; see docs/representation.md)",
+    )
     p.add_argument("--device", default=defaults.device, help=f"torch device (default {defaults.device})")
     p.add_argument(
         "--cache-dir",
@@ -202,6 +209,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         normalization=args.normalization,
         layer_combination=args.layer_combination,
         projection_dim=args.projection_dim,
+        pseudo_balance=args.pseudo_balance,
     )
     spec = ExperimentSpec(
         sources=tuple(CorpusRef.parse(text) for text in args.source),

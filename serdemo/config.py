@@ -41,6 +41,15 @@ class LayerCombination(str, Enum):
     CONCAT = "concat"  # per-layer LayerNorm, then concatenation: keeps what each layer carries
 
 
+class Balance(str, Enum):
+    """How pseudo-labeling probabilities are matched to the class prior before selection."""
+
+    NONE = "none"  # use the model's probabilities as they are (the paper)
+    PER_LANGUAGE = "per-language"  # one Sinkhorn balancing over each language's unlabeled clips
+    PER_SPEAKER = "per-speaker"  # one per speaker group; small and unknown-speaker groups per language
+    AUTO = "auto"  # per-speaker while no target clip is labeled, none once some are
+
+
 class Prior(str, Enum):
     """Class prior p of the R_A term."""
 
@@ -82,6 +91,11 @@ class AdaptConfig:
     lambda_h: float = 0.4  # weight of R_H, entropy (paper: 0.4)
     mixup_alpha: float = 1.0  # Beta(alpha, alpha) of mixup; our choice, Arazo et al. (2020) use 1 (uniform)
     prior: str = Prior.UNIFORM.value  # p of R_A; uniform as in Tanaka et al. (2018)
+    # --- pseudo-label prior matching (ours; docs/representation.md): before hard or soft selection, rescale
+    # the pool's probabilities so each speaker's mean prediction equals the prior (Sinkhorn balancing). With
+    # no target label a source model's class bias otherwise survives every round (+5 UA at 0 labels); with
+    # labels the model knows the target better than a uniform prior does (-6 UA at 100), so "auto" stops.
+    pseudo_balance: str = Balance.AUTO.value
     # --- optimisation ---
     lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
     lr_decay: float = 0.95  # multiply the learning rate by this ... (paper: 0.95)
@@ -111,7 +125,7 @@ class AdaptConfig:
         # JSON gives lists; store tuples so configs stay hashable and compare equal after a round trip.
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        for field in ("mode", "policy", "normalization", "prior", "layer_combination"):
+        for field in ("mode", "policy", "normalization", "prior", "layer_combination", "pseudo_balance"):
             value = getattr(self, field)
             if isinstance(value, Enum):  # accept Policy.SOFT as well as "soft"
                 object.__setattr__(self, field, value.value)
@@ -124,6 +138,7 @@ class AdaptConfig:
         _choice("policy", self.policy, Policy)
         _choice("normalization", self.normalization, Normalization)
         _choice("prior", self.prior, Prior)
+        _choice("pseudo_balance", self.pseudo_balance, Balance)
         _choice("layer_combination", self.layer_combination, LayerCombination)
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"classes: give at least two distinct emotions, got {self.classes}")

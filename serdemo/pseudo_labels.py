@@ -75,6 +75,50 @@ def mixup(
     return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm], lam, perm
 
 
+def balance_to_prior(probs: np.ndarray, prior: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """Rescale per-class columns, then renormalise rows, until the mean prediction equals ``prior``.
+
+    Sinkhorn-Knopp balancing, as in the balanced pseudo-labels of self-labelling (Asano et al., 2020)
+    and SwAV (Caron et al., 2020); ReMixMatch's distribution alignment (Berthelot et al., 2020) is its
+    first step. It is the hard-label counterpart of the soft policy's R_A: a source model that rarely
+    says "neutral" in a new language still leaves the top share of each class's probabilities to it.
+    The result is the model's logits plus one constant per class (logit adjustment), renormalised:
+    rows stay distributions, and the model's ranking of clips within a class's log-odds is kept.
+
+    Example:
+        >>> biased = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.7, 0.3]])
+        >>> balance_to_prior(biased, np.array([0.5, 0.5])).argmax(1).tolist()
+        [0, 1, 0, 1]
+
+    """
+    balanced = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)
+    prior = np.asarray(prior, dtype=np.float64)
+    for _ in range(iterations):
+        balanced = balanced * (prior / balanced.mean(axis=0))
+        balanced = balanced / balanced.sum(axis=1, keepdims=True)
+    return balanced.astype(np.asarray(probs).dtype)
+
+
+def balance_by_group(
+    probs: np.ndarray, groups: np.ndarray, fallback: np.ndarray, prior: np.ndarray, min_size: int
+) -> np.ndarray:
+    """:func:`balance_to_prior` within each group of rows (one speaker, say) of at least ``min_size``.
+
+    Rows of smaller groups are balanced together per ``fallback`` value (their language); what is still
+    smaller than ``min_size`` is left as it is: forcing the prior on a handful of clips would invent labels.
+    """
+    groups, fallback = np.asarray(groups, dtype=str), np.asarray(fallback, dtype=str)
+    names, counts = np.unique(groups, return_counts=True)
+    large = set(names[counts >= min_size].tolist())
+    keys = np.array([g if g in large else f"{f}\0small" for g, f in zip(groups, fallback, strict=True)])
+    out = np.array(probs, copy=True)
+    for key in np.unique(keys):
+        rows = keys == key
+        if rows.sum() >= min_size:
+            out[rows] = balance_to_prior(out[rows], prior)
+    return out
+
+
 class PseudoLabelPolicy(Protocol):
     """What the training loop needs from a policy."""
 

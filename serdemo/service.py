@@ -25,7 +25,7 @@ from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, embed, load_model
 from serdemo.adapt import adapt as run_adaptation
 from serdemo.audio import SAMPLE_RATE, AudioError, load_audio, load_audio_checked, segment
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files, embed_waveforms
-from serdemo.config import AdaptConfig, Normalization, Policy
+from serdemo.config import AdaptConfig, Balance, Normalization, Policy
 from serdemo.corpora import load_corpus
 from serdemo.corpora.base import Utterance
 from serdemo.encoders import build_encoder
@@ -154,6 +154,7 @@ class AdaptRequest:
     epochs: int = 100
     window: int = 30
     rebalance: bool = True
+    pseudo_balance: str = Balance.AUTO.value  # see AdaptConfig.pseudo_balance
 
 
 @dataclass
@@ -795,6 +796,7 @@ class Service:
             epochs=int(request.epochs),
             window=int(request.window),
             rebalance=bool(request.rebalance),
+            pseudo_balance=request.pseudo_balance,
             encoder=self.config.encoder,
             seed=self.config.seed,
         )

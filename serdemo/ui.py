@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
+from serdemo.config import Balance
 from serdemo.labels import EMOTIONS
 from serdemo.service import (
     COLOR_CHOICES,
@@ -483,6 +484,11 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
                 value=service.default_window(), precision=0, minimum=1, label="Re-label every W epochs"
             )
             rebalance = gr.Checkbox(value=True, label="Rebalance target vs source clips")
+            balance = gr.Radio(
+                [b.value for b in Balance],
+                value=Balance.AUTO.value,
+                label="Balance pseudo-labels to a uniform class prior (auto: only while no clip is labeled)",
+            )
             start = gr.Button("Start adaptation round", variant="primary", elem_id="adapt-start")
         with gr.Column(scale=2):
             result = gr.Markdown("No round run in this session yet.", elem_id="adapt-result")
@@ -505,9 +511,12 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         e: float,
         w: float,
         rb: bool,
+        bal: str,
         progress=gr.Progress(),  # noqa: B008  (Gradio's way to ask for a progress bar)
     ) -> tuple[Any, ...]:
-        request = AdaptRequest(language=lang, policy=how, tau=t, epochs=int(e), window=int(w), rebalance=rb)
+        request = AdaptRequest(
+            language=lang, policy=how, tau=t, epochs=int(e), window=int(w), rebalance=rb, pseudo_balance=bal
+        )
         report = service.adapt(request, progress=lambda frac, text: progress(frac, desc=text))
         figures = [
             gr.Plot(
@@ -534,7 +543,7 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
 
     start.click(
         adapt,
-        [language, policy, tau, epochs, window, rebalance],
+        [language, policy, tau, epochs, window, rebalance, balance],
         [result, source_confusion, target_confusion, pseudo, versions, version],
         api_name="adapt",
         # 2, not 1: a second click must reach the service and hear "a round is running" at once,

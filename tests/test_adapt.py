@@ -298,3 +298,58 @@ def test_linear_head_adapts_and_survives_save_and_load(tmp_path: Path):
     assert embed(result, task["test"]).shape == (len(task["test"]), len(CLASSES))  # logits, for plots
     loaded = load_model(save_model(result, tmp_path / "model"))
     assert np.allclose(predict_proba(loaded, task["test"]), predict_proba(result, task["test"]), atol=1e-6)
+
+
+# --- pseudo-label balancing ---------------------------------------------------------------------
+
+
+def shifted_task(seed=3, n_labeled=0):
+    """The target language moves both cues by +3: a source model calls almost every target clip class 0,
+    yet orders the clips right. Features stay unnormalised so the shift survives."""
+    rng = np.random.default_rng(seed)
+
+    def clips(n, language, shift, prefix):
+        labels = np.repeat([0, 1], n)
+        x = 0.7 * rng.normal(size=(len(labels), 6))
+        x[:, :2] += 2.0 * np.where(labels == 0, 1.0, -1.0)[:, None] + shift
+        ids = [f"{prefix}{i}" for i in range(len(labels))]
+        speakers = [f"{language}/{i % 3}" for i in range(len(labels))]
+        return ClipSet(ids, labels, [language] * len(labels), speakers, features=np.stack([x, x], axis=1))
+
+    return {
+        "source": clips(100, "en", 0.0, "s"),
+        "labeled": clips(n_labeled, "de", 3.0, "k"),
+        "unlabeled": clips(100, "de", 3.0, "u"),
+        "validation": {"en": clips(40, "en", 0.0, "vs"), "de": clips(40, "de", 3.0, "vt")},
+        "test": clips(100, "de", 3.0, "t"),
+    }
+
+
+def test_balancing_per_speaker_repairs_a_source_models_class_bias_without_target_labels():
+    task = shifted_task()
+    config = quick_config(
+        policy="hard", normalization="none", epochs=8, window=4, projection_dim=0, layer_combination="concat"
+    )
+    plain = run(task, config.replace(pseudo_balance="none"))
+    balanced = run(task, config.replace(pseudo_balance="per-speaker"))
+    assert plain.rounds[0]["accuracy"] < 0.7  # the bias decides most pseudo-labels ...
+    assert balanced.rounds[0]["accuracy"] > 0.8  # ... until each speaker's mean prediction is uniform
+    counts = balanced.rounds[0]["accepted_per_class"]
+    assert min(counts.values()) > 0.3 * sum(counts.values())
+    assert target_ua(balanced, task) > target_ua(plain, task) + 0.05
+
+
+def test_auto_balancing_runs_only_while_no_target_clip_is_labeled():
+    config = quick_config(
+        policy="hard", normalization="none", epochs=8, window=4, projection_dim=0, layer_combination="concat"
+    )
+    unlabeled_only = shifted_task()
+    auto = run(unlabeled_only, config.replace(pseudo_balance="auto"))
+    explicit = run(unlabeled_only, config.replace(pseudo_balance="per-speaker"))
+    test = unlabeled_only["test"]
+    np.testing.assert_array_equal(predict_proba(auto, test), predict_proba(explicit, test))
+    with_labels = shifted_task(n_labeled=3)
+    auto = run(with_labels, config.replace(pseudo_balance="auto"))
+    plain = run(with_labels, config.replace(pseudo_balance="none"))
+    np.testing.assert_array_equal(predict_proba(auto, test), predict_proba(plain, test))
+    assert auto.rounds[0]["accuracy"] != explicit.rounds[0]["accuracy"]

@@ -10,6 +10,8 @@ from serdemo.pseudo_labels import (
     HardPseudoLabels,
     NoPseudoLabels,
     SoftPseudoLabels,
+    balance_by_group,
+    balance_to_prior,
     entropy_term,
     make_policy,
     mixup,
@@ -94,3 +96,55 @@ def test_make_policy_follows_the_config():
     soft = make_policy(AdaptConfig(policy="soft", lambda_a=0.1))
     assert isinstance(soft, SoftPseudoLabels) and soft.lambda_a == 0.1 and soft.uses_mixup
     assert NoPseudoLabels().select(torch.ones(3, 2) / 2)[1].sum() == 0
+
+
+def biased_probs(rng, n=200, classes=4, bias_to=0):
+    """Probabilities of a model that ranks clips well per class but over-predicts one class."""
+    labels = np.arange(n) % classes
+    logits = rng.normal(size=(n, classes)) + 3.0 * np.eye(classes)[labels]
+    logits[:, bias_to] += 4.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return probs, labels
+
+
+def test_balancing_matches_the_prior_keeps_rows_distributions_and_fixes_a_class_bias():
+    rng = np.random.default_rng(0)
+    probs, labels = biased_probs(rng)
+    prior = np.full(4, 0.25)
+    balanced = balance_to_prior(probs, prior)
+    np.testing.assert_allclose(balanced.mean(0), prior, atol=1e-3)
+    np.testing.assert_allclose(balanced.sum(1), 1.0, rtol=1e-6)
+    # it is a per-class shift of every clip's logits: log q - log p = bias[class] - log Z[clip]
+    shift = np.log(balanced) - np.log(probs)
+    np.testing.assert_allclose(
+        shift - shift[:, :1], np.broadcast_to(shift[:1] - shift[:1, :1], shift.shape), atol=1e-5
+    )
+    assert (probs.argmax(1) == labels).mean() < 0.5  # the bias wins most argmaxes ...
+    assert (balanced.argmax(1) == labels).mean() > 0.9  # ... until the prior is matched
+
+
+def test_balancing_follows_a_non_uniform_prior_and_leaves_a_matching_pool_alone():
+    rng = np.random.default_rng(1)
+    probs, _ = biased_probs(rng, classes=3)
+    prior = np.array([0.5, 0.3, 0.2])
+    np.testing.assert_allclose(balance_to_prior(probs, prior).mean(0), prior, atol=1e-3)
+    already = balance_to_prior(probs, prior)
+    np.testing.assert_allclose(balance_to_prior(already, prior), already, atol=1e-5)
+
+
+def test_groups_are_balanced_apart_small_ones_together_per_language_and_tiny_ones_not_at_all():
+    rng = np.random.default_rng(2)
+    big, _ = biased_probs(rng, n=40, classes=2, bias_to=0)
+    other, _ = biased_probs(rng, n=40, classes=2, bias_to=1)
+    small, _ = biased_probs(rng, n=12, classes=2, bias_to=0)  # 3 speakers of 4 clips, one language
+    tiny, _ = biased_probs(rng, n=3, classes=2, bias_to=0)  # the only clips of another language
+    probs = np.concatenate([big, other, small, tiny])
+    groups = ["de/a"] * 40 + ["de/b"] * 40 + [f"de/s{i % 3}" for i in range(12)] + ["fr/x"] * 3
+    languages = ["de"] * 92 + ["fr"] * 3
+    out = balance_by_group(probs, np.array(groups), np.array(languages), np.full(2, 0.5), min_size=8)
+    for rows in (slice(0, 40), slice(40, 80), slice(80, 92)):
+        np.testing.assert_allclose(out[rows].mean(0), [0.5, 0.5], atol=1e-3)
+    np.testing.assert_array_equal(out[92:], probs[92:])
+    # one balancing over both big speakers together would differ from balancing each apart
+    joint = balance_to_prior(probs[:80], np.full(2, 0.5))
+    assert not np.allclose(joint, out[:80], atol=1e-3)

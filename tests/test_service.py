@@ -221,6 +221,19 @@ def test_only_one_round_at_a_time(service):
 def test_bad_adapt_settings_name_the_field(service):
     with pytest.raises(ValueError, match="tau"):
         service.adapt(AdaptRequest(language="de", tau=1.5))
+    with pytest.raises(ValueError, match="pseudo_balance"):
+        service.adapt(AdaptRequest(language="de", pseudo_balance="always"))
+
+
+def test_the_balance_setting_reaches_the_round_and_is_saved_with_its_version(service):
+    before = service.store.active_version().id
+    try:
+        report = service.adapt(AdaptRequest(language="de", epochs=2, window=1, pseudo_balance="per-language"))
+        saved = {v.id: v for v in service.store.model_versions()}[report.version_id]
+        assert saved.config["pseudo_balance"] == "per-language"
+        assert AdaptRequest(language="de").pseudo_balance == "auto"  # the app's default is the library's
+    finally:
+        service.activate(before)  # later tests of this module's service expect the version they know
 
 
 def test_projection_has_before_and_after_with_silhouettes(service):
@@ -322,7 +335,7 @@ def test_api_endpoints_work_with_gradio_client(tmp_path, clip_file):
         assert "clips" in message and before is not None and after is not None
 
         before_versions = len(service.store.model_versions())
-        outputs = client.predict("de", "soft", 0.5, 4, 2, True, api_name="/adapt")
+        outputs = client.predict("de", "soft", 0.5, 4, 2, True, "per-language", api_name="/adapt")
         assert "is active" in outputs[0]
         assert len(service.store.model_versions()) == before_versions + 1
     finally:
