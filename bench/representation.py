@@ -65,7 +65,11 @@ class Variant:
     projection_dim: int = 256  # hidden projection of the head; 0 = linear head (a linear probe)
     weight_decay: float = 0.0  # Adam weight decay
     dropout: float = 0.1  # dropout on the head's input
+    pseudo_balance: str = "none"  # Sinkhorn prior matching of pseudo-label probabilities (AdaptConfig)
 
+
+# the linear head of linear-speaker-nodrop, which later variants keep while changing one thing
+LINEAR_HEAD = dict(combination="concat", projection_dim=0, weight_decay=1e-2, dropout=0.0)
 
 VARIANTS = {
     v.name: v
@@ -115,19 +119,39 @@ VARIANTS = {
         Variant(
             "linear-speaker-nodrop",
             "linear head, weight decay 1e-2, no dropout (dropout over 7,168 inputs is most of a step's time)",
-            combination="concat",
-            projection_dim=0,
-            weight_decay=1e-2,
-            dropout=0.0,
+            **LINEAR_HEAD,
         ),
         Variant(
             "linear-speaker-unknown",
             "linear-speaker-nodrop with German speaker ids hidden (the app's case)",
             target_speakers=False,
-            combination="concat",
-            projection_dim=0,
-            weight_decay=1e-2,
-            dropout=0.0,
+            **LINEAR_HEAD,
+        ),
+        Variant(
+            "linear-speaker-balanced",
+            "linear-speaker-nodrop + pseudo-label probabilities balanced to a uniform prior per speaker",
+            **LINEAR_HEAD,
+            pseudo_balance="per-speaker",
+        ),
+        Variant(
+            "linear-speaker-balanced-unknown",
+            "linear-speaker-balanced with German speaker ids hidden (the app's case: balanced per language)",
+            target_speakers=False,
+            **LINEAR_HEAD,
+            pseudo_balance="per-speaker",
+        ),
+        Variant(
+            "linear-speaker-auto",
+            "linear-speaker-nodrop + balancing only while no German clip is labeled (the new default)",
+            **LINEAR_HEAD,
+            pseudo_balance="auto",
+        ),
+        Variant(
+            "linear-speaker-auto-unknown",
+            "linear-speaker-auto with German speaker ids hidden (the app's case with the new default)",
+            target_speakers=False,
+            **LINEAR_HEAD,
+            pseudo_balance="auto",
         ),
         Variant(
             "concat-speaker-unknown",
@@ -243,6 +267,7 @@ def run(variant: Variant, source: Corpus, target: Corpus, seed: int, budget: str
         projection_dim=variant.projection_dim,
         weight_decay=variant.weight_decay,
         dropout=variant.dropout,
+        pseudo_balance=variant.pseudo_balance,
         seed=seed,
     )
     if variant.coral:
@@ -321,6 +346,7 @@ def round_time(
         projection_dim=variant.projection_dim,
         weight_decay=variant.weight_decay,
         dropout=variant.dropout,
+        pseudo_balance=variant.pseudo_balance,
         patience=0,
     )
     tick = time.perf_counter()

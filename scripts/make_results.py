@@ -202,7 +202,9 @@ def render(results: dict[str, dict[str, Any]], plan: list[tuple[str, dict[str, A
         f"head trained {base.epochs} epochs max (paper: 100), W = {base.window}, batch {base.batch_size}, "
         f"Adam lr {base.lr} decayed x{base.lr_decay} every {base.lr_decay_every} epochs, early stopping "
         f"after {base.patience} epochs without a better mean validation UA of the two languages, "
-        f"{base.normalization} feature standardisation.",
+        f"{base.normalization} feature standardisation, pseudo-label balancing `{base.pseudo_balance}` "
+        "(`auto`: pseudo-labeling probabilities are matched to a uniform class prior per speaker only "
+        "while no target clip is labeled, i.e. in the 0-label rows).",
         f"- Seeds {seeds}: each seed re-draws the speaker-independent 60/20/20 splits of both corpora, the "
         "labeled target clips (class-stratified from target train) and the head's initialisation. "
         "Numbers are test UA in percent, mean ± sample std over the seeds.",
@@ -419,7 +421,8 @@ def _paper_and_reading(results: dict[str, dict[str, Any]]) -> list[str]:
             "are small: the emotion clusters overlap heavily."
         )
     lines.append(
-        "- Representation study (issue 5: layer mixing, per-speaker standardisation, CORAL, prosody, each "
+        "- Representation study (issue 5: layer mixing, per-speaker standardisation, CORAL, prosody, "
+        "pseudo-label balancing, each "
         "variant at 0/25/100/all labels with round times): [representation.md](representation.md)."
     )
     lines.append(
