@@ -154,6 +154,14 @@ VARIANTS = {
             pseudo_balance="auto",
         ),
         Variant(
+            "linear-language-auto",
+            "the new default head, per-corpus standardisation, German speakers hidden (the app's fallback)",
+            normalization="per-language",
+            target_speakers=False,
+            pseudo_balance="auto",
+            **LINEAR_HEAD,
+        ),
+        Variant(
             "concat-speaker-unknown",
             "concat, per-speaker for RAVDESS, German speaker ids hidden (the app's case)",
             target_speakers=False,

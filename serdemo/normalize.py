@@ -17,6 +17,7 @@ class FeatureNormalizer:
     corpora that cross-lingual SER suffers from; statistics use no labels, so unlabeled target
     clips may (and should) take part in :meth:`fit`.
 
+    Speakers with fewer than ``min_group_size`` clips at fit time keep their language's statistics.
     Groups unseen at fit time are handled without labels either: an unseen speaker with at least
     ``min_group_size`` clips in the batch is standardised with its own batch statistics (the usual
     speaker normalisation for test speakers), otherwise with its language's statistics; an unseen
@@ -56,7 +57,14 @@ class FeatureNormalizer:
         if self.mode in ("per-language", "per-speaker"):
             self.language_stats = {g: self._stats(x[languages == g]) for g in np.unique(languages)}
         if self.mode == "per-speaker":
-            self.speaker_stats = {g: self._stats(x[speakers == g]) for g in np.unique(speakers)}
+            # a speaker with a handful of clips would be standardised to noise (one clip: to zeros);
+            # such clips keep their language's statistics, as unseen small groups do in transform
+            names, counts = np.unique(speakers, return_counts=True)
+            self.speaker_stats = {
+                g: self._stats(x[speakers == g])
+                for g, n in zip(names, counts, strict=True)
+                if n >= self.min_group_size
+            }
         return self
 
     def transform(

@@ -66,3 +66,15 @@ def test_state_round_trip_and_shape_check(data):
     )
     with pytest.raises(ValueError, match="another encoder"):
         norm.transform(x[:, :1], languages, speakers)
+
+
+def test_a_speaker_with_few_clips_at_fit_keeps_its_languages_statistics(data):
+    x, languages, speakers = data
+    speakers = list(speakers)
+    speakers[-1] = "de/unknown"  # one recording without a speaker id among German corpus clips
+    norm = FeatureNormalizer("per-speaker").fit(x, languages, speakers)
+    by_language = FeatureNormalizer("per-language").fit(x, languages)
+    out = norm.transform(x[-1:], languages[-1:], speakers[-1:])
+    np.testing.assert_allclose(out, by_language.transform(x[-1:], languages[-1:]), rtol=1e-5)
+    assert np.abs(out).max() > 0.1  # its own statistics would have standardised it to zeros
+    assert "de/unknown" not in norm.speaker_stats and "de/0" in norm.speaker_stats

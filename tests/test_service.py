@@ -366,14 +366,15 @@ def test_a_source_set_from_another_encoder_is_refused(service, tmp_path):
         Service(config, encoder=other, log=lambda text: None).start(background=False)
 
 
-def test_standardisation_is_per_speaker_only_where_every_pool_clip_has_a_speaker(tmp_path, clip_file):
+def test_standardisation_stays_per_speaker_when_recordings_without_speaker_join_the_pool(tmp_path, clip_file):
     service = make_service(tmp_path)
     request = AdaptRequest(language="de", policy="none", epochs=2, window=1)
     service.adapt(request)  # corpus clips carry speaker ids
     assert service.store.active_version().config["normalization"] == "per-speaker"
-    service.add_to_pool(clip_file, "de")  # a recording: no speaker id
-    service.adapt(request)
-    assert service.store.active_version().config["normalization"] == "per-language"
+    service.add_to_pool(clip_file, "de")  # a recording: no speaker id, so the "de/unknown" group
+    report = service.adapt(request)
+    assert report.version_id == service.store.active_version().id
+    assert service.store.active_version().config["normalization"] == "per-speaker"
 
 
 def test_an_export_imports_into_a_fresh_store_with_its_labels(tmp_path):
