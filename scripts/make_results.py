@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         if not results:
             parser.error(f"no results in {args.out / 'results'}; run without --render-only first")
-        (args.out / "results.md").write_text(render(results, plan), encoding="utf-8")
+        (args.out / "results.md").write_text(
+            render(results, plan, _representation(args.out)), encoding="utf-8"
+        )
         print(f"wrote {args.out / 'results.md'} from {len(results)} result files")
         return 0
     command = shlex.join(["python", "scripts/make_results.py", *(sys.argv[1:] if argv is None else argv)])
@@ -120,9 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = result
     total = time.perf_counter() - started
 
-    (args.out / "results.md").write_text(render(results, plan), encoding="utf-8")
+    (args.out / "results.md").write_text(render(results, plan, _representation(args.out)), encoding="utf-8")
     print(f"wrote {args.out / 'results.md'} in {total / 60:.1f} min")
     return 0
+
+
+def _representation(out: Path) -> dict[str, Any] | None:
+    path = out / "results" / "representation.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,8 +178,16 @@ def fmt(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
     return "–" if value is None else f"{scale * value:.{digits}f}"
 
 
-def render(results: dict[str, dict[str, Any]], plan: list[tuple[str, dict[str, Any], str]]) -> str:
-    """Render the markdown of docs/results.md from the runs' JSON results alone."""
+def render(
+    results: dict[str, dict[str, Any]],
+    plan: list[tuple[str, dict[str, Any], str]],
+    representation: dict[str, Any] | None = None,
+) -> str:
+    """Render the markdown of docs/results.md from the runs' JSON results alone.
+
+    ``representation`` is bench/representation.py's JSON report (results/representation.json), shown as
+    its own section: that study runs apart (hours of variants), so this script reads it, never reruns it.
+    """
     any_result = next(iter(results.values()))
     machine = any_result["machine"]
     base = AdaptConfig.from_dict(any_result["config"]["adapt"])
@@ -224,6 +239,7 @@ def render(results: dict[str, dict[str, Any]], plan: list[tuple[str, dict[str, A
     lines += _table_silhouette(results)
     lines += _table_recall(results)
     lines += _table_timings(results, plan)
+    lines += _table_representation(representation)
     lines += _paper_and_reading(results)
     return "\n".join(lines) + "\n"
 
@@ -368,6 +384,35 @@ def _table_timings(
         "",
     ]
     return lines
+
+
+def _table_representation(report: dict[str, Any] | None) -> list[str]:
+    if not report:
+        return []
+    sys.path.insert(0, str(ROOT / "bench"))
+    from representation import table  # the study's own table, so both pages show the same numbers
+
+    lines = [
+        "## Representation variants (issue 5)",
+        "",
+        "From `python bench/representation.py` (its JSON: [results/representation.json]"
+        "(results/representation.json); what each variant is and what won: [representation.md]"
+        "(representation.md)). Same corpora and seeds, but the labeled German clips are drawn *equally per "
+        "class*, while the tables above draw them in proportion to class frequency. Columns: EMO-DB test UA "
+        "with 0 / 25 / 100 / all German training clips labeled, RAVDESS test UA after adapting with 100 and "
+        "for the same variant trained on RAVDESS alone, and the mean seconds of one `adapt()` run "
+        "(1 torch thread, several runs sharing 2 cores: an upper bound). "
+        "The default is `linear-speaker-auto`.",
+        "",
+        table(report["runs"], list(report["variants"]), ["none", "0", "25", "100", "all"]),
+        "",
+        "One adaptation round as the app runs it (862 English + 100 labeled + 2,000 unlabeled German clips, "
+        "100 epochs without early stopping, 1 thread; measured at different loads, the conditions of each "
+        "are in representation.md, and the last three ran one after the other at load ~1.5):",
+        "",
+    ]
+    lines += [f"- {name}: {seconds:.1f} s" for name, seconds in report.get("round_seconds_2000", {}).items()]
+    return [*lines, ""]
 
 
 def _paper_and_reading(results: dict[str, dict[str, Any]]) -> list[str]:

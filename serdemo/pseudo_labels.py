@@ -81,7 +81,7 @@ def balance_to_prior(probs: np.ndarray, prior: np.ndarray, iterations: int = 50)
     Sinkhorn-Knopp balancing, as in the balanced pseudo-labels of self-labelling (Asano et al., 2020)
     and SwAV (Caron et al., 2020); ReMixMatch's distribution alignment (Berthelot et al., 2020) is its
     first step. It is the hard-label counterpart of the soft policy's R_A: a source model that rarely
-    says "neutral" in a new language still leaves the top share of each class's probabilities to it.
+    says "neutral" in a new language is made to say it for the clips with the highest neutral log-odds.
     The result is the model's logits plus one constant per class (logit adjustment), renormalised:
     rows stay distributions, and the model's ranking of clips within a class's log-odds is kept.
 
