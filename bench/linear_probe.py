@@ -28,25 +28,24 @@ from sklearn.linear_model import LogisticRegression
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from representation import VARIANTS, clipset, load  # noqa: E402
+from representation import VARIANTS, clipset, load, split_sets  # noqa: E402
 
 from serdemo.cache import EmbeddingCache, default_cache_dir  # noqa: E402
 from serdemo.metrics import unweighted_accuracy  # noqa: E402
 from serdemo.normalize import FeatureNormalizer  # noqa: E402
 from serdemo.pseudo_labels import balance_by_group  # noqa: E402
-from serdemo.splits import speaker_split  # noqa: E402
 
 VARIANT = VARIANTS["linear-speaker-nodrop"]  # only its feature choices matter here: all layers, per speaker
 
 
 def standardised_parts(source, target, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(flattened features, labels, speakers) per part, standardised per speaker like the head's input."""
-    en, de = speaker_split(source.utterances, seed=seed), speaker_split(target.utterances, seed=seed)
+    _, de, split = split_sets(VARIANT, source, target, seed)
     sets = {
-        "en_train": clipset(source, en.train, VARIANT),
-        "en_test": clipset(source, en.test, VARIANT),
+        "en_train": split["source"],
+        "en_test": split["test_en"],
         "de_train": clipset(target, de.train, VARIANT),
-        "de_test": clipset(target, de.test, VARIANT),
+        "de_test": split["test_de"],
     }
     everything = list(sets.values())
     norm = FeatureNormalizer(VARIANT.normalization).fit(

@@ -250,8 +250,9 @@ def stratified(utterances: list, budget: int, seed: int) -> list:
 # one run
 
 
-def run(variant: Variant, source: Corpus, target: Corpus, seed: int, budget: str) -> dict:
-    """Adapt with ``budget`` labeled German clips ("none" = source only, no German clip) and score."""
+def split_sets(variant: Variant, source: Corpus, target: Corpus, seed: int):
+    """Seed ``seed``'s speaker-independent splits, and the English train / validation / test and German
+    validation / test clip sets of ``variant`` (German train is split into labeled and pool by the caller)."""
     en, de = speaker_split(source.utterances, seed=seed), speaker_split(target.utterances, seed=seed)
     sets = {
         "source": clipset(source, en.train, variant),
@@ -260,6 +261,12 @@ def run(variant: Variant, source: Corpus, target: Corpus, seed: int, budget: str
         "val_de": clipset(target, de.validation, variant),
         "test_de": clipset(target, de.test, variant),
     }
+    return en, de, sets
+
+
+def run(variant: Variant, source: Corpus, target: Corpus, seed: int, budget: str) -> dict:
+    """Adapt with ``budget`` labeled German clips ("none" = source only, no German clip) and score."""
+    _, de, sets = split_sets(variant, source, target, seed)
     if budget == "none":
         labeled, unlabeled = [], []
     else:
