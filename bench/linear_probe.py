@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from representation import VARIANTS, clipset, load, split_sets  # noqa: E402
 
 from serdemo.cache import EmbeddingCache, default_cache_dir  # noqa: E402
+from serdemo.labels import EMOTIONS  # noqa: E402
 from serdemo.metrics import unweighted_accuracy  # noqa: E402
 from serdemo.normalize import FeatureNormalizer  # noqa: E402
 from serdemo.pseudo_labels import balance_by_group  # noqa: E402
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parts = {seed: standardised_parts(source, target, seed) for seed in args.seeds}
     uniform = np.full(5, 0.2)
 
+    zero_shot_confusion = np.zeros((5, 5), dtype=int)  # of the first C, summed over seeds
     print("| C | all labeled: de UA | en UA | zero-shot: de UA | balanced per test speaker: de UA |")
     print("|---|---|---|---|---|")
     for c in args.C:
@@ -96,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
             x_test, y_test, speakers = p["de_test"]
             probs = english.predict_proba(x_test)
             balanced = balance_by_group(probs, speakers, speakers, uniform, min_size=1)
+            if c == args.C[0]:
+                np.add.at(zero_shot_confusion, (y_test, probs.argmax(1)), 1)
             rows.append(
                 [
                     ua(y_test, joint.predict(x_test)),
@@ -107,6 +111,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  C={c:g} seed {seed}: " + " / ".join(f"{v:.1f}" for v in rows[-1]), flush=True)
         cells = [f"{m:.1f} ± {s:.1f}" for m, s in zip(np.mean(rows, 0), np.std(rows, 0), strict=True)]
         print(f"| {c:g} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\nzero-shot confusion, German test clips (C={args.C[0]:g}, seeds summed; rows true):")
+    print("| | " + " | ".join(EMOTIONS) + " |\n|---|" + "---|" * len(EMOTIONS))
+    for name, row in zip(EMOTIONS, zero_shot_confusion, strict=True):
+        print(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
 
 
 if __name__ == "__main__":
