@@ -10,7 +10,7 @@ The app caches one mean+std vector per layer and clip. This probe keeps every fr
   both trained on English train + every German train clip with Adam (lr 1e-3, weight decay 1e-2,
   batch 100), German oversampled to the English count, the epoch chosen on both validation sets.
 
-Run (extracting frames takes ~2 min on 2 cores, each trained variant ~6 min)::
+Run (~17 min on 2 cores: frames ~2 min, logistic regressions ~3 min, trained variants ~4 and ~9 min)::
 
     python bench/pooling_probe.py
     python bench/pooling_probe.py --skip-trained      # only the fixed statistics
