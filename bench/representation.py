@@ -67,6 +67,19 @@ class Variant:
     dropout: float = 0.1  # dropout on the head's input
     pseudo_balance: str = "none"  # Sinkhorn prior matching of pseudo-label probabilities (AdaptConfig)
 
+    def adapt_config(self, **changes) -> AdaptConfig:
+        """The AdaptConfig of this variant, with run-specific ``changes`` (policy, seed, patience)."""
+        return AdaptConfig(
+            layers=self.layers,
+            normalization=self.normalization,
+            layer_combination=self.combination,
+            projection_dim=self.projection_dim,
+            weight_decay=self.weight_decay,
+            dropout=self.dropout,
+            pseudo_balance=self.pseudo_balance,
+            **changes,
+        )
+
 
 # the linear head of linear-speaker-nodrop, which later variants keep while changing one thing
 LINEAR_HEAD = dict(combination="concat", projection_dim=0, weight_decay=1e-2, dropout=0.0)
@@ -274,17 +287,7 @@ def run(variant: Variant, source: Corpus, target: Corpus, seed: int, budget: str
         unlabeled = [u for u in de.train if u not in set(labeled)]
     sets["labeled"] = clipset(target, labeled, variant)
     sets["unlabeled"] = clipset(target, unlabeled, variant)  # labels only score the pseudo-labels
-    config = AdaptConfig(
-        policy="none" if budget == "none" else "hard",
-        layers=variant.layers,
-        normalization=variant.normalization,
-        layer_combination=variant.combination,
-        projection_dim=variant.projection_dim,
-        weight_decay=variant.weight_decay,
-        dropout=variant.dropout,
-        pseudo_balance=variant.pseudo_balance,
-        seed=seed,
-    )
+    config = variant.adapt_config(policy="none" if budget == "none" else "hard", seed=seed)
     if variant.coral:
         sets, config = _coral(sets, config)
     validation = {"en": sets["val_en"]} if budget == "none" else {"en": sets["val_en"], "de": sets["val_de"]}
@@ -353,17 +356,7 @@ def round_time(
         "en": clipset(source, en.validation, variant),
         "de": clipset(target, de.validation, variant),
     }
-    config = AdaptConfig(
-        policy="hard",
-        layers=variant.layers,
-        normalization=variant.normalization,
-        layer_combination=variant.combination,
-        projection_dim=variant.projection_dim,
-        weight_decay=variant.weight_decay,
-        dropout=variant.dropout,
-        pseudo_balance=variant.pseudo_balance,
-        patience=0,
-    )
+    config = variant.adapt_config(policy="hard", patience=0)
     tick = time.perf_counter()
     adapt(clipset(source, source.utterances, variant), labeled_set, unlabeled, validation, config)
     return time.perf_counter() - tick

@@ -258,14 +258,24 @@ def _table_labels(results: dict[str, dict[str, Any]]) -> list[str]:
             cells += [ua(result), ua(result, "source")] if result else ["–", "–"]
         lines.append(f"| {labeled} | " + " | ".join(cells) + " |")
     lines += ["", "| reference setting | EMO-DB UA | RAVDESS UA |", "|---|---:|---:|"]
-    for name, label in [
-        ("lower-bound", "source only, 0 labels (cross-lingual lower bound)"),
-        ("none-100", "100 labels, no pseudo-labels"),
-        ("upper-bound", "all target train labeled (multilingual upper bound)"),
-    ]:
-        if name in results:
-            lines.append(f"| {label} | {ua(results[name])} | {ua(results[name], 'source')} |")
+    lines += _ua_rows(
+        results,
+        [
+            ("source only, 0 labels (cross-lingual lower bound)", "lower-bound"),
+            ("100 labels, no pseudo-labels", "none-100"),
+            ("all target train labeled (multilingual upper bound)", "upper-bound"),
+        ],
+    )
     return [*lines, ""]
+
+
+def _ua_rows(results: dict[str, dict[str, Any]], rows: list[tuple[str, str]]) -> list[str]:
+    """One "| label | target UA | source UA |" line per (label, run name) that has results."""
+    return [
+        f"| {label} | {ua(results[name])} | {ua(results[name], 'source')} |"
+        for label, name in rows
+        if name in results
+    ]
 
 
 def _table_tau(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -299,12 +309,10 @@ def _table_rebalance(results: dict[str, dict[str, Any]]) -> list[str]:
         "| rebalancing | EMO-DB UA | RAVDESS UA |",
         "|---|---:|---:|",
     ]
-    for label, name in [
-        ("on (target oversampled to the source count)", "hard-100"),
-        ("off", "hard-100-no-rebalance"),
-    ]:
-        if name in results:
-            lines.append(f"| {label} | {ua(results[name])} | {ua(results[name], 'source')} |")
+    lines += _ua_rows(
+        results,
+        [("on (target oversampled to the source count)", "hard-100"), ("off", "hard-100-no-rebalance")],
+    )
     return [*lines, ""]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -15,9 +16,17 @@ from serdemo.labels import EMOTIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.corpora, pytest.mark.slow]
 
-# Screenshots go to a temporary folder, so a test run leaves the tree clean; refresh the committed ones
-# with SERDEMO_SCREENSHOTS=docs/screenshots python -m pytest tests/test_ui_browser.py
-SHOTS = Path(os.environ.get("SERDEMO_SCREENSHOTS") or tempfile.mkdtemp(prefix="serdemo-screenshots-"))
+
+@functools.cache
+def screenshot_dir() -> Path:
+    """A temporary folder, so a test run leaves the tree clean; made on first use, not at import.
+
+    Refresh the committed ones with
+    SERDEMO_SCREENSHOTS=docs/screenshots python -m pytest tests/test_ui_browser.py
+    """
+    return Path(os.environ.get("SERDEMO_SCREENSHOTS") or tempfile.mkdtemp(prefix="serdemo-screenshots-"))
+
+
 # Enough clips per corpus for a model that is better than chance, few enough for a first start in
 # minutes (embeddings are cached in ~/.cache/serdemo afterwards).
 CORPUS_LIMIT = "150"
@@ -47,7 +56,7 @@ def app_url(tmp_path_factory, request):
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot_dir().mkdir(parents=True, exist_ok=True)
     with browser_page() as page:
         page.goto(app_url)
         # start-up (encoder, corpora, first model) runs behind the page; the status line says when it is done
@@ -59,7 +68,7 @@ def page(app_url):
 
 def shot(page, name: str) -> None:
     time.sleep(0.8)  # let plotly finish its transitions
-    path = SHOTS / f"{name}.png"
+    path = screenshot_dir() / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000, f"{path} is not a page screenshot"
 
