@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from serdemo import scale_cli
 from serdemo.config import AdaptConfig, Balance, LayerCombination, Mode, Normalization, Policy
 from serdemo.corpora import CORPORA, corpus_names
 from serdemo.labels import EMOTIONS, UnknownEmotionError, parse_classes
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_experiment(commands)
+    scale_cli.add_commands(commands)  # embed, predict: large pools, locally or on Ray
     commands.add_parser("corpora", help="list the corpora and their languages", description="List corpora.")
     commands.add_parser("encoders", help="list the encoders", description="List encoders.")
     return parser
@@ -172,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list_corpora()
         if args.command == "encoders":
             return _list_encoders()
+        if args.command in scale_cli.COMMANDS:
+            return scale_cli.run(args)
         return _experiment(args, argv)
     except KeyboardInterrupt:
         print(f"\n{parser.prog} {args.command}: interrupted; no results written", file=sys.stderr)
