@@ -100,6 +100,8 @@ def same_bits(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="the Ray engine needs ray[data]: pip install -r requirements-scale.txt")
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    # the workers cannot import this test module: ship its encoder factories by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray
     ray.shutdown()
 
