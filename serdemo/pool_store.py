@@ -36,6 +36,13 @@ VECTORS = "vectors"
 INSTALL_HINT = "pip install -r requirements-scale.txt (ray[data] and pyarrow)"
 # What a clip row holds besides its vector; a stat (path, size, mtime) identifies it for resuming.
 CLIP_COLUMNS = ("id", "path", "size", "mtime_ns", "sha256", "language", "speaker", "emotion", "error")
+# Floats do not dictionary-encode: the default tries and falls back, leaving 45 kB per whisper-base clip
+# and a 7x slower write; byte-stream-split + zstd stores the same bits in 23 kB (28.7 kB raw).
+WRITE_OPTIONS: dict[str, Any] = {
+    "use_dictionary": ["language", "speaker", "emotion"],
+    "use_byte_stream_split": ["vector.list.element"],
+    "compression": "zstd",
+}
 
 
 class PoolStoreError(ValueError):
@@ -115,7 +122,8 @@ class PoolStore:
     """A folder of Parquet vector shards for one encoder and crop policy, with its manifest.
 
     Example:
-        >>> store = PoolStore.open_or_create("pool/", StoreSpec("whisper-base/...", "whole", 7, 1024))  # doctest: +SKIP
+        >>> spec = StoreSpec("whisper-base/...", "whole", 7, 1024)
+        >>> store = PoolStore.open_or_create("pool/", spec)  # doctest: +SKIP
         >>> for name in store.shard_names():  # doctest: +SKIP
         ...     vectors, valid = store.read_vectors(name)
 
@@ -173,7 +181,7 @@ class PoolStore:
         handle = tempfile.NamedTemporaryFile(dir=folder, prefix=".tmp-", suffix=".parquet", delete=False)
         handle.close()
         try:
-            pq.write_table(table, handle.name)
+            pq.write_table(table, handle.name, **WRITE_OPTIONS)
             os.replace(handle.name, target)
         except BaseException:
             Path(handle.name).unlink(missing_ok=True)

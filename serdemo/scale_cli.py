@@ -54,7 +54,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
             "Write probabilities, the top emotion and three uncertainty scores per clip "
             "(OUT/predictions/*.parquet), and with --queue the most uncertain clips as a CSV that "
             "python app.py --target-corpus folder=FILE adds to the Label tab's pool. Example: "
-            "python -m serdemo predict --pool pool/ --model annotations/models/VERSION --out preds/ --queue 200"
+            "python -m serdemo predict --pool pool/ --model annotations/models/VERSION --out preds/ "
+            "--queue 200"
         ),
     )
     p.add_argument("--pool", type=Path, required=True, metavar="DIR", help="a pool store made by embed")

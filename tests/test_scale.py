@@ -91,14 +91,17 @@ def store_arrays(root: Path) -> dict[str, np.ndarray]:
 
 def same_bits(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
     return a.keys() == b.keys() and all(
-        (a[k] is None and b[k] is None) or (a[k] is not None and b[k] is not None and a[k].tobytes() == b[k].tobytes())
+        (a[k] is None and b[k] is None)
+        or (a[k] is not None and b[k] is not None and a[k].tobytes() == b[k].tobytes())
         for k in a
     )
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray", reason="the Ray engine needs ray[data]: pip install -r requirements-scale.txt")
+    ray = pytest.importorskip(
+        "ray", reason="the Ray engine needs ray[data]: pip install -r requirements-scale.txt"
+    )
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     # the workers cannot import this test module: ship its encoder factories by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -107,7 +110,9 @@ def ray_cluster():
 
 
 def embed(clips, root, engine, cache_dir=None, factory=tiny_encoder, **kwargs):
-    return scale.embed_pool(clips, root, factory, engine, cache_dir, batch_size=3, shard_size=4, threads=1, **kwargs)
+    return scale.embed_pool(
+        clips, root, factory, engine, cache_dir, batch_size=3, shard_size=4, threads=1, **kwargs
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,7 +160,9 @@ def test_an_unusable_clip_is_recorded_and_the_rest_embedded(tmp_path: Path) -> N
     assert vectors["folder/unlabeled/s0/clip99"] is None
     assert sum(v is not None for v in vectors.values()) == 5
     store = PoolStore.open(tmp_path / "store")
-    errors = [e for n in store.shard_names() for e in store.read_table(n, ["error"]).column(0).to_pylist() if e]
+    errors = [
+        e for n in store.shard_names() for e in store.read_table(n, ["error"]).column(0).to_pylist() if e
+    ]
     assert len(errors) == 1 and "clip99.wav" in errors[0] and "shorter than" in errors[0]
     # a rerun does not retry it forever: the failure is stored like a result
     assert embed(clips, tmp_path / "store", scale.Engine("local"))["embedded"] == 0
@@ -227,7 +234,10 @@ def test_a_ray_worker_that_dies_loses_only_its_shard(tmp_path: Path, ray_cluster
     embed(clips, tmp_path / "local", scale.Engine("local"))
     marker = tmp_path / "crashed"
     summary = embed(
-        clips, tmp_path / "ray", scale.Engine("ray", workers=2), factory=partial(crash_once_encoder, str(marker))
+        clips,
+        tmp_path / "ray",
+        scale.Engine("ray", workers=2),
+        factory=partial(crash_once_encoder, str(marker)),
     )
     assert marker.exists()  # a worker process did die mid-shard
     assert summary["embedded"] == 14 and summary["failed"] == 0
@@ -326,7 +336,17 @@ def test_the_queue_feeds_the_app_the_least_sure_clips_from_the_cache(tmp_path: P
     clips, root = embedded_pool
     model = saved_model(tmp_path / "model", PoolStore.open(root))
     code = cli.main(
-        ["predict", "--pool", str(root), "--model", str(model), "--out", str(tmp_path / "pred"), "--queue", "5"]
+        [
+            "predict",
+            "--pool",
+            str(root),
+            "--model",
+            str(model),
+            "--out",
+            str(tmp_path / "pred"),
+            "--queue",
+            "5",
+        ]
         + ["--quiet"]
     )
     assert code == 0
@@ -370,7 +390,9 @@ def test_whisper_base_on_real_clips_same_bits_on_ray(tmp_path: Path, emodb_root:
     factory = scale.encoder_factory("whisper-base")
     engines = {"local": scale.Engine("local"), "ray": scale.Engine("ray", workers=2)}
     for name, engine in engines.items():
-        scale.embed_pool(clips, tmp_path / name, factory, engine, tmp_path / f"cache-{name}", shard_size=3, threads=1)
+        scale.embed_pool(
+            clips, tmp_path / name, factory, engine, tmp_path / f"cache-{name}", shard_size=3, threads=1
+        )
     local, ray = store_arrays(tmp_path / "local"), store_arrays(tmp_path / "ray")
     assert len(local) == 6 and same_bits(local, ray)
     # the vectors the app would compute for these clips, to float rounding of the batch composition
