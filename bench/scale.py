@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -39,9 +40,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--corpus", default="emodb=../shared/corpora/emodb", metavar="NAME=PATH")
-    parser.add_argument("--clips", type=int, default=400, help="real clips per engine run (default 400)")
+    parser.add_argument("--clips", type=int, default=300, help="real clips per engine run (default 300)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 400], help="synthetic pool sizes")
     parser.add_argument("--shard-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=2, help="runs per engine in the sweep (median)")
     parser.add_argument("--encoder", default="whisper-base")
     parser.add_argument("--node-cores", type=int, default=16, help="cores per node of the projected cluster")
     parser.add_argument(
@@ -72,56 +74,62 @@ def main() -> None:
         tmp = Path(tmp)
 
         def run(engine: scale.Engine, pool: list, name: str) -> dict:
-            shards: list[float] = []
             started = time.perf_counter()
             summary = scale.embed_pool(
-                pool,
-                tmp / name,
-                factory,
-                engine,
-                None,
-                shard_size=args.shard_size,
-                threads=1,
-                spec=spec,
-                log=lambda line: shards.append(float(line.rsplit(" in ", 1)[1].split()[0])),
+                pool, tmp / name, factory, engine, None, shard_size=args.shard_size, threads=1, spec=spec
             )
             wall = time.perf_counter() - started
             assert summary["embedded"] == len(pool), summary
             return {
                 "wall_s": wall,
                 "clips_per_s": len(pool) / wall,
-                "worker_s_per_clip": sum(shards) / len(pool),
+                "worker_s_per_clip": summary["worker_seconds"] / len(pool),
+                "cpu_s_per_clip": summary["cpu_seconds"] / len(pool),
             }
 
-        # 1) workers sweep on real clips
+        # 1) workers sweep on real clips, repeated in alternating order; medians per engine
+        engines = {
+            "local, 1 thread": scale.Engine("local"),
+            "ray, 1 worker": scale.Engine("ray", workers=1),
+            "ray, 2 workers": scale.Engine("ray", workers=2),
+        }
+        runs: dict[str, list[dict]] = {name: [] for name in engines}
+        results["load_before"] = os.getloadavg()
+        for repeat in range(args.repeats):
+            order = list(engines) if repeat % 2 == 0 else list(reversed(engines))
+            for name in order:
+                runs[name].append(
+                    run(engines[name], clips, f"{name}-{repeat}".replace(" ", "").replace(",", ""))
+                )
+        results["load_after_sweep"] = os.getloadavg()
         sweep = {
-            "local, 1 thread": run(scale.Engine("local"), clips, "local"),
-            "ray, 1 worker": run(scale.Engine("ray", workers=1), clips, "ray1"),
-            "ray, 2 workers": run(scale.Engine("ray", workers=2), clips, "ray2"),
+            name: {k: float(np.median([r[k] for r in rows])) for k in rows[0]} for name, rows in runs.items()
         }
         results["sweep"] = sweep
-        speedup = sweep["ray, 2 workers"]["clips_per_s"] / sweep["ray, 1 worker"]["clips_per_s"]
-        results["speedup_2_vs_1_workers"] = speedup
-        same = _same_bits(tmp / "local", tmp / "ray2")
-        results["ray_bits_equal_local"] = same
+        results["sweep_runs"] = runs
+        results["speedup_2_vs_1_workers"] = float(
+            np.median(
+                [
+                    b["clips_per_s"] / a["clips_per_s"]
+                    for a, b in zip(runs["ray, 1 worker"], runs["ray, 2 workers"], strict=True)
+                ]
+            )
+        )
+        results["ray_bits_equal_local"] = _same_bits(tmp / "local1thread-0", tmp / "ray2workers-0")
 
-        # 2) linear cost: synthetic 2 s clips, growing pools, 2 workers
+        # 2) linear cost: synthetic 2 s clips, growing pools, 2 workers; wall and summed CPU seconds
         synthetic = _synthetic_pool(tmp / "synthetic", max(args.sizes))
         linear = []
         for size in args.sizes:
             row = run(scale.Engine("ray", workers=2), synthetic[:size], f"linear{size}")
-            linear.append({"clips": size, "wall_s": row["wall_s"]})
-        n = np.array([r["clips"] for r in linear], float)
-        wall = np.array([r["wall_s"] for r in linear])
-        slope, intercept = np.polyfit(n, wall, 1)
-        fitted = intercept + slope * n
-        r2 = 1 - ((wall - fitted) ** 2).sum() / max(((wall - wall.mean()) ** 2).sum(), 1e-12)
-        results["linear"] = {"runs": linear, "per_clip_s": slope, "startup_s": intercept, "r2": r2}
+            linear.append({"clips": size, "wall_s": row["wall_s"], "cpu_s": row["cpu_s_per_clip"] * size})
+        results["linear"] = {"runs": linear, "wall": _fit(linear, "wall_s"), "cpu": _fit(linear, "cpu_s")}
+        results["load_after_linear"] = os.getloadavg()
 
         # 3) per-clip components on one thread, FLOPs, predict cost, storage
         results["components"] = _components(factory, [c["path"] for c in clips[:8]])
-        results["predict"] = _predict_cost(tmp / "local", tmp)  # includes loading the model once
-        store_bytes = sum(p.stat().st_size for p in (tmp / "local" / "vectors").glob("*.parquet"))
+        results["predict"] = _predict_cost(tmp / "local1thread-0", tmp)  # includes loading the model once
+        store_bytes = sum(p.stat().st_size for p in (tmp / "local1thread-0" / "vectors").glob("*.parquet"))
         results["parquet_bytes_per_clip"] = store_bytes / len(clips)
     ray.shutdown()
 
@@ -129,6 +137,14 @@ def main() -> None:
     _print(results, args)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
+
+
+def _fit(rows: list[dict], key: str) -> dict:
+    n = np.array([r["clips"] for r in rows], float)
+    y = np.array([r[key] for r in rows])
+    slope, intercept = np.polyfit(n, y, 1)
+    r2 = 1 - ((y - intercept - slope * n) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12)
+    return {"per_clip_s": float(slope), "fixed_s": float(intercept), "r2": float(r2)}
 
 
 def _synthetic_pool(folder: Path, count: int) -> list[dict]:
@@ -202,12 +218,12 @@ def _predict_cost(store_root: Path, tmp: Path) -> dict:
 
 def _project(results: dict, node_cores: int, gpu_tflops: float) -> dict:
     clips = 1_000_000
-    # steady state with 2 workers busy: the slope of the linear fit, times 2, is one worker's seconds
-    # per clip including Ray's per-shard overhead and the two cores slowing each other down
-    per_worker_clip = 2 * results["linear"]["per_clip_s"]
-    efficiency = results["sweep"]["ray, 1 worker"]["worker_s_per_clip"] / per_worker_clip
+    # CPU seconds per clip (summed over workers) do not count other jobs' time slices; the 2-worker
+    # figure includes the two cores slowing each other down (memory bandwidth) and Ray's per-shard work
+    per_worker_clip = results["sweep"]["ray, 2 workers"]["cpu_s_per_clip"]
+    efficiency = results["sweep"]["ray, 1 worker"]["cpu_s_per_clip"] / per_worker_clip
     comp = results["components"]
-    rows = {"this machine (2 cores, 2 workers)": clips * per_worker_clip / 2 / 3600}
+    rows = {"this machine (2 cores, 2 workers, if otherwise idle)": clips * per_worker_clip / 2 / 3600}
     for nodes in (1, 8, 32):
         workers = nodes * node_cores
         rows[f"{nodes} x {node_cores}-core CPU nodes"] = clips * per_worker_clip / workers / 3600
@@ -230,15 +246,22 @@ def _print(results: dict, args: argparse.Namespace) -> None:
     print(
         f"{results['clips']} clips of {results['corpus']}, {results['encoder']}, shards of {args.shard_size}"
     )
-    print("| engine | wall s | clips/s | worker s per clip |\n|---|---|---|---|")
+    load = ", ".join(f"{x:.1f}" for x in results["load_before"])
+    print(f"load average before: {load} (other jobs share the 2 cores); medians of {args.repeats} runs")
+    print("| engine | wall s | clips/s | worker s per clip | CPU s per clip |\n|---|---|---|---|---|")
     for name, row in results["sweep"].items():
-        print(f"| {name} | {row['wall_s']:.1f} | {row['clips_per_s']:.2f} | {row['worker_s_per_clip']:.3f} |")
+        print(
+            f"| {name} | {row['wall_s']:.1f} | {row['clips_per_s']:.2f} | {row['worker_s_per_clip']:.3f} "
+            f"| {row['cpu_s_per_clip']:.3f} |"
+        )
     print(f"speed-up 2 vs 1 Ray workers: {results['speedup_2_vs_1_workers']:.2f}x")
     print(f"Ray vectors bit-identical to local: {results['ray_bits_equal_local']}")
     lin = results["linear"]
-    runs = ", ".join(f"{r['clips']}: {r['wall_s']:.1f} s" for r in lin["runs"])
-    print(f"linear fit (2 workers, 2 s synthetic clips) {runs}")
-    print(f"  wall = {lin['startup_s']:.1f} s + {lin['per_clip_s']:.3f} s x N, R^2 = {lin['r2']:.4f}")
+    runs = ", ".join(f"{r['clips']}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU s" for r in lin["runs"])
+    print(f"linear cost (2 workers, 2 s synthetic clips) {runs}")
+    for key in ("wall", "cpu"):
+        fit = lin[key]
+        print(f"  {key} = {fit['fixed_s']:.1f} s + {fit['per_clip_s']:.4f} s x N, R^2 = {fit['r2']:.4f}")
     comp = results["components"]
     print(
         f"per {comp['clip_seconds']:.1f} s clip, one thread: decode {comp['decode_s'] * 1e3:.1f} ms, log-mel "
@@ -252,10 +275,10 @@ def _print(results: dict, args: argparse.Namespace) -> None:
     proj = results["projection"]
     print(
         f"projection to {proj['clips']:,} clips at {proj['per_worker_clip_s']:.3f} s per clip per worker "
-        f"(2-worker steady state; {proj['efficiency']:.2f} of a lone worker's speed):"
+        f"(CPU, 2 workers busy; {proj['efficiency']:.2f} of a lone worker's speed):"
     )
     for name, hours in proj["hours"].items():
-        print(f"  {name}: {hours:.1f} h")
+        print(f"  {name}: {hours:.2f} h ({hours * 60:.0f} min)")
     print(
         f"  predict on one core: {proj['predict_hours_one_core']:.2f} h; "
         f"Parquet store: {proj['parquet_gb']:.0f} GB"

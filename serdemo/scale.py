@@ -152,7 +152,7 @@ class EmbedWorker:
         from serdemo.audio import AudioError, file_sha256
         from serdemo.cache import embed_files
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         clips = [dict(c) for c in shard["clips"]]
         paths = [c["path"] for c in clips]
         vectors: list[np.ndarray | None]
@@ -184,6 +184,7 @@ class EmbedWorker:
             "clips": len(clips),
             "failed": sum(c["error"] is not None for c in clips),
             "seconds": time.perf_counter() - started,
+            "cpu_seconds": time.process_time() - cpu_started,  # not inflated by other jobs' time slices
             "pid": os.getpid(),
         }
 
@@ -453,9 +454,12 @@ def embed_pool(
     }
     started = time.perf_counter()
     embedded = failed = 0
+    worker_seconds = cpu_seconds = 0.0
     for summary in engine.map(EmbedWorker, kwargs, [json.dumps(s) for s in shards]):
         embedded += summary["clips"]
         failed += summary["failed"]
+        worker_seconds += summary["seconds"]
+        cpu_seconds += summary["cpu_seconds"]
         if log is not None:
             log(f"{summary['shard']}: {summary['clips']} clips in {summary['seconds']:.1f} s")
     manifest = store.write_manifest()
@@ -466,6 +470,8 @@ def embed_pool(
         "failed": failed,
         "shards": len(shards),
         "seconds": time.perf_counter() - started,
+        "worker_seconds": worker_seconds,  # summed over shards
+        "cpu_seconds": cpu_seconds,
         "rows": manifest["rows"],
     }
 
