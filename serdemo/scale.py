@@ -348,6 +348,7 @@ class Engine:
         cpus_per_worker: CPUs Ray reserves per actor.
         address: a running Ray cluster (``"auto"``, ``"ray://host:10001"``); ``None`` starts a local one
             with ``workers * cpus_per_worker`` CPUs unless Ray is already initialised.
+        quiet: no Ray Data progress lines.
 
     """
 
@@ -355,6 +356,7 @@ class Engine:
     workers: int = 1
     cpus_per_worker: float = 1.0
     address: str | None = None
+    quiet: bool = False  # silence Ray Data's progress reports (ours come through ``log``)
 
     def __post_init__(self) -> None:
         if self.name not in ENGINES:
@@ -385,12 +387,17 @@ class Engine:
                 runtime_env=runtime_env,
                 logging_level="WARNING",
             )
+        if self.quiet:
+            import logging
+
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
         dataset = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=len(tasks))
         mapped = dataset.map_batches(
             worker,
             fn_constructor_kwargs=kwargs,
             batch_size=1,  # one shard per call: a retried call redoes one shard
-            concurrency=self.workers,
+            compute=ray.data.ActorPoolStrategy(size=self.workers),  # a fixed pool: one model per actor
             num_cpus=self.cpus_per_worker,
             batch_format="numpy",
         )

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``embed`` or ``predict``; prints a JSON summary on stdout."""
     from serdemo import scale
 
-    engine = scale.Engine(args.engine, args.workers, args.cpus_per_worker, args.address)
+    engine = scale.Engine(args.engine, args.workers, args.cpus_per_worker, args.address, args.quiet)
     if engine.name == "ray":
         scale.require_ray()  # before any work: the error says what to install
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
