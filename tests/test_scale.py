@@ -398,3 +398,17 @@ def test_whisper_base_on_real_clips_same_bits_on_ray(tmp_path: Path, emodb_root:
     # the vectors the app would compute for these clips, to float rounding of the batch composition
     direct = embed_files(build_encoder("whisper-base"), [c["path"] for c in clips], None)
     np.testing.assert_allclose(np.stack([local[c["id"]] for c in clips]), direct, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.corpora
+def test_embed_command_resumes_on_real_clips(tmp_path: Path, emodb_root: Path, capsys) -> None:
+    argv = ["embed", "--pool", f"emodb={emodb_root}", "--limit", "3", "--out", str(tmp_path / "pool")]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    assert cli.main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert (
+        first["embedded"] == 3 and first["rows"] == 3 and len(list((tmp_path / "cache").rglob("*.npy"))) == 3
+    )
+    assert cli.main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["skipped"] == 3 and again["embedded"] == 0 and again["rows"] == 3
