@@ -412,3 +412,55 @@ def test_embed_command_resumes_on_real_clips(tmp_path: Path, emodb_root: Path, c
     assert cli.main(argv) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["skipped"] == 3 and again["embedded"] == 0 and again["rows"] == 3
+
+
+class CountingEncoder(WhisperEncoder):
+    """The tiny encoder, counting the clips it really embeds (cache hits never reach forward)."""
+
+    embedded: int = 0
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        self.embedded += len(waveforms)
+        return super().forward(waveforms, lengths)
+
+
+def labeled_source(folder: Path) -> Path:
+    """A small labeled English ``folder`` corpus of tones, enough for the app's first model."""
+    folder.mkdir(parents=True)
+    rows = ["path,emotion,speaker,language"]
+    for e, emotion in enumerate(AdaptConfig().classes):
+        for i in range(4):
+            t = np.arange(int(0.6 * SAMPLE_RATE)) / SAMPLE_RATE
+            wave = 0.3 * np.sin(2 * np.pi * (220 + 110 * e) * (1 + 0.01 * i) * t)
+            sf.write(folder / f"{emotion}{i}.wav", wave.astype(np.float32), SAMPLE_RATE)
+            rows.append(f"{emotion}{i}.wav,{emotion},s{i % 2},en")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder / "labels.csv"
+
+
+@pytest.mark.slow
+def test_the_app_labels_the_queue_without_embedding_it_again(tmp_path: Path, embedded_pool) -> None:
+    from serdemo.service import LabelState, Service, ServiceConfig
+
+    clips, root = embedded_pool
+    model = saved_model(tmp_path / "model", PoolStore.open(root))
+    scale.predict_pool(root, model, tmp_path / "pred", scale.Engine("local"))
+    queue = scale.write_queue_csv(scale.most_uncertain(tmp_path / "pred", 4), tmp_path / "queue.csv")
+
+    encoder = CountingEncoder(tiny_encoder().encoder, "random-init-seed0")
+    config = ServiceConfig(
+        data_dir=tmp_path / "data",
+        source_corpora=(("folder", labeled_source(tmp_path / "src")),),
+        target_corpora=(("folder", queue),),
+        cache_dir=tmp_path / "cache",  # the cache `embed` filled
+        examples_dir=tmp_path / "no-examples",
+        default_model_dir=tmp_path / "no-default-model",
+        shipped_source_set=tmp_path / "no-source-set.npz",
+        first_epochs=5,
+    )
+    service = Service(config, encoder=encoder, log=lambda text: None).start(background=False)
+    view = service.label_view(LabelState(language="xx"))
+    queued = {file_sha256(r["path"]) for r in scale.most_uncertain(tmp_path / "pred", 4)}
+    assert view.unlabeled == 4 and {c.sha256 for c in service.store.clips("xx")} == queued
+    assert view.item is not None and service.store.clip(view.item.clip_id).sha256 in queued
+    assert encoder.embedded == 20  # the 20 source clips; the 4 queued ones were cache hits
