@@ -112,8 +112,9 @@ def table_vectors(table: pa.Table, spec: StoreSpec) -> tuple[np.ndarray, np.ndar
     column = table.column("vector").combine_chunks()
     valid = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
     width = spec.layers * spec.dim
-    # .values skips nulls' slots only for variable lists; fixed-size lists keep every slot
-    flat = column.values.to_numpy(zero_copy_only=False) if len(column) else np.zeros(0, np.float32)
+    # a fixed-size list keeps width slots for every row, null or not; .values ignores a slice's offset
+    values = column.values.slice(column.offset * width, len(column) * width)
+    flat = values.to_numpy(zero_copy_only=False) if len(column) else np.zeros(0, np.float32)
     vectors = np.asarray(flat, np.float32).reshape(len(column), width).reshape(-1, spec.layers, spec.dim)
     return np.where(valid[:, None, None], vectors, 0.0).astype(np.float32, copy=False), valid
 

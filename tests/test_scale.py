@@ -464,3 +464,18 @@ def test_the_app_labels_the_queue_without_embedding_it_again(tmp_path: Path, emb
     assert view.unlabeled == 4 and {c.sha256 for c in service.store.clips("xx")} == queued
     assert view.item is not None and service.store.clip(view.item.clip_id).sha256 in queued
     assert encoder.embedded == 20  # the 20 source clips; the 4 queued ones were cache hits
+
+
+def test_vectors_read_back_from_a_sliced_table() -> None:
+    from serdemo.pool_store import StoreSpec, table_vectors, vectors_table
+
+    spec = StoreSpec("e", "whole", 2, 3)
+    rows = [{"id": str(i), "path": str(i), "size": 1, "mtime_ns": 1} for i in range(4)]
+    vectors = [np.full((2, 3), i, np.float32) for i in range(4)]
+    vectors[2] = None
+    table = vectors_table(spec, rows, vectors)
+    got, valid = table_vectors(table.slice(1, 3), spec)
+    assert valid.tolist() == [True, False, True]
+    assert (
+        got[0].tolist() == vectors[1].tolist() and got[2].tolist() == vectors[3].tolist() and not got[1].any()
+    )
