@@ -100,7 +100,16 @@ def run(args: argparse.Namespace) -> int:
         scale.require_ray()  # before any work: the error says what to install
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     if args.command == "embed":
-        summary = _embed(args, engine, log)
+        try:
+            summary = _embed(args, engine, log)
+        except KeyboardInterrupt:
+            # unlike experiment, finished work is kept: every shard written so far stays in the store
+            print(
+                f"\npython -m serdemo embed: interrupted; the shards written so far are kept in {args.out}: "
+                "run the same command again to resume",
+                file=sys.stderr,
+            )
+            return 130  # 128 + SIGINT, as cli.EXIT_INTERRUPTED
     else:
         summary = scale.predict_pool(args.pool, args.model, args.out, engine, log)
         if args.queue:

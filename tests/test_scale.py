@@ -479,3 +479,17 @@ def test_vectors_read_back_from_a_sliced_table() -> None:
     assert (
         got[0].tolist() == vectors[1].tolist() and got[2].tolist() == vectors[3].tolist() and not got[1].any()
     )
+
+
+def test_ctrl_c_during_embed_says_the_work_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    folder = write_pool(tmp_path / "audio", 2)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scale, "embed_pool", interrupted)
+    code = cli.main(["embed", "--pool", f"folder={folder}", "--out", str(tmp_path / "s"), "--no-cache"])
+    assert code == cli.EXIT_INTERRUPTED
+    assert "run the same command again to resume" in capsys.readouterr().err
