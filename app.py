@@ -4,6 +4,7 @@ Examples:
     python app.py                                      # shipped model (if any), examples only
     python app.py --source-corpus ravdess=/data/ravdess --target-corpus emodb=/data/emodb
     GRADIO_SERVER_PORT=8080 python app.py --data-dir /srv/serdemo
+    SERDEMO_AUTH=ada:secret,bob:hunter2 python app.py  # labeling, adapting, import, export need a login
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     """Composition root: arguments -> config -> service -> UI -> server."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline; no phoning home
     args = parse_args(argv)
+    from serdemo.auth import Accounts, AuthError
     from serdemo.service import Service, ServiceConfig
     from serdemo.ui import build_app, launch_options
 
@@ -104,7 +106,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     # The page answers at once; encoder loading, corpus embedding and the first model run behind it
     # and show their progress in the status line (and here).
-    service = Service(config, log=lambda text: print(f"serdemo: {text}", flush=True)).start()
+    try:
+        accounts = Accounts.from_env()
+    except (AuthError, OSError) as error:
+        sys.exit(f"serdemo: SERDEMO_AUTH / SERDEMO_AUTH_FILE: {error}")
+    who = f"required for {', '.join(accounts.users)}" if accounts else "off (SERDEMO_AUTH unset)"
+    print(f"serdemo: login {who} to label, adapt, import and export; predict is public", flush=True)
+    service = Service(
+        config, log=lambda text: print(f"serdemo: {text}", flush=True), accounts=accounts
+    ).start()
     app = build_app(service)
     app.queue(default_concurrency_limit=4)
     print(f"serdemo: UI built after {time.perf_counter() - T0:.1f} s", flush=True)
@@ -112,7 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host,
         server_port=args.port,
         share=args.share,
+        # only the examples and short-lived copies are served; the data folder (database, weights,
+        # audio) is blocked even from Gradio's cache, and uploads are capped
         allowed_paths=service.allowed_paths(),
+        blocked_paths=service.blocked_paths(),
+        max_file_size=config.max_upload_bytes,
         show_error=True,
         **launch_options(),
     )

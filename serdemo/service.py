@@ -25,6 +25,7 @@ from serdemo.active import UncertaintyRule, rank_for_labeling
 from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, embed, load_model, predict_proba, save_model
 from serdemo.adapt import adapt as run_adaptation
 from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, load_audio, load_audio_checked, segment
+from serdemo.auth import Accounts, AuthError, Sessions
 from serdemo.bundle import clean_work, export_bundle, import_bundle
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files, embed_waveforms
 from serdemo.config import AdaptConfig, Balance, Policy
@@ -288,6 +289,7 @@ class Service:
         encoder: an already built encoder (tests pass a tiny random one); default: built from
             ``config.encoder`` during :meth:`start`.
         log: where start-up progress is reported besides the status line (the console).
+        accounts: who may label, adapt, import and export (``SERDEMO_AUTH``); None: everyone.
 
     Example:
         >>> service = Service(ServiceConfig(data_dir=Path("annotations"))).start()  # doctest: +SKIP
@@ -301,8 +303,11 @@ class Service:
         config: ServiceConfig,
         encoder: UtteranceEncoder | None = None,
         log: Callable[[str], None] = print,
+        accounts: Accounts | None = None,
     ) -> None:
         self.config = config
+        # None: no login, anyone may label under any name (a laptop); else see serdemo.auth
+        self.sessions = Sessions(accounts) if accounts is not None else None
         self.store = AnnotationStore(
             config.data_dir,
             max_clip_seconds=config.max_clip_seconds,
@@ -644,6 +649,46 @@ class Service:
                     shutil.rmtree(folder, ignore_errors=True)
             except OSError:
                 continue
+
+    # -- login ------------------------------------------------------------------------------------
+
+    @property
+    def login_required(self) -> bool:
+        """Whether labeling, adaptation, import and export need a login (``SERDEMO_AUTH`` is set)."""
+        return self.sessions is not None
+
+    def login(self, session: str | None, user: str, password: str) -> str:
+        """Log ``session`` (a browser tab or an API client) in; returns a message."""
+        if self.sessions is None:
+            return "This app has no accounts (SERDEMO_AUTH is not set): everything is open."
+        try:
+            name = self.sessions.login(session, user, password)
+        except AuthError as error:
+            raise ServiceError(str(error)) from None
+        self._log(f"login: {name}")
+        return f"Logged in as **{name}**: your labels are saved under this name."
+
+    def logout(self, session: str | None) -> str:
+        """End ``session``'s login."""
+        if self.sessions is not None:
+            self.sessions.logout(session)
+        return "Logged out."
+
+    def require_login(self, session: str | None, action: str) -> str | None:
+        """The logged-in user of ``session``; None when the app has no accounts.
+
+        Raises:
+            ServiceError: accounts are set and ``session`` is not logged in.
+
+        """
+        if self.sessions is None:
+            return None
+        user = self.sessions.user(session)
+        if user is None:
+            raise ServiceError(
+                f"log in to {action} (the Log in box at the top of the page, or the /login API)"
+            )
+        return user
 
     # -- models -----------------------------------------------------------------------------------
 
