@@ -72,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cache-dir", type=Path, default=None, help="embedding cache (default: ~/.cache/serdemo/embeddings)"
     )
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument(
+        "--max-upload-mb",
+        type=int,
+        default=int(os.environ.get("SERDEMO_MAX_UPLOAD_MB", 512)),
+        help="largest upload accepted, bundles and zips included (default: $SERDEMO_MAX_UPLOAD_MB or 512)",
+    )
     args = parser.parse_args(argv)
     if args.corpus_limit is not None and args.corpus_limit < 10:
         parser.error("--corpus-limit must be at least 10 (a few clips per emotion)")
@@ -97,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         target_corpora=tuple(args.target_corpus),
         corpus_limit=args.corpus_limit,
         cache_dir=args.cache_dir,
+        max_upload_bytes=args.max_upload_mb << 20,
     )
     print(
         f"serdemo: data in {config.data_dir.resolve()}, encoder {config.encoder}, "
