@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_service import SR, make_service, tone, tiny_encoder
+from test_service import SR, make_service, tiny_encoder, tone
 
 from serdemo.adapt import load_model
 from serdemo.audio import AudioError, decode_bytes, load_audio
