@@ -194,10 +194,15 @@ def _finish(
             f"{name}: contains NaN or infinite samples (a broken float WAV?); re-export it as 16-bit PCM"
         )
     clipped = float(np.mean(np.abs(samples) >= _CLIP_LEVEL)) > _CLIPPED_FRACTION
-    mono = samples.mean(axis=1, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        mono = samples.mean(axis=1, dtype=np.float32)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
     wave = np.ascontiguousarray(mono, dtype=np.float32)
+    if not np.isfinite(wave).all():  # finite float samples near 3e38 overflow when mixed or resampled
+        raise AudioError(
+            f"{name}: samples far outside [-1, 1] (a broken float file?); re-export it as 16-bit PCM"
+        )
     info = AudioInfo(
         name=name,
         format=fmt,
