@@ -368,7 +368,8 @@ class Service:
     def _start(self) -> None:
         t0 = time.perf_counter()
         # 0) unpacked uploads a killed process left behind
-        if removed := clean_work(self.config.data_dir / "tmp"):
+        # (only this app unpacks there, and nothing runs yet: everything left is from a killed run)
+        if removed := clean_work(self.config.data_dir / "tmp", older_than_s=0):
             self._log(f"removed {removed} unpacked uploads left by an earlier run")
         # 1) the encoder (whisper-base: ~20 s to read and check its weights)
         if self._encoder is None:
@@ -447,6 +448,8 @@ class Service:
                     self._corpus_labels[clip.id] = utterance.emotion
 
     def _embed_pool(self, clips: Sequence[Clip]) -> None:
+        if self._encoder is None:
+            raise ServiceError(f"still starting ({self._stage.describe()}); try again in a moment")
         with self._lock:
             missing = [c for c in clips if c.id not in self._features]
         if not missing:

@@ -314,6 +314,16 @@ def test_bulk_add_reports_every_skipped_zip_entry(tmp_path):
     assert str(tmp_path) not in message and not list((service.config.data_dir / "tmp").iterdir())
 
 
+def test_unpacked_uploads_a_killed_run_left_are_removed_at_start_up(tmp_path):
+    service = make_service(tmp_path, target=False)
+    leftover = service.config.data_dir / "tmp" / "bulk-killed"
+    (leftover / "0").mkdir(parents=True)
+    (leftover / "0" / "big.wav").write_bytes(b"\0" * 1000)
+    logs: list[str] = []
+    Service(service.config, encoder=tiny_encoder(), log=logs.append).start(background=False)
+    assert not leftover.exists() and any("removed 1 unpacked" in line for line in logs)
+
+
 class _SlowEncoder:
     """The tiny encoder, 0.2 s per forward pass: a stand-in for whisper-base on a busy CPU."""
 
