@@ -459,11 +459,13 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         )
 
     @_user_errors
-    def refresh(lang: str, how: str, current: LabelState) -> tuple[Any, ...]:
+    def refresh(lang: str, how: str, current: LabelState, request: gr.Request) -> tuple[Any, ...]:
+        service.require_login(_session(request), "label")  # the pool's audio is the annotators' data
         return show(service.label_view(current.with_settings(lang, how)))
 
     @_user_errors
-    def skip(lang: str, how: str, current: LabelState) -> tuple[Any, ...]:
+    def skip(lang: str, how: str, current: LabelState, request: gr.Request) -> tuple[Any, ...]:
+        service.require_login(_session(request), "label")
         return show(service.skip(current.with_settings(lang, how)))
 
     @_user_errors
@@ -662,7 +664,8 @@ def _explore_tab(service: Service, languages: list[gr.Dropdown]) -> None:
     )
 
     @_user_errors
-    def play(key: str | None) -> str | None:
+    def play(key: str | None, request: gr.Request) -> str | None:
+        service.require_login(_session(request), "play pool clips")
         return service.clip_path(key) if key else None
 
     clip.change(play, clip, clip_audio, api_visibility="private")
