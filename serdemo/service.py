@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import random
@@ -316,6 +317,7 @@ class Service:
         # Pages get copies of the files they show, from this folder, never the data folder itself
         # (which holds the database and the model weights): see allowed_paths / blocked_paths.
         self.public_dir = Path(tempfile.mkdtemp(prefix="serdemo-public-"))
+        atexit.register(shutil.rmtree, self.public_dir, True)
         self._interactive_waiting = 0  # predicts waiting for the encoder: bulk work lets them go first
         self.cache = EmbeddingCache(config.cache_dir or default_cache_dir())
         self._log = log
