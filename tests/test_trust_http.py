@@ -228,3 +228,22 @@ def test_uploads_over_the_cap_are_refused(app, tmp_path):
     with big.open("rb") as handle:
         response = httpx.post(f"{app['url']}gradio_api/upload", files={"files": handle}, timeout=60)
     assert response.status_code == 413, response.text[:200]
+
+
+@pytest.mark.browser
+def test_a_browser_tab_logs_in_and_then_may_export(app):
+    from browser import browser_page, wait_for_text
+
+    with browser_page() as page:
+        page.goto(app["url"])
+        page.get_by_role("tab", name="Export").click()
+        page.locator("#export-button").click()
+        wait_for_text(page, "body", "log in to export", timeout=30)
+        assert page.locator("#export-file a").count() == 0
+        page.locator("#login-user input, #login-user textarea").first.fill("ada")
+        page.locator("#login-password input").fill("ada-secret")
+        page.locator("#login-button").click()
+        wait_for_text(page, "#login-message", "Logged in as ada", timeout=30)
+        page.locator("#export-button").click()
+        page.wait_for_selector("#export-file a", timeout=60_000)
+        assert re.search(r"serdemo-bundle-\d+T\d+\s*\.zip", page.locator("#export-file").inner_text())
