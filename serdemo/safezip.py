@@ -58,6 +58,15 @@ def unpack(
     target.mkdir(parents=True, exist_ok=False)
     total = 0
     try:
+        # the entry count from the end record, before ZipFile builds an object per entry (a crafted
+        # central directory of millions of entries would take gigabytes)
+        with archive.open("rb") as raw:
+            end = zipfile._EndRecData(raw)  # noqa: SLF001 - stable since Python 2; no public API for it
+        if end and end[zipfile._ECD_ENTRIES_TOTAL] > limits.max_entries:  # noqa: SLF001
+            raise ArchiveError(
+                f"{archive.name}: {end[zipfile._ECD_ENTRIES_TOTAL]} entries, over the "  # noqa: SLF001
+                f"{limits.max_entries} limit; split it into smaller archives"
+            )
         with zipfile.ZipFile(archive) as handle:
             members = handle.infolist()
             if len(members) > limits.max_entries:

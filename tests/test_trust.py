@@ -291,6 +291,16 @@ def test_zip_unpacking_is_streamed_capped_and_cleans_up(tmp_path):
     assert not target.exists()
 
 
+def test_a_zip_with_too_many_entries_is_refused_from_its_end_record(tmp_path):
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for i in range(30):
+            handle.writestr(f"c{i}.wav", b"")
+    with pytest.raises(ArchiveError, match="30 entries, over the 10 limit"):
+        unpack(archive, tmp_path / "out", lambda name: None, ZipLimits(max_entries=10))
+    assert not (tmp_path / "out").exists()
+
+
 def test_bulk_add_reports_every_skipped_zip_entry(tmp_path):
     service = make_service(tmp_path, target=False)
     archive = tmp_path / "mixed.zip"
