@@ -713,7 +713,13 @@ class Service:
                 version = next((v for v in self.store.model_versions() if v.id == version_id), None)
                 if version is None or not version.weights_path:
                     raise ServiceError(f"model version {version_id!r} has no saved weights")
-                self._models[version_id] = load_model(version.weights_path)
+                try:
+                    self._models[version_id] = load_model(version.weights_path)
+                except Exception as error:  # truncated or missing files: a message, not a traceback
+                    raise ServiceError(
+                        f"model version {version_id} cannot be loaded ({type(error).__name__}); "
+                        "activate another version"
+                    ) from error
             return self._models[version_id]
 
     def _probabilities(self, version_id: str, clips: Sequence[Clip]) -> np.ndarray:

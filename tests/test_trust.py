@@ -435,6 +435,8 @@ def test_a_truncated_active_model_falls_back_to_the_last_good_version(tmp_path):
     assert again.store.active_version().id == first.id
     assert any("fell back to" in line for line in logs)
     assert again.predict(wav(tmp_path / "p.wav", tone(300.0, 1.0, 3))).model_version == first.id
+    with pytest.raises(ServiceError, match="cannot be loaded"):  # rolling forward to it says why not
+        again.activate(active.id)
 
 
 # -- 7. the smaller holes ---------------------------------------------------------------------------
