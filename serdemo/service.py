@@ -636,7 +636,12 @@ class Service:
         """Folders Gradio must never serve nor copy to its cache, whatever else allows them."""
         roots = [self.config.data_dir, self.cache.root]
         roots += [root for _, root in (*self.config.source_corpora, *self.config.target_corpora)]
-        return [str(Path(r).resolve()) for r in roots]
+        # a folder holding the public copies or Gradio's uploads (e.g. --data-dir /tmp) cannot be
+        # blocked without blocking every upload; it stays unserved, as no allowed path reaches it
+        gradio_uploads = os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio"
+        needed = [self.public_dir.resolve(), Path(gradio_uploads).resolve()]
+        resolved = [Path(r).resolve() for r in roots]
+        return [str(r) for r in resolved if not any(n.is_relative_to(r) for n in needed)]
 
     def public_file(self, path: str | os.PathLike, name: str | None = None) -> str:
         """A copy of ``path`` a page may fetch, under a random folder, deleted after a while."""

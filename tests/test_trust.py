@@ -143,6 +143,7 @@ def test_the_data_folder_is_blocked_and_pages_get_copies(tmp_path):
     data = service.config.data_dir.resolve()
     assert not any(Path(p).is_relative_to(data) or data.is_relative_to(p) for p in service.allowed_paths())
     assert str(data) in service.blocked_paths()
+    assert not any(service.public_dir.is_relative_to(p) for p in service.blocked_paths())
     key = f"t:{service.store.clips('de')[0].id}"
     played = Path(service.clip_path(key))
     assert played.is_relative_to(service.public_dir) and not played.is_relative_to(data)
