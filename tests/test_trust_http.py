@@ -247,3 +247,23 @@ def test_a_browser_tab_logs_in_and_then_may_export(app):
         page.locator("#export-button").click()
         page.wait_for_selector("#export-file a", timeout=60_000)
         assert re.search(r"serdemo-bundle-\d+T\d+\s*\.zip", page.locator("#export-file").inner_text())
+
+
+def test_audio_and_zip_bombs_are_refused_quickly(app, tmp_path):
+    from gradio_client import handle_file
+
+    bomb = tmp_path / "bomb.flac"  # the probe's shape: 8 channels at 655 kHz, here 0.1 s of it
+    sf.write(bomb, np.zeros((65_535, 8), dtype="int16"), 655_350, format="FLAC")
+    start = time.perf_counter()
+    assert "8 channels at 655350 Hz" in refused(
+        lambda: client_for(app).predict(handle_file(str(bomb)), "en", api_name="/predict")
+    )
+    assert time.perf_counter() - start < 30
+    archive = tmp_path / "zipbomb.zip"  # 70 MB of zeros in a 70 KB zip, under the 2 MB upload cap
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as handle:
+        handle.writestr("big.wav", b"\0" * (70 << 20))
+    message = refused(
+        lambda: client_for(app, "ada").predict([handle_file(str(archive))], "it", api_name="/bulk_add")
+    )
+    assert "over 64 MB, the limit for one file" in message
+    assert not list((app["data"] / "tmp").iterdir())  # nothing left unpacked
