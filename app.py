@@ -4,6 +4,7 @@ Examples:
     python app.py                                      # shipped model (if any), examples only
     python app.py --source-corpus ravdess=/data/ravdess --target-corpus emodb=/data/emodb
     GRADIO_SERVER_PORT=8080 python app.py --data-dir /srv/serdemo
+    SERDEMO_AUTH=ada:secret,bob:hunter2 python app.py  # labeling, adapting, import, export need a login
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cache-dir", type=Path, default=None, help="embedding cache (default: ~/.cache/serdemo/embeddings)"
     )
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument(
+        "--max-upload-mb",
+        type=int,
+        default=int(os.environ.get("SERDEMO_MAX_UPLOAD_MB", 512)),
+        help="largest upload accepted, bundles and zips included (default: $SERDEMO_MAX_UPLOAD_MB or 512)",
+    )
     args = parser.parse_args(argv)
     if args.corpus_limit is not None and args.corpus_limit < 10:
         parser.error("--corpus-limit must be at least 10 (a few clips per emotion)")
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     """Composition root: arguments -> config -> service -> UI -> server."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline; no phoning home
     args = parse_args(argv)
+    from serdemo.auth import Accounts, AuthError
     from serdemo.service import Service, ServiceConfig
     from serdemo.ui import build_app, launch_options
 
@@ -95,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         target_corpora=tuple(args.target_corpus),
         corpus_limit=args.corpus_limit,
         cache_dir=args.cache_dir,
+        max_upload_bytes=args.max_upload_mb << 20,
     )
     print(
         f"serdemo: data in {config.data_dir.resolve()}, encoder {config.encoder}, "
@@ -104,7 +113,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     # The page answers at once; encoder loading, corpus embedding and the first model run behind it
     # and show their progress in the status line (and here).
-    service = Service(config, log=lambda text: print(f"serdemo: {text}", flush=True)).start()
+    try:
+        accounts = Accounts.from_env()
+    except (AuthError, OSError) as error:
+        sys.exit(f"serdemo: SERDEMO_AUTH / SERDEMO_AUTH_FILE: {error}")
+    who = f"required for {', '.join(accounts.users)}" if accounts else "off (SERDEMO_AUTH unset)"
+    print(f"serdemo: login {who} to label, adapt, import and export; predict is public", flush=True)
+    service = Service(
+        config, log=lambda text: print(f"serdemo: {text}", flush=True), accounts=accounts
+    ).start()
     app = build_app(service)
     app.queue(default_concurrency_limit=4)
     print(f"serdemo: UI built after {time.perf_counter() - T0:.1f} s", flush=True)
@@ -112,7 +129,11 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host,
         server_port=args.port,
         share=args.share,
+        # only the examples and short-lived copies are served; the data folder (database, weights,
+        # audio) is blocked even from Gradio's cache, and uploads are capped
         allowed_paths=service.allowed_paths(),
+        blocked_paths=service.blocked_paths(),
+        max_file_size=config.max_upload_bytes,
         show_error=True,
         **launch_options(),
     )

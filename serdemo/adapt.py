@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -746,9 +749,39 @@ def _check_inputs(source, target_labeled, target_unlabeled, validation, config, 
 
 
 def save_model(result: AdaptResult, folder: str | Path) -> Path:
-    """Write ``model.safetensors``, ``config.json``, ``model.json`` (classes, history) and the normaliser."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``model.safetensors``, ``config.json``, ``model.json`` (classes, history) and the normaliser.
+
+    Crash-atomic: everything goes into a temporary sibling folder, each file is fsynced, and the
+    folder is renamed to ``folder`` last (then the parent is fsynced), so ``folder`` either holds a
+    complete model or does not exist. ``folder`` must not exist yet.
+    """
+    final = Path(folder)
+    if final.exists():
+        raise FileExistsError(f"{final} exists: save each model version to a new folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    try:
+        _write_model_files(result, folder)
+        for file in folder.iterdir():
+            _fsync(file)
+        _fsync(folder)
+        os.replace(folder, final)
+        _fsync(final.parent)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return final
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_model_files(result: AdaptResult, folder: Path) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps(result.config.to_dict(), indent=2))
@@ -772,7 +805,6 @@ def save_model(result: AdaptResult, folder: str | Path) -> Path:
         norm_meta, arrays = result.normalizer.state()
         (folder / "normalizer.json").write_text(json.dumps(norm_meta, indent=2))
         np.savez(folder / "normalizer.npz", **arrays)
-    return folder
 
 
 def load_model(folder: str | Path, encoder: UtteranceEncoder | None = None) -> AdaptResult:

@@ -20,6 +20,10 @@ _HOP_S = 0.010
 _CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (integer PCM tops out just below 1.0)
 _CLIPPED_FRACTION = 0.001  # more than 0.1 % clipped samples is audible distortion, not a lone peak
 _CONVERT_HINT = "convert it first, e.g. `ffmpeg -i input.m4a -ac 1 -ar 16000 output.wav`"
+# Limits read from the header before anything is decoded: a tiny compressed file can claim many
+# channels at a huge rate (a 337 KB FLAC of 8 channels at 655 kHz decoded to 3.5 GB of float32).
+MAX_SAMPLE_RATE = 192_000  # studio recorders stop here; speech needs 16 kHz
+MAX_CHANNELS = 8  # 7.1 audio; speech is mono or stereo
 
 
 class AudioError(ValueError):
@@ -155,6 +159,11 @@ def _decode(
             # some streams lie, so reading stops one frame past the limit and is checked again below.
             if max_seconds is not None and 0 < handle.frames and handle.frames / rate > max_seconds:
                 raise _too_long(name, handle.frames / rate, max_seconds)
+            if not 0 < rate <= MAX_SAMPLE_RATE or not 0 < handle.channels <= MAX_CHANNELS:
+                raise AudioError(
+                    f"{name}: {handle.channels} channels at {rate} Hz is outside what speech needs "
+                    f"(at most {MAX_CHANNELS} channels, {MAX_SAMPLE_RATE} Hz); {_CONVERT_HINT}"
+                )
             limit = -1 if max_seconds is None else int(max_seconds * rate) + 1
             samples = handle.read(frames=limit, dtype="float32", always_2d=True)
     except sf.SoundFileError as err:
@@ -185,10 +194,15 @@ def _finish(
             f"{name}: contains NaN or infinite samples (a broken float WAV?); re-export it as 16-bit PCM"
         )
     clipped = float(np.mean(np.abs(samples) >= _CLIP_LEVEL)) > _CLIPPED_FRACTION
-    mono = samples.mean(axis=1, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        mono = samples.mean(axis=1, dtype=np.float32)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
     wave = np.ascontiguousarray(mono, dtype=np.float32)
+    if not np.isfinite(wave).all():  # finite float samples near 3e38 overflow when mixed or resampled
+        raise AudioError(
+            f"{name}: samples far outside [-1, 1] (a broken float file?); re-export it as 16-bit PCM"
+        )
     info = AudioInfo(
         name=name,
         format=fmt,

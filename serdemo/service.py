@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import random
+import re
+import shutil
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,9 @@ import torch
 from serdemo.active import UncertaintyRule, rank_for_labeling
 from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, embed, load_model, predict_proba, save_model
 from serdemo.adapt import adapt as run_adaptation
-from serdemo.audio import SAMPLE_RATE, AudioError, load_audio, load_audio_checked, segment
+from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, load_audio, load_audio_checked, segment
+from serdemo.auth import Accounts, AuthError, Sessions
+from serdemo.bundle import clean_work, export_bundle, import_bundle
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files, embed_waveforms
 from serdemo.config import AdaptConfig, Balance, Policy
 from serdemo.corpora import load_corpus
@@ -34,11 +38,14 @@ from serdemo.labels import EMOTIONS, emotion_index
 from serdemo.metrics import evaluate
 from serdemo.projection import ColorBy, project, projection_figure, projection_title
 from serdemo.pseudo_labels import make_policy
+from serdemo.safezip import ArchiveError, ZipLimits, unpack
 from serdemo.splits import speaker_split
 from serdemo.store import AnnotationStore, Clip, ClipSource
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 RANKING_RULES: tuple[str, ...] = tuple(rule.value for rule in UncertaintyRule)
+EMBED_BATCH = 16  # clips embedded per hold of the encoder lock
+EXPORT_FORMATS = ("csv", "jsonl", "bundle")
 COLOR_CHOICES: tuple[str, ...] = tuple(choice.value for choice in ColorBy)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
@@ -63,6 +70,10 @@ class ServiceConfig:
     default_model_dir: Path = ASSETS / "default_model"  # a saved model served when no version exists yet
     shipped_source_set: Path = ASSETS / "source_set.npz"  # embedded source set when no --source-corpus given
     max_clip_seconds: float = 60.0  # longer uploads are refused with a message saying how to trim them
+    min_clip_seconds: float = 0.05  # shorter clips are refused before they reach the store
+    max_upload_bytes: int = 512 << 20  # Gradio refuses larger uploads (bundles and zips included)
+    max_bulk_files: int = 2_000  # audio files one bulk add may take (a zip's members count)
+    public_file_seconds: float = 1800.0  # copies of audio/exports handed to pages are deleted after this
     segment_above_seconds: float = 4.0  # longer clips also get a timeline of emotions
     segment_window_seconds: float = 2.0  # the models are trained on ~2 s clips (paper: 2 s crops)
     segment_hop_seconds: float = 1.0
@@ -279,6 +290,7 @@ class Service:
         encoder: an already built encoder (tests pass a tiny random one); default: built from
             ``config.encoder`` during :meth:`start`.
         log: where start-up progress is reported besides the status line (the console).
+        accounts: who may label, adapt, import and export (``SERDEMO_AUTH``); None: everyone.
 
     Example:
         >>> service = Service(ServiceConfig(data_dir=Path("annotations"))).start()  # doctest: +SKIP
@@ -292,9 +304,21 @@ class Service:
         config: ServiceConfig,
         encoder: UtteranceEncoder | None = None,
         log: Callable[[str], None] = print,
+        accounts: Accounts | None = None,
     ) -> None:
         self.config = config
-        self.store = AnnotationStore(config.data_dir)
+        # None: no login, anyone may label under any name (a laptop); else see serdemo.auth
+        self.sessions = Sessions(accounts) if accounts is not None else None
+        self.store = AnnotationStore(
+            config.data_dir,
+            max_clip_seconds=config.max_clip_seconds,
+            min_clip_seconds=config.min_clip_seconds,
+        )
+        # Pages get copies of the files they show, from this folder, never the data folder itself
+        # (which holds the database and the model weights): see allowed_paths / blocked_paths.
+        self.public_dir = Path(tempfile.mkdtemp(prefix="serdemo-public-"))
+        atexit.register(shutil.rmtree, self.public_dir, True)
+        self._interactive_waiting = 0  # predicts waiting for the encoder: bulk work lets them go first
         self.cache = EmbeddingCache(config.cache_dir or default_cache_dir())
         self._log = log
         self._encoder = encoder
@@ -345,6 +369,10 @@ class Service:
 
     def _start(self) -> None:
         t0 = time.perf_counter()
+        # 0) unpacked uploads a killed process left behind
+        # (only this app unpacks there, and nothing runs yet: everything left is from a killed run)
+        if removed := clean_work(self.config.data_dir / "tmp", older_than_s=0):
+            self._log(f"removed {removed} unpacked uploads left by an earlier run")
         # 1) the encoder (whisper-base: ~20 s to read and check its weights)
         if self._encoder is None:
             self._say(f"loading encoder {self.config.encoder}")
@@ -406,37 +434,80 @@ class Service:
         for i, utterance in enumerate(utterances):
             if i % 25 == 0:
                 self._say(f"adding {name} clips to the target pool", i, len(utterances))
-            clip = self.store.add_clip(
-                utterance.path,
-                language=utterance.language,
-                source=f"corpus:{name}",
-                original_name=utterance.path.name,
-                speaker=utterance.speaker,
-            )
+            try:
+                clip = self.store.add_clip(
+                    utterance.path,
+                    language=utterance.language,
+                    source=f"corpus:{name}",
+                    original_name=utterance.path.name,
+                    speaker=utterance.speaker,
+                )
+            except AudioError as error:  # one unusable corpus file is reported, not fatal
+                self._log(f"target corpus {name}: skipped {error}")
+                continue
             if utterance.emotion is not None:
                 with self._lock:
                     self._corpus_labels[clip.id] = utterance.emotion
 
     def _embed_pool(self, clips: Sequence[Clip]) -> None:
+        if self._encoder is None:
+            raise ServiceError(f"still starting ({self._stage.describe()}); try again in a moment")
         with self._lock:
             missing = [c for c in clips if c.id not in self._features]
         if not missing:
             return
-        features = self._embed_paths([c.path for c in missing], "target pool clips")
+        try:
+            features = self._embed_paths([c.path for c in missing], "target pool clips")
+        except AudioError:  # one bad clip must not stop the rest: find it, set it aside, go on
+            missing = self._skip_unusable(missing)
+            features = self._embed_paths([c.path for c in missing], "target pool clips")
         with self._lock:
             for clip, row in zip(missing, features, strict=True):
                 self._features[clip.id] = row
 
     def _embed_paths(self, paths: Sequence[Path], what: str) -> np.ndarray:
-        with self._encoder_lock:
-            return embed_files(self._encoder, paths, self.cache, progress=self._embed_progress(what))
+        # Batches, taking the encoder lock for one batch at a time and stepping aside while a predict
+        # waits: a 10,000-clip bulk add held the lock for minutes and made another user's predict wait.
+        report = self._embed_progress(what)
+        parts = []
+        for start in range(0, len(paths), EMBED_BATCH):
+            while self._interactive_waiting:
+                time.sleep(0.01)
+            with self._encoder_lock:
+                parts.append(embed_files(self._encoder, paths[start : start + EMBED_BATCH], self.cache))
+            report(min(start + EMBED_BATCH, len(paths)), len(paths))
+        if not parts:
+            return embed_files(self._encoder, [], self.cache)
+        return np.concatenate(parts)
+
+    def _skip_unusable(self, clips: Sequence[Clip]) -> list[Clip]:
+        """Clips whose audio loads; the others are set aside in the store and reported, not fatal.
+
+        A clip stored by an older serdemo (before audio was checked at the door) could hold NaN
+        samples or be too short, and made start-up fail for everyone.
+        """
+        good = []
+        for clip in clips:
+            try:
+                load_audio(
+                    clip.path,
+                    max_seconds=self.config.max_clip_seconds,
+                    min_seconds=self.config.min_clip_seconds,
+                )
+            except AudioError as error:
+                reason = str(error).replace(str(clip.path), clip.original_name or clip.path.name)
+                self.store.set_unusable(clip.id, reason)
+                self._log(f"clip {clip.id} set aside: {reason}")
+                continue
+            good.append(clip)
+        return good
 
     def _ensure_model(self) -> None:
         active = self.store.active_version()
         if active is not None:
             self._say(f"loading model {active.id}")
-            self._model(active.id)
-            return
+            if self._load_or_fall_back(active.id):
+                return
         default = self.config.default_model_dir
         if (default / "model.safetensors").is_file():
             self._say(f"registering the shipped model {default}")
@@ -461,6 +532,25 @@ class Service:
             seed=self.config.seed,
         )
         self._train_and_register(config, language=None, progress=None)
+
+    def _load_or_fall_back(self, active_id: str) -> bool:
+        """Load the active model; if its files are damaged, activate the newest version that loads.
+
+        A crash or a full disk can leave a truncated ``model.safetensors``; start-up must still serve.
+        """
+        versions = list(reversed(self.store.model_versions()))
+        candidates = [v for v in versions if v.id == active_id] + [v for v in versions if v.id != active_id]
+        for version in candidates:
+            try:
+                self._model(version.id)
+            except Exception as error:  # safetensors, json and OS errors all mean "cannot serve this"
+                self._log(f"model {version.id} cannot be loaded ({type(error).__name__}: {error}); skipped")
+                continue
+            if version.id != active_id:
+                self.store.activate(version.id)
+                self._log(f"model {active_id} is damaged: fell back to {version.id}, the newest that loads")
+            return True
+        return False
 
     # -- status -----------------------------------------------------------------------------------
 
@@ -535,10 +625,80 @@ class Service:
         return f"{language} · {rest.replace('_', ' ')}" if rest else language
 
     def allowed_paths(self) -> list[str]:
-        """Folders the web server may serve audio from (Gradio refuses other paths)."""
-        roots = [self.config.data_dir, self.config.examples_dir]
+        """Folders the web server may serve files from: the examples and the short-lived public copies.
+
+        Never the data folder (database, model weights, every clip) nor the corpora: a page gets a
+        copy of the one file it shows, from :meth:`public_file`.
+        """
+        return [str(Path(r).resolve()) for r in (self.config.examples_dir, self.public_dir)]
+
+    def blocked_paths(self) -> list[str]:
+        """Folders Gradio must never serve nor copy to its cache, whatever else allows them."""
+        roots = [self.config.data_dir, self.cache.root]
         roots += [root for _, root in (*self.config.source_corpora, *self.config.target_corpora)]
-        return [str(Path(r).resolve()) for r in roots]
+        # a folder holding the public copies or Gradio's uploads (e.g. --data-dir /tmp) cannot be
+        # blocked without blocking every upload; it stays unserved, as no allowed path reaches it
+        gradio_uploads = os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio"
+        needed = [self.public_dir.resolve(), Path(gradio_uploads).resolve()]
+        resolved = [Path(r).resolve() for r in roots]
+        return [str(r) for r in resolved if not any(n.is_relative_to(r) for n in needed)]
+
+    def public_file(self, path: str | os.PathLike, name: str | None = None) -> str:
+        """A copy of ``path`` a page may fetch, under a random folder, deleted after a while."""
+        self._prune_public()
+        folder = Path(tempfile.mkdtemp(dir=self.public_dir))
+        target = folder / Path(name or Path(path).name).name
+        shutil.copyfile(path, target)
+        return str(target)
+
+    def _prune_public(self) -> None:
+        cutoff = time.time() - self.config.public_file_seconds
+        for folder in self.public_dir.iterdir():
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                continue
+
+    # -- login ------------------------------------------------------------------------------------
+
+    @property
+    def login_required(self) -> bool:
+        """Whether labeling, adaptation, import and export need a login (``SERDEMO_AUTH`` is set)."""
+        return self.sessions is not None
+
+    def login(self, session: str | None, user: str, password: str) -> str:
+        """Log ``session`` (a browser tab or an API client) in; returns a message."""
+        if self.sessions is None:
+            return "This app has no accounts (SERDEMO_AUTH is not set): everything is open."
+        try:
+            name = self.sessions.login(session, user, password)
+        except AuthError as error:
+            raise ServiceError(str(error)) from None
+        self._log(f"login: {name}")
+        return f"Logged in as **{name}**: your labels are saved under this name."
+
+    def logout(self, session: str | None) -> str:
+        """End ``session``'s login."""
+        if self.sessions is not None:
+            self.sessions.logout(session)
+        return "Logged out."
+
+    def require_login(self, session: str | None, action: str) -> str | None:
+        """The logged-in user of ``session``; None when the app has no accounts.
+
+        Raises:
+            ServiceError: accounts are set and ``session`` is not logged in.
+
+        """
+        if self.sessions is None:
+            return None
+        user = self.sessions.user(session)
+        if user is None:
+            raise ServiceError(
+                f"log in to {action} (the Log in box at the top of the page, or the /login API)"
+            )
+        return user
 
     # -- models -----------------------------------------------------------------------------------
 
@@ -558,7 +718,13 @@ class Service:
                 version = next((v for v in self.store.model_versions() if v.id == version_id), None)
                 if version is None or not version.weights_path:
                     raise ServiceError(f"model version {version_id!r} has no saved weights")
-                self._models[version_id] = load_model(version.weights_path)
+                try:
+                    self._models[version_id] = load_model(version.weights_path)
+                except Exception as error:  # truncated or missing files: a message, not a traceback
+                    raise ServiceError(
+                        f"model version {version_id} cannot be loaded ({type(error).__name__}); "
+                        "activate another version"
+                    ) from error
             return self._models[version_id]
 
     def _probabilities(self, version_id: str, clips: Sequence[Clip]) -> np.ndarray:
@@ -605,8 +771,17 @@ class Service:
         windows: list[tuple[float, float, np.ndarray]] = []
         if info.duration_s > self.config.segment_above_seconds:
             windows = segment(wave, self.config.segment_window_seconds, self.config.segment_hop_seconds)
-        with self._encoder_lock:
+        with self._lock:
+            self._interactive_waiting += 1  # bulk embedding yields the encoder between batches
+        try:
+            self._encoder_lock.acquire()
+        finally:
+            with self._lock:
+                self._interactive_waiting -= 1
+        try:
             features = embed_waveforms(self._encoder, [wave, *(w for _, _, w in windows)], self.cache)
+        finally:
+            self._encoder_lock.release()
         language = (language or "").strip().lower() or None
         # The whole clip and its windows go through the model separately: the feature normaliser may
         # standardise a batch of an unseen language by its own statistics, and the whole clip's answer
@@ -649,38 +824,59 @@ class Service:
     ) -> str:
         """Add one clip to the unlabeled target pool of ``language``; returns a message for the user."""
         language = _language(language)
-        load_audio(
-            path, max_seconds=self.config.max_clip_seconds
-        )  # refuse unusable audio with a clear message
+        name = Path(path).name
+        # refuse unusable audio with a clear message, and say what is odd about usable audio
+        _, info = load_audio_checked(
+            path, max_seconds=self.config.max_clip_seconds, min_seconds=self.config.min_clip_seconds
+        )
         before = self.store.clip_by_sha256(_sha256(path))
-        clip = self.store.add_clip(path, language=language, source=source, original_name=Path(path).name)
+        clip = self.store.add_clip(path, language=language, source=source, original_name=name)
         self._embed_pool([clip])
         if before is not None:
             return f"Clip {clip.id} is already in the `{clip.language}` pool (same audio); nothing added."
-        return f"Added clip {clip.id} to the `{language}` target pool ({clip.duration:.1f} s)."
+        return f"Added clip {clip.id} to the `{language}` target pool ({clip.duration:.1f} s)." + "".join(
+            f"\n\n⚠️ {warning}" for warning in _audio_warnings(info)
+        )
 
     def add_files(self, paths: Sequence[str | os.PathLike], language: str) -> str:
         """Bulk-add audio files and/or zip archives of them to the ``language`` pool; returns a summary."""
         language = _language(language)
         if not paths:
             raise ServiceError("no files given: choose audio files or a .zip of them")
-        added, duplicates, errors = [], 0, []
-        with tempfile.TemporaryDirectory() as unpacked:
-            for path in _expand_archives([Path(p) for p in paths], Path(unpacked)):
+        added, duplicates, errors, flagged = [], 0, [], []
+        work = self.config.data_dir / "tmp"
+        work.mkdir(parents=True, exist_ok=True)
+        unpacked = Path(tempfile.mkdtemp(prefix="bulk-", dir=work))  # cleaned at start-up if killed
+        try:
+            files, skipped = _expand_archives([Path(p) for p in paths], unpacked, self.config.max_bulk_files)
+            errors += skipped
+            for path in files:
                 try:
-                    load_audio(path, max_seconds=self.config.max_clip_seconds)
+                    _, info = load_audio_checked(
+                        path,
+                        max_seconds=self.config.max_clip_seconds,
+                        min_seconds=self.config.min_clip_seconds,
+                    )
                     known = self.store.clip_by_sha256(_sha256(path)) is not None
                     clip = self.store.add_clip(
                         path, language=language, source=ClipSource.BULK.value, original_name=path.name
                     )
                 except (AudioError, ValueError) as error:
-                    errors.append(f"{path.name}: {error}")
+                    errors.append(_scrub(str(error)))
                     continue
                 duplicates += known
                 if not known:
                     added.append(clip)
+                    flagged += [f"{path.name}: {w.split(':')[0]}" for w in _audio_warnings(info)]
             self._embed_pool(added)
+        finally:
+            shutil.rmtree(unpacked, ignore_errors=True)
         lines = [f"Added {len(added)} clips to the `{language}` pool; {duplicates} were already there."]
+        if flagged:
+            lines.append(
+                f"⚠️ {len(flagged)} added clips sound wrong (check them before labeling):\n"
+                + "\n".join(f"- {f}" for f in flagged[:20])
+            )
         if errors:
             lines.append(f"Skipped {len(errors)} files:\n" + "\n".join(f"- {e}" for e in errors[:20]))
         return "\n\n".join(lines)
@@ -761,7 +957,7 @@ class Service:
         spec, times, freqs = spectrogram(load_audio(clip.path))
         return QueueItem(
             clip_id=clip.id,
-            path=str(clip.path),
+            path=self.public_file(clip.path),
             name=clip.original_name or clip.path.name,
             duration=clip.duration,
             suggestion=classes[top],
@@ -898,12 +1094,16 @@ class Service:
             "source": {"test": source_metrics},
             "target": {"heldout": target_metrics},
         }
+        # the version row and its pseudo-labels in one transaction: a crash leaves both or neither
         version = self.store.add_model_version(
-            config.to_dict(), metrics, weights_path=folder, parent=parent.id if parent else None
+            config.to_dict(),
+            metrics,
+            weights_path=folder,
+            parent=parent.id if parent else None,
+            machine_labels=self._pseudo_labels(config, result, unlabeled_clips),
         )
         with self._lock:
             self._models[version.id] = result
-        self._record_pseudo_labels(version.id, config, result, unlabeled_clips)
         self._log(
             f"model {version.id}: source UA {source_metrics['ua']:.3f}, target UA {metrics['target_ua']}"
         )
@@ -923,25 +1123,24 @@ class Service:
             seconds=seconds,
         )
 
-    def _record_pseudo_labels(
-        self, version_id: str, config: AdaptConfig, result: AdaptResult, clips: list[Clip]
-    ) -> None:
-        """Store what the new model would pseudo-label in the pool as machine labels of that version.
+    def _pseudo_labels(
+        self, config: AdaptConfig, result: AdaptResult, clips: list[Clip]
+    ) -> list[tuple[int, str, float]]:
+        """What the new model would pseudo-label in the pool, stored as machine labels of its version.
 
         Kept apart from human labels in the store (they never count as a clip's label), so exports show
         which labels a person gave and which the model guessed, with its confidence.
         """
         if config.policy == Policy.NONE.value or not clips:
-            return
+            return []
         probs = predict_proba(result, self._clipset(clips))
         targets, weights = make_policy(config).select(torch.from_numpy(probs))
         guessed, accepted = targets.numpy().argmax(1), weights.numpy() > 0
-        items = [
+        return [
             (clip.id, config.classes[guess], float(probs[row, guess]))
             for row, (clip, guess) in enumerate(zip(clips, guessed, strict=True))
             if accepted[row]
         ]
-        self.store.add_labels(items, annotator=version_id, kind="machine", model_version=version_id)
 
     def _target_heldout(
         self, unlabeled: list[Clip], labeled: list[Clip], labels: list[int], config: AdaptConfig
@@ -1118,24 +1317,44 @@ class Service:
         """Audio file of an Explore point (``"t:<clip id>"``, ``"s:<utterance id>"``) or of a pool clip id."""
         key = str(key)
         if key.startswith("s:") and self._source is not None and key[2:] in self._source.paths:
-            return str(self._source.paths[key[2:]])
+            return self.public_file(self._source.paths[key[2:]])
         if key.startswith("s:"):
             raise ServiceError(
                 f"no audio for source clip {key[2:]}: the shipped source set holds embeddings only "
                 "(start with --source-corpus NAME=PATH to play source clips)"
             )
         clip_id = key[2:] if key.startswith("t:") else key
-        if not clip_id.isdigit():
-            raise ServiceError(f"unknown clip {key!r}")
-        return str(self.store.clip(int(clip_id)).path)
+        if not clip_id.isdigit() or len(clip_id) > 18:
+            raise ServiceError(f"unknown clip {key[:40]!r}")
+        return self.public_file(self.store.clip(int(clip_id)).path)
 
     # -- export -----------------------------------------------------------------------------------
 
-    def import_labels(self, path: str | os.PathLike) -> str:
-        """Merge an export (CSV or JSONL) of this or another serdemo store; what exists already is skipped."""
-        new_clips, new_labels = self.store.import_file(path)
+    def import_labels(self, path: str | os.PathLike, received_by: str | None = None) -> str:
+        """Merge an export of this or another serdemo store; what exists already is skipped.
+
+        A bundle (.zip from :meth:`export` ``"bundle"``) brings its audio; a plain CSV/JSONL brings
+        labels of clips this store already has. The message lists everything skipped and why.
+        """
+        path = Path(path)
+        try:
+            if path.suffix.lower() == ".zip":
+                report = import_bundle(self.store, path, received_by=received_by)
+            else:
+                report = self.store.import_file(path, received_by=received_by)
+        except ValueError as error:
+            raise ServiceError(_scrub(str(error))) from None
         self._embed_pool(self.store.clips())  # imported clips join the pool with their features
-        return f"Imported {new_clips} new clips and {new_labels} new labels from {Path(path).name}."
+        lines = [
+            f"Imported {report.new_clips} new clips and {report.new_labels} new labels from {path.name}."
+        ]
+        if report.notes:
+            lines.append(
+                f"Skipped {len(report.notes)} items:\n"
+                + "\n".join(f"- {_scrub(n)}" for n in report.notes[:30])
+                + ("\n- ..." if len(report.notes) > 30 else "")
+            )
+        return "\n\n".join(lines)
 
     def export_source_set(self, path: Path) -> Path:
         """Write the embedded source set so the app can adapt without the corpus (``assets/``)."""
@@ -1145,12 +1364,20 @@ class Service:
         return path
 
     def export(self, fmt: str = "csv") -> Path:
-        """Write every clip and label (with the undo log) to a new file under ``<data_dir>/exports``."""
-        if fmt not in ("csv", "jsonl"):
-            raise ServiceError(f"export format must be csv or jsonl, got {fmt!r}")
-        folder = self.config.data_dir / "exports"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"labels-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}.{fmt}"
+        """Write every clip and label (with the undo log) to a new short-lived file a page may fetch.
+
+        ``csv`` / ``jsonl``: the label log alone, for label-only exchange or training elsewhere.
+        ``bundle``: a .zip with the audio, the label log and a manifest with SHA-256 sums, which
+        :meth:`import_labels` accepts on another machine.
+        """
+        if fmt not in EXPORT_FORMATS:
+            raise ServiceError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+        self._prune_public()
+        folder = Path(tempfile.mkdtemp(dir=self.public_dir))
+        stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+        if fmt == "bundle":
+            return export_bundle(self.store, folder / f"serdemo-bundle-{stamp}.zip")
+        path = folder / f"labels-{stamp}.{fmt}"
         (self.store.export_csv if fmt == "csv" else self.store.export_jsonl)(path)
         return path
 
@@ -1251,29 +1478,54 @@ def _epoch_text(event: ProgressEvent) -> str:
     return text
 
 
-def _expand_archives(paths: list[Path], folder: Path) -> list[Path]:
-    """Audio files among ``paths``, with .zip archives unpacked into ``folder`` (hidden files skipped)."""
-    out = []
-    for path in paths:
+def _audio_warnings(info: AudioInfo) -> list[str]:
+    """What is odd about usable audio: the same words on predict and when a clip joins a pool."""
+    warnings = []
+    if info.silent:
+        warnings.append("silent: the clip is (nearly) silent; record closer to the microphone")
+    if info.clipped:
+        warnings.append("clipped: distorted by too loud input; lower the recording level")
+    return warnings
+
+
+_SERVER_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\](?:[^\s/\\:'\"`]+[/\\])+")
+
+
+def _scrub(message: str) -> str:
+    """A message without server folders: ``/tmp/gradio/ab12/clip.wav: ...`` -> ``clip.wav: ...``."""
+    return _SERVER_PATH.sub("", message)
+
+
+def _expand_archives(paths: list[Path], folder: Path, max_files: int) -> tuple[list[Path], list[str]]:
+    """Audio files among ``paths``, .zip archives unpacked (streamed, capped) into ``folder``.
+
+    Returns the files and what was skipped, one ``"name: why"`` each (hidden files, non-audio,
+    paths outside the archive, nested zips): nothing is dropped without saying so.
+    """
+
+    def audio_only(name: PurePosixPath) -> str | None:
+        if name.name.startswith(".") or "__MACOSX" in name.parts:
+            return "a hidden or system file"
+        if name.suffix.lower() not in AUDIO_SUFFIXES:
+            return f"not audio (use {', '.join(AUDIO_SUFFIXES)})"
+        return None
+
+    out: list[Path] = []
+    skipped: list[str] = []
+    for i, path in enumerate(paths):
+        if len(out) > max_files:
+            break
         if path.suffix.lower() != ".zip":
             out.append(path)
             continue
         try:
-            with zipfile.ZipFile(path) as archive:
-                target = folder / path.stem
-                for member in archive.infolist():
-                    name = Path(member.filename)
-                    # no absolute paths or "..": an archive must not write outside its folder
-                    if member.is_dir() or name.is_absolute() or ".." in name.parts:
-                        continue
-                    if (
-                        name.name.startswith(".")
-                        or "__MACOSX" in name.parts
-                        or name.suffix.lower() not in AUDIO_SUFFIXES
-                    ):
-                        continue
-                    archive.extract(member, target)
-                    out.append(target / name)
-        except zipfile.BadZipFile:
-            raise ServiceError(f"{path.name}: not a valid .zip archive") from None
-    return out
+            unpacked = unpack(path, folder / str(i), audio_only, ZipLimits(max_files=max_files))
+        except ArchiveError as error:
+            raise ServiceError(_scrub(str(error))) from None
+        out += unpacked.files
+        skipped += [f"zip entry {s}" for s in unpacked.skipped]
+    if len(out) > max_files:
+        raise ServiceError(
+            f"{len(out)}+ files in one bulk add, over the {max_files} limit: add them in parts"
+        )
+    return out, skipped

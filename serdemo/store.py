@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
+import operator
 import os
 import re
 import sqlite3
@@ -15,22 +15,27 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-import soundfile as sf
-
-from serdemo.audio import AudioError
+from serdemo.audio import AudioError, decode_bytes
 from serdemo.labels import EMOTIONS, emotion_index
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "store.sqlite"
 BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's transaction before giving up
+MAX_AUDIO_BYTES = 64 << 20  # one clip's file; 60 s of 48 kHz stereo 24-bit WAV is ~17 MB
+MAX_ANNOTATOR_CHARS = 64
+MAX_TEXT_CHARS = 256  # names, speakers, sessions, version ids in imports
+MAX_IMPORT_RECORDS = 200_000
+MAX_IMPORT_BYTES = 64 << 20  # a label file; 200k records of ~300 bytes
+_CLOCK_SKEW_S = 300  # an imported time further in the future than this is the server's time instead
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # ISO 639 code, optional BCP 47 subtags
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_UID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class LabelKind(str, Enum):
@@ -153,8 +158,24 @@ CREATE VIEW current_labels AS
     ) WHERE rank = 1;
 """
 
+# v2: a clip whose audio turned out unusable (found at start-up) is set aside with the reason, not
+# deleted; labels record who put them into this store; a clip's current label is the latest to
+# *arrive* (local id order), so an imported label dated in the future cannot outrank later ones.
+_SCHEMA_V2 = """
+ALTER TABLE clips ADD COLUMN unusable TEXT;
+ALTER TABLE labels ADD COLUMN received_by TEXT;
+DROP VIEW current_labels;
+CREATE VIEW current_labels AS
+    SELECT * FROM (
+        SELECT l.*, ROW_NUMBER() OVER (
+            PARTITION BY l.clip_id ORDER BY CASE l.kind WHEN 'human' THEN 0 ELSE 1 END, l.id DESC
+        ) AS rank
+        FROM live_labels l WHERE l.kind IN ('human', 'gold')
+    ) WHERE rank = 1;
+"""
+
 # _MIGRATIONS[i] takes a database from schema version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 
 # One flat record per label (or per unlabeled clip) in exports; the same fields for CSV and JSONL.
 EXPORT_FIELDS: tuple[str, ...] = (
@@ -217,8 +238,12 @@ class AnnotationStore:
 
     """
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(
+        self, root: Path | str, max_clip_seconds: float = 60.0, min_clip_seconds: float = 0.05
+    ) -> None:
         self.root = Path(root)
+        # every clip is decoded and checked against these before it is committed (see add_clip)
+        self.max_clip_seconds, self.min_clip_seconds = max_clip_seconds, min_clip_seconds
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "audio").mkdir(exist_ok=True)
         self.db_path = self.root / DB_NAME
@@ -270,7 +295,12 @@ class AnnotationStore:
 
     def __getstate__(self) -> dict[str, Any]:
         # Connections do not cross process boundaries; the copy opens its own.
-        return {"root": self.root, "db_path": self.db_path}
+        return {
+            "root": self.root,
+            "db_path": self.db_path,
+            "max_clip_seconds": self.max_clip_seconds,
+            "min_clip_seconds": self.min_clip_seconds,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -328,22 +358,26 @@ class AnnotationStore:
             session: optional recording session.
 
         Raises:
-            AudioError: the audio is unreadable or empty (a ValueError).
+            AudioError: the audio is unreadable, empty, too short or long, or not finite (a ValueError);
+                nothing is written then.
             ValueError: bad language or source.
 
         """
         language = _check_language(language)
         source = _check_source(source)
+        original_name = _check_text(original_name, "original_name")
+        speaker, session = _check_text(speaker, "speaker"), _check_text(session, "session")
         if isinstance(audio, (str, Path)):
             path = Path(audio)
-            if not path.is_file():
-                raise AudioError(f"{path}: no such audio file")
-            data = path.read_bytes()
             original_name = original_name or path.name
+            data = _read_bounded(path, original_name)
         elif isinstance(audio, (bytes, bytearray, memoryview)):
             data = bytes(audio)
         else:
             raise TypeError(f"audio must be a path or bytes, not {type(audio).__name__}")
+        known = self.clip_by_sha256(hashlib.sha256(data).hexdigest())
+        if known is not None:  # checked when it was added; no need to decode it again
+            return known
         sha, stored, duration = self._store_audio(data, original_name or "audio")
         with self._write() as conn:
             conn.execute(
@@ -355,18 +389,19 @@ class AnnotationStore:
         return _clip(row)
 
     def _store_audio(self, data: bytes, name: str) -> tuple[str, Path, float]:
-        """Validate audio bytes and write them content-addressed; returns (sha256, path, seconds)."""
-        try:
-            info = sf.info(io.BytesIO(data))
-        except Exception as error:  # libsndfile raises several types for garbage input
-            raise AudioError(
-                f"{name}: not a readable audio file ({error}); use WAV, FLAC, OGG or MP3"
-            ) from None
-        if info.frames <= 0 or info.samplerate <= 0:
-            raise AudioError(f"{name}: the audio is empty; record or choose a clip with sound in it")
+        """Validate audio bytes and write them content-addressed; returns (sha256, path, seconds).
+
+        The whole file is decoded (header limits first), so a clip that is too short or long, holds
+        NaN samples or lies in its header never reaches the store; the duration is the decoded one.
+        """
+        name = Path(name).name  # messages never show a server path
+        if len(data) > MAX_AUDIO_BYTES:
+            raise AudioError(f"{name}: {len(data) >> 20} MB is over the {MAX_AUDIO_BYTES >> 20} MB limit")
+        _, info = decode_bytes(data, name, self.max_clip_seconds, self.min_clip_seconds)
+        duration = info.duration_s
         sha = hashlib.sha256(data).hexdigest()
         ext = {"WAV": "wav", "WAVEX": "wav", "FLAC": "flac", "OGG": "ogg", "MP3": "mp3"}.get(
-            info.format, info.format.lower()
+            info.format, re.sub(r"[^a-z0-9]", "", info.format.lower()) or "audio"
         )
         target = self.root / "audio" / sha[:2] / f"{sha}.{ext}"
         if not target.exists():
@@ -377,7 +412,7 @@ class AnnotationStore:
                 tmp.flush()
                 os.fsync(tmp.fileno())
             os.replace(tmp.name, target)
-        return sha, target, info.frames / info.samplerate
+        return sha, target, duration
 
     def clip(self, clip_id: int) -> Clip:
         """Return the clip with this id; ValueError if there is none."""
@@ -396,17 +431,28 @@ class AnnotationStore:
         ``labeled`` refers to :meth:`current_label` (human or gold); machine labels do not count.
         """
         sql = "SELECT c.* FROM clips c"
-        where, args = [], []
+        where, args = ["c.unusable IS NULL"], []
         if language is not None:
             where.append("c.language = ?")
             args.append(language)
         if labeled is not None:
             exists = "EXISTS (SELECT 1 FROM current_labels l WHERE l.clip_id = c.id)"
             where.append(exists if labeled else f"NOT {exists}")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql += " WHERE " + " AND ".join(where)
         with self._connect() as conn:
             return [_clip(row) for row in conn.execute(sql + " ORDER BY c.id", args)]
+
+    def set_unusable(self, clip_id: int, reason: str) -> None:
+        """Set a clip aside (its audio cannot be used): :meth:`clips` skips it; its labels stay."""
+        with self._write() as conn:
+            _existing_clip(conn, clip_id)
+            conn.execute("UPDATE clips SET unusable = ? WHERE id = ?", (reason[:500] or "unusable", clip_id))
+
+    def unusable_clips(self) -> list[tuple[Clip, str]]:
+        """Clips set aside by :meth:`set_unusable`, with the reason."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM clips WHERE unusable IS NOT NULL ORDER BY id").fetchall()
+        return [(_clip(row), row["unusable"]) for row in rows]
 
     # -- labels -----------------------------------------------------------------------------
 
@@ -449,6 +495,26 @@ class AnnotationStore:
         """
         kind = _check_kind(kind)
         annotator = _check_annotator(annotator)
+        with self._write() as conn:
+            if (
+                model_version is not None
+                and not conn.execute("SELECT 1 FROM model_versions WHERE id = ?", (model_version,)).fetchone()
+            ):
+                raise ValueError(f"unknown model version {model_version!r}: see model_versions()")
+            ids = self._insert_labels(conn, items, annotator, kind, model_version)
+            marks = ",".join("?" * len(ids))
+            found = conn.execute(f"SELECT * FROM labels WHERE id IN ({marks}) ORDER BY id", ids).fetchall()
+        return [_label(row) for row in found]
+
+    @staticmethod
+    def _insert_labels(
+        conn: sqlite3.Connection,
+        items: Sequence[tuple[int, str, float | None]],
+        annotator: str,
+        kind: str,
+        model_version: str | None,
+    ) -> list[int]:
+        """Check and insert label rows inside the caller's transaction; returns their ids."""
         rows = []
         for clip_id, emotion, confidence in items:
             emotion_index(emotion)
@@ -458,33 +524,26 @@ class AnnotationStore:
                     raise ValueError(f"confidence must be a probability in [0, 1], got {confidence}")
             rows.append((int(clip_id), emotion, confidence))
         created_at = _now()
-        with self._write() as conn:
-            if (
-                model_version is not None
-                and not conn.execute("SELECT 1 FROM model_versions WHERE id = ?", (model_version,)).fetchone()
-            ):
-                raise ValueError(f"unknown model version {model_version!r}: see model_versions()")
-            ids = []
-            for clip_id, emotion, confidence in rows:
-                _existing_clip(conn, clip_id)
-                cursor = conn.execute(
-                    "INSERT INTO labels (uid, clip_id, emotion, kind, annotator, confidence, model_version, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        uuid.uuid4().hex,
-                        clip_id,
-                        emotion,
-                        kind,
-                        annotator,
-                        confidence,
-                        model_version,
-                        created_at,
-                    ),
-                )
-                ids.append(cursor.lastrowid)
-            marks = ",".join("?" * len(ids))
-            found = conn.execute(f"SELECT * FROM labels WHERE id IN ({marks}) ORDER BY id", ids).fetchall()
-        return [_label(row) for row in found]
+        ids = []
+        for clip_id, emotion, confidence in rows:
+            _existing_clip(conn, clip_id)
+            cursor = conn.execute(
+                "INSERT INTO labels (uid, clip_id, emotion, kind, annotator, confidence, model_version, "
+                "created_at, received_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    uuid.uuid4().hex,
+                    clip_id,
+                    emotion,
+                    kind,
+                    annotator,
+                    confidence,
+                    model_version,
+                    created_at,
+                    annotator,
+                ),
+            )
+            ids.append(cursor.lastrowid)
+        return ids
 
     def undo_last_label(self, annotator: str) -> Label | None:
         """Retract ``annotator``'s latest label still in force; returns it, or None if there is none.
@@ -493,15 +552,15 @@ class AnnotationStore:
         """
         with self._write() as conn:
             row = conn.execute(
-                "SELECT * FROM live_labels WHERE annotator = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+                "SELECT * FROM live_labels WHERE annotator = ? ORDER BY id DESC LIMIT 1",
                 (annotator,),
             ).fetchone()
             if row is None:
                 return None
             conn.execute(
                 "INSERT INTO labels (uid, clip_id, emotion, kind, annotator, confidence, model_version, "
-                "created_at, retracts) VALUES (?, ?, NULL, ?, ?, NULL, NULL, ?, ?)",
-                (uuid.uuid4().hex, row["clip_id"], row["kind"], annotator, _now(), row["uid"]),
+                "created_at, retracts, received_by) VALUES (?, ?, NULL, ?, ?, NULL, NULL, ?, ?, ?)",
+                (uuid.uuid4().hex, row["clip_id"], row["kind"], annotator, _now(), row["uid"], annotator),
             )
         return _label(row)
 
@@ -517,8 +576,7 @@ class AnnotationStore:
         with self._connect() as conn:
             _existing_clip(conn, clip_id)
             row = conn.execute(
-                "SELECT * FROM live_labels WHERE clip_id = ? AND kind = 'machine' "
-                "ORDER BY created_at DESC, id DESC LIMIT 1",
+                "SELECT * FROM live_labels WHERE clip_id = ? AND kind = 'machine' ORDER BY id DESC LIMIT 1",
                 (clip_id,),
             ).fetchone()
         return _label(row) if row else None
@@ -552,8 +610,12 @@ class AnnotationStore:
         weights_path: Path | str | None = None,
         parent: str | None = None,
         activate: bool = True,
+        machine_labels: Sequence[tuple[int, str, float | None]] = (),
     ) -> ModelVersion:
         """Record a trained model; it becomes the active one if ``activate`` or if it is the first.
+
+        ``machine_labels`` (``(clip_id, emotion, confidence)``, the round's pseudo-labels) are stored
+        in the same transaction, annotated by the new version: a crash leaves both or neither.
 
         Raises:
             ValueError: unknown parent, or config/metrics that are not JSON-serializable.
@@ -586,6 +648,8 @@ class AnnotationStore:
                     int(activate or first),
                 ),
             )
+            if machine_labels:
+                self._insert_labels(conn, machine_labels, version_id, LabelKind.MACHINE.value, version_id)
             row = conn.execute("SELECT * FROM model_versions WHERE id = ?", (version_id,)).fetchone()
         return _version(row)
 
@@ -625,8 +689,12 @@ class AnnotationStore:
 
     # -- export / import --------------------------------------------------------------------
 
-    def _export_records(self) -> list[dict[str, Any]]:
-        """One record per label row (in log order), then one per clip without any label row."""
+    def export_records(self) -> list[dict[str, Any]]:
+        """One record per label row (in log order), then one per clip without any label row.
+
+        ``path`` is relative to the store's folder (``audio/<sha[:2]>/<sha>.<ext>``): exports never
+        show where the server keeps its files, and a bundle stores the audio under the same name.
+        """
         with self._connect() as conn:
             labeled = conn.execute(
                 "SELECT c.*, l.uid AS label_uid, l.emotion, l.kind, l.annotator, l.confidence, "
@@ -640,71 +708,150 @@ class AnnotationStore:
         records = []
         for row in [*labeled, *unlabeled]:
             keys = row.keys()
-            records.append({name: row[name] if name in keys else None for name in EXPORT_FIELDS})
+            record = {name: row[name] if name in keys else None for name in EXPORT_FIELDS}
+            record["path"] = self.relative_audio_path(Path(row["path"]))
+            records.append(record)
         return records
 
+    def relative_audio_path(self, path: Path) -> str:
+        """A stored clip's path relative to the store (POSIX form), as exports and bundles name it."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:  # stored by an older serdemo under another root: keep the content address
+            return f"audio/{path.name[:2]}/{path.name}"
+
     def export_csv(self, path: Path | str) -> int:
-        """Write clips and the label log as CSV (columns :data:`EXPORT_FIELDS`); return the row count."""
-        records = self._export_records()
+        """Write clips and the label log as CSV (columns :data:`EXPORT_FIELDS`); return the row count.
+
+        Text cells that a spreadsheet would run as a formula (starting with ``= + - @``, a tab or a
+        carriage return) get a leading ``'``, as OWASP advises; :meth:`import_file` removes it again.
+        """
+        records = self.export_records()
         with open(path, "w", newline="", encoding="utf-8") as file:
             writer = csv.DictWriter(file, fieldnames=EXPORT_FIELDS)
             writer.writeheader()
             for record in records:
-                writer.writerow({k: "" if v is None else v for k, v in record.items()})
+                writer.writerow({k: _csv_cell(v) for k, v in record.items()})
         return len(records)
 
     def export_jsonl(self, path: Path | str) -> int:
         """Write the same records as :meth:`export_csv`, one JSON object per line; returns the count."""
-        records = self._export_records()
+        records = self.export_records()
         with open(path, "w", encoding="utf-8") as file:
             for record in records:
                 file.write(json.dumps(record, ensure_ascii=False) + "\n")
         return len(records)
 
-    def import_file(self, path: Path | str) -> tuple[int, int]:
-        """Add the clips and labels of an export (``.csv`` or ``.jsonl``); returns (new clips, new labels).
+    def import_file(
+        self, path: Path | str, audio_root: Path | str | None = None, received_by: str | None = None
+    ) -> ImportReport:
+        """Add the clips and labels of an export (``.csv`` or ``.jsonl``).
 
         Clips are matched by audio hash and labels by ``label_uid``, so importing twice adds nothing.
-        Audio comes from each record's ``path``; a relative path, or one that does not exist, is
-        looked up relative to the export file's folder. Everything is checked before anything is
-        written, and the database part is one transaction.
+        A clip this store lacks needs its audio: it is read only from inside ``audio_root`` (an
+        unpacked bundle), at the record's relative ``path``; absolute paths and ``..`` are refused
+        and a missing file reads the same as a refused one. Without ``audio_root`` such clips and
+        their labels are skipped. Every clip is decoded and checked like :meth:`add_clip`, and its
+        duration comes from the audio. Labels are ordered by arrival in this store, never by the
+        imported ``created_at``; a time further in the future than a few minutes becomes the
+        server's time. A retraction of another annotator's label is skipped. Every skip is
+        reported in :attr:`ImportReport.notes`.
+
+        Args:
+            path: the export file.
+            audio_root: the folder the export's audio paths are relative to (an unpacked bundle).
+            received_by: who imports (the logged-in user), kept in the label log.
 
         Raises:
-            ValueError: unknown format, a bad record (its line number is named) or missing audio.
+            ValueError: unknown format, a file over the size limits, or a bad record (its line is
+                named); nothing is written then.
 
         """
         path = Path(path)
+        name = path.name
         records = _read_records(path)
         prepared_clips: dict[str, dict[str, Any]] = {}
         prepared_labels: list[dict[str, Any]] = []
-        known_uids: set[str] = set()
+        first_line: dict[str, int] = {}
+        notes: list[str] = []
         for line, record in records:
-            where = f"{path}:{line}"
             try:
+                if not isinstance(record, dict):
+                    raise ValueError(
+                        f"not a record (an object with the export's fields), got {type(record).__name__}"
+                    )
                 clip = _check_clip_record(record)
                 label = _check_label_record(record)
-            except ValueError as error:
-                raise ValueError(f"{where}: {error}") from None
-            if clip["sha256"] not in prepared_clips:
-                prepared_clips[clip["sha256"]] = clip
-            if label is not None:
-                known_uids.add(label["uid"])
-                prepared_labels.append(label)
+            except (ValueError, TypeError, OverflowError) as error:
+                raise ValueError(f"{name}:{line}: {error}") from None
+            prepared_clips.setdefault(clip["sha256"], clip)
+            if label is None:
+                continue
+            if label["uid"] in first_line:
+                notes.append(
+                    f"line {line}: label uid {label['uid']} repeats line {first_line[label['uid']]}; "
+                    "kept the first"
+                )
+                continue
+            first_line[label["uid"]] = line
+            label["line"] = line
+            prepared_labels.append(label)
 
         with self._connect() as conn:
             have = {row[0] for row in conn.execute("SELECT sha256 FROM clips")}
-            have_uids = {row[0] for row in conn.execute("SELECT uid FROM labels")}
-        for label in prepared_labels:
-            if label["retracts"] and label["retracts"] not in known_uids | have_uids:
-                raise ValueError(f"{path}: label {label['uid']} retracts unknown label {label['retracts']}")
+            have_labels = {row[0]: row[1] for row in conn.execute("SELECT uid, annotator FROM labels")}
+        missing: set[str] = set()
         for sha, clip in prepared_clips.items():
-            if sha not in have:
-                clip["stored"] = self._import_audio(clip, path.parent)
+            if sha in have:
+                continue
+            if audio_root is None:
+                missing.add(sha)
+                continue
+            try:
+                clip["stored"], clip["duration"] = self._import_audio(clip, Path(audio_root))
+            except AudioError as error:
+                notes.append(f"clip {sha[:12]} skipped: {error}")
+                missing.add(sha)
+        if missing and audio_root is None:
+            notes.append(
+                f"{len(missing)} clips skipped: their audio is not in this store; import the bundle "
+                "(.zip from Export) to bring the audio along"
+            )
+
+        kept, annotators, now = [], dict(have_labels), datetime.now(timezone.utc)
+        dropped_for_audio = future = 0
+        for label in prepared_labels:
+            if label["sha256"] in missing:
+                dropped_for_audio += 1
+                continue
+            retracts = label["retracts"]
+            if retracts is not None:
+                if retracts not in annotators:
+                    notes.append(
+                        f"line {label['line']}: retracts label {retracts}, which is not here; skipped"
+                    )
+                    continue
+                if annotators[retracts] != label["annotator"]:
+                    notes.append(
+                        f"line {label['line']}: {label['annotator']!r} cannot retract a label of "
+                        f"{annotators[retracts]!r}; skipped"
+                    )
+                    continue
+            if label["created_at"] > now + timedelta(seconds=_CLOCK_SKEW_S):
+                label["created_at"] = now
+                future += 1
+            label["created_at"] = label["created_at"].isoformat(timespec="microseconds")
+            annotators.setdefault(label["uid"], label["annotator"])
+            kept.append(label)
+        if dropped_for_audio and audio_root is not None:
+            notes.append(f"{dropped_for_audio} labels of skipped clips were not imported")
+        if future:
+            notes.append(f"{future} labels dated in the future got this server's time instead")
 
         with self._write() as conn:
             new_clips = new_labels = 0
             for sha, clip in prepared_clips.items():
-                if sha in have:
+                if sha in have or sha in missing:
                     continue
                 new_clips += conn.execute(
                     "INSERT OR IGNORE INTO clips (sha256, path, language, source, duration, added_at, "
@@ -712,10 +859,10 @@ class AnnotationStore:
                     (sha, str(clip["stored"]), *(clip[k] for k in _CLIP_FIELDS[2:])),
                 ).rowcount
             ids = {row[0]: row[1] for row in conn.execute("SELECT sha256, id FROM clips")}
-            for label in prepared_labels:
+            for label in kept:
                 new_labels += conn.execute(
                     "INSERT OR IGNORE INTO labels (uid, clip_id, emotion, kind, annotator, confidence, "
-                    "model_version, created_at, retracts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "model_version, created_at, retracts, received_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         label["uid"],
                         ids[label["sha256"]],
@@ -726,24 +873,42 @@ class AnnotationStore:
                         label["model_version"],
                         label["created_at"],
                         label["retracts"],
+                        received_by or f"import:{name[:MAX_TEXT_CHARS]}",
                     ),
                 ).rowcount
-        return new_clips, new_labels
+        return ImportReport(new_clips, new_labels, tuple(notes))
 
-    def _import_audio(self, clip: dict[str, Any], base: Path) -> Path:
-        source = Path(clip["path"])
-        candidates = [source] if source.is_absolute() else []
-        candidates += [base / source, base / "audio" / clip["sha256"][:2] / source.name]
-        for candidate in candidates:
-            if candidate.is_file():
-                data = candidate.read_bytes()
-                if hashlib.sha256(data).hexdigest() != clip["sha256"]:
-                    raise ValueError(f"{candidate}: audio does not match its sha256 {clip['sha256']}")
-                return self._store_audio(data, str(candidate))[1]
-        raise ValueError(
-            f"audio of clip {clip['sha256']} not found at {source}: copy the exporting store's audio "
-            f"folder next to the export file"
-        )
+    def _import_audio(self, clip: dict[str, Any], root: Path) -> tuple[Path, float]:
+        """Store a clip's audio from inside ``root``; returns (stored path, decoded duration)."""
+        sha = clip["sha256"]
+        relative = PurePosixPath(str(clip["path"]).replace("\\", "/"))
+        # one message for outside, missing and unreadable: the answer must not reveal which files exist
+        refused = AudioError(f"its audio {relative.name!r} is not in the bundle")
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts or ":" in relative.parts[0]:
+            raise refused
+        base = root.resolve()
+        for candidate in (root / relative, root / "audio" / sha[:2] / relative.name):
+            try:
+                resolved = candidate.resolve()
+                if not resolved.is_relative_to(base) or not resolved.is_file():
+                    continue
+            except OSError:
+                continue
+            data = _read_bounded(resolved, relative.name)
+            if hashlib.sha256(data).hexdigest() != sha:
+                raise AudioError(f"its audio {relative.name!r} does not match its sha256")
+            _, stored, duration = self._store_audio(data, clip.get("original_name") or relative.name)
+            return stored, duration
+        raise refused
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What :meth:`AnnotationStore.import_file` added, and what it skipped and why."""
+
+    new_clips: int
+    new_labels: int
+    notes: tuple[str, ...] = ()
 
 
 # -- validation and row conversion -----------------------------------------------------------
@@ -779,10 +944,45 @@ def _check_kind(kind: LabelKind | str) -> str:
 def _check_annotator(annotator: str) -> str:
     if not isinstance(annotator, str) or not annotator.strip():
         raise ValueError("annotator must be a non-empty name, e.g. the user's name or a model version")
-    return annotator.strip()
+    annotator = annotator.strip()
+    if len(annotator) > MAX_ANNOTATOR_CHARS or not annotator.isprintable():
+        raise ValueError(
+            f"annotator name must be at most {MAX_ANNOTATOR_CHARS} printable characters, "
+            f"got {len(annotator)}: use a short name"
+        )
+    return annotator
+
+
+def _check_text(value: Any, what: str) -> str | None:
+    """An optional short free-text field (file name, speaker, session)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+        raise ValueError(f"{what} must be text of at most {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def _read_bounded(path: Path, name: str) -> bytes:
+    """A file's bytes, refusing a missing one or one over :data:`MAX_AUDIO_BYTES` before reading it."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise AudioError(f"{Path(name).name}: no such audio file") from None
+    if not path.is_file():
+        raise AudioError(f"{Path(name).name}: not a file")
+    if size > MAX_AUDIO_BYTES:
+        raise AudioError(f"{Path(name).name}: {size >> 20} MB is over the {MAX_AUDIO_BYTES >> 20} MB limit")
+    with path.open("rb") as handle:
+        return handle.read(MAX_AUDIO_BYTES + 1)
 
 
 def _existing_clip(conn: sqlite3.Connection, clip_id: int) -> sqlite3.Row:
+    try:
+        clip_id = operator.index(clip_id)
+    except TypeError:
+        clip_id = -1
+    if not 0 < clip_id < 2**63:  # SQLite integers are 64-bit signed; a larger one would overflow
+        raise ValueError("unknown clip id: clip ids are positive integers, see clips()")
     row = conn.execute("SELECT * FROM clips WHERE id = ?", (clip_id,)).fetchone()
     if row is None:
         raise ValueError(f"unknown clip id {clip_id!r}: see clips()")
@@ -800,64 +1000,102 @@ def _to_json(value: dict[str, Any], what: str) -> str:
         ) from None
 
 
-def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def _csv_cell(value: Any) -> Any:
+    """A value as a CSV cell, with formula triggers defused (``'`` itself is escaped so it round-trips)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r", "'"):
+        return "'" + value
+    return value
+
+
+def _csv_value(text: str) -> str | None:
+    if text == "":
+        return None
+    return text[1:] if text.startswith("'") else text
+
+
+def _read_records(path: Path) -> list[tuple[int, Any]]:
+    name = path.name
     if not path.is_file():
-        raise ValueError(f"{path}: no such export file")
-    if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as file:
-            reader = csv.DictReader(file)
-            missing = set(_CLIP_FIELDS) - set(reader.fieldnames or ())
-            if missing:
-                raise ValueError(f"{path}: not a serdemo export, missing columns {sorted(missing)}")
-            return [
-                (i + 2, {k: (v if v != "" else None) for k, v in row.items()}) for i, row in enumerate(reader)
-            ]
-    if path.suffix.lower() in (".jsonl", ".json"):
-        records = []
-        with open(path, encoding="utf-8") as file:
-            for i, text in enumerate(file, start=1):
-                if text.strip():
-                    try:
-                        records.append((i, json.loads(text)))
-                    except json.JSONDecodeError as error:
-                        raise ValueError(f"{path}:{i}: not JSON ({error})") from None
-        return records
+        raise ValueError(f"{name}: no such export file")
+    size = path.stat().st_size
+    if size > MAX_IMPORT_BYTES:
+        raise ValueError(
+            f"{name}: {size >> 20} MB is over the {MAX_IMPORT_BYTES >> 20} MB limit for a label file"
+        )
+    records: list[tuple[int, Any]] = []
+    try:
+        if path.suffix.lower() == ".csv":
+            with open(path, newline="", encoding="utf-8") as file:
+                reader = csv.DictReader(file)
+                missing = set(_CLIP_FIELDS) - set(reader.fieldnames or ())
+                if missing:
+                    raise ValueError(f"{name}: not a serdemo export, missing columns {sorted(missing)}")
+                for row in reader:
+                    if None in row:  # more cells than columns
+                        raise ValueError(f"{name}:{reader.line_num}: more cells than the header has columns")
+                    records.append((reader.line_num, {k: _csv_value(v or "") for k, v in row.items()}))
+                    if len(records) > MAX_IMPORT_RECORDS:
+                        raise ValueError(f"{name}: more than {MAX_IMPORT_RECORDS} records; split the file")
+            return records
+        if path.suffix.lower() in (".jsonl", ".json"):
+            with open(path, encoding="utf-8") as file:
+                for i, text in enumerate(file, start=1):
+                    if text.strip():
+                        try:
+                            records.append((i, json.loads(text)))
+                        except (json.JSONDecodeError, RecursionError) as error:
+                            raise ValueError(f"{name}:{i}: not JSON ({error})") from None
+                        if len(records) > MAX_IMPORT_RECORDS:
+                            raise ValueError(
+                                f"{name}: more than {MAX_IMPORT_RECORDS} records; split the file"
+                            )
+            return records
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: not UTF-8 text; import the file Export wrote") from None
+    except csv.Error as error:
+        raise ValueError(f"{name}: not a readable CSV file ({error})") from None
     raise ValueError(
-        f"{path}: unknown export format; use a .csv or .jsonl file written by export_csv/export_jsonl"
+        f"{name}: unknown export format; use a .csv or .jsonl file written by export_csv/export_jsonl, "
+        "or a bundle (.zip)"
     )
 
 
 def _check_clip_record(record: dict[str, Any]) -> dict[str, Any]:
     sha = record.get("sha256")
     if not isinstance(sha, str) or not _SHA256.match(sha):
-        raise ValueError(f"sha256 {sha!r} is not a SHA-256 hex digest")
-    if not record.get("path"):
-        raise ValueError("path is empty")
-    try:
-        duration = float(record.get("duration"))
-    except (TypeError, ValueError):
-        raise ValueError(f"duration {record.get('duration')!r} is not a number") from None
-    if not record.get("added_at"):
+        raise ValueError(f"sha256 {str(sha)[:80]!r} is not a SHA-256 hex digest")
+    path = record.get("path")
+    if not isinstance(path, str) or not path or len(path) > 1024:
+        raise ValueError("path must be the clip's audio file name inside the bundle")
+    added_at = record.get("added_at")
+    if not isinstance(added_at, str) or not added_at:
         raise ValueError("added_at is empty")
     return {
         "sha256": sha,
-        "path": record["path"],
+        "path": path,
         "language": _check_language(record.get("language")),
         "source": _check_source(record.get("source")),
-        "duration": duration,
-        "added_at": record["added_at"],
-        "original_name": record.get("original_name"),
-        "speaker": record.get("speaker"),
-        "session": record.get("session"),
+        "duration": None,  # measured from the audio when it is stored, never taken from the file
+        "added_at": _parse_time(added_at, "added_at").isoformat(timespec="microseconds"),
+        "original_name": _check_text(record.get("original_name"), "original_name"),
+        "speaker": _check_text(record.get("speaker"), "speaker"),
+        "session": _check_text(record.get("session"), "session"),
     }
 
 
 def _check_label_record(record: dict[str, Any]) -> dict[str, Any] | None:
-    if not record.get("label_uid"):
+    uid = record.get("label_uid")
+    if not uid:
         if any(record.get(k) not in (None, "") for k in _LABEL_FIELDS):
             raise ValueError("label fields given without label_uid")
         return None
+    if not isinstance(uid, str) or not _UID.match(uid):
+        raise ValueError("label_uid must be 1-64 letters, digits, '-' or '_'")
     retracts = record.get("retracts")
+    if retracts is not None and (not isinstance(retracts, str) or not _UID.match(retracts)):
+        raise ValueError("retracts must be the label_uid of the label it undoes")
     emotion = record.get("emotion")
     if retracts is None:
         emotion_index(emotion)
@@ -865,22 +1103,36 @@ def _check_label_record(record: dict[str, Any]) -> dict[str, Any] | None:
         raise ValueError("a retraction row has no emotion")
     confidence = record.get("confidence")
     if confidence is not None:
-        confidence = float(confidence)
+        try:
+            confidence = float(confidence)
+        except (TypeError, ValueError):
+            raise ValueError(f"confidence {str(confidence)[:40]!r} is not a number") from None
         if not 0.0 <= confidence <= 1.0:
             raise ValueError(f"confidence {confidence} is not a probability in [0, 1]")
-    if not record.get("created_at"):
+    created_at = record.get("created_at")
+    if not isinstance(created_at, str) or not created_at:
         raise ValueError("created_at is empty")
     return {
-        "uid": record["label_uid"],
+        "uid": uid,
         "sha256": record["sha256"],
         "emotion": emotion,
         "kind": _check_kind(record.get("kind")),
         "annotator": _check_annotator(record.get("annotator")),
         "confidence": confidence,
-        "model_version": record.get("model_version"),
-        "created_at": record["created_at"],
+        "model_version": _check_text(record.get("model_version"), "model_version"),
+        "created_at": _parse_time(created_at, "created_at"),
         "retracts": retracts,
     }
+
+
+def _parse_time(text: str, what: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text[:64])
+    except ValueError:
+        raise ValueError(f"{what} {text[:40]!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{what} {text[:40]!r} has no time zone; export times are UTC, e.g. ...+00:00")
+    return moment.astimezone(timezone.utc)
 
 
 def _clip(row: sqlite3.Row) -> Clip:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from serdemo.config import Balance
 from serdemo.labels import EMOTIONS
 from serdemo.service import (
     COLOR_CHOICES,
+    EXPORT_FORMATS,
     RANKING_RULES,
     AdaptRequest,
     LabelState,
@@ -22,6 +24,9 @@ from serdemo.service import (
     Service,
     ServiceError,
 )
+from serdemo.service import _scrub as scrub_paths
+
+LOG = logging.getLogger("serdemo")
 
 TITLE = "serdemo: speech emotion recognition for a new language"
 EMOTION_COLORS = {  # one fixed colour per emotion everywhere in the app
@@ -73,16 +78,32 @@ def launch_options() -> dict[str, Any]:
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show a user-caused error (bad file, nothing to label, round running) as a message, not a traceback."""
+    """Show a user-caused error (bad file, nothing to label, round running) as a message, not a traceback.
+
+    Messages never name server folders (upload paths, the data folder); anything unexpected is logged
+    here with its traceback and the client hears only that it failed.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except gr.Error:
+            raise
         except (ServiceError, ValueError) as error:  # AudioError and ConfigError are ValueErrors
-            raise gr.Error(str(error), print_exception=False) from None
+            raise gr.Error(scrub_paths(str(error)), print_exception=False) from None
+        except Exception:
+            LOG.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(
+                f"{fn.__name__.replace('_', ' ')} failed unexpectedly; the server log has the details",
+                print_exception=False,
+            ) from None
 
     return wrapper
+
+
+def _session(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)
 
 
 # -- figures (presentation only: the numbers come from the service) --------------------------------
@@ -226,11 +247,13 @@ def build_app(service: Service) -> gr.Blocks:
 
     Launch with ``build_app(service).launch(**launch_options())`` (shortcuts, CSS and theme).
     """
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+    # delete_cache: Gradio's copies of uploads and served files go after an hour, checked every 15 min
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(900, 3600)) as app:
         gr.Markdown(
             f"# {TITLE}\nAgarla et al. (2023): adapt an emotion classifier to a new language from a "
             "few labeled clips and many unlabeled ones."
         )
+        _login_box(service)
         status = gr.Markdown(service.status(), elem_id="status")
         timer = gr.Timer(2.0)
         timer.tick(
@@ -257,6 +280,32 @@ def build_app(service: Service) -> gr.Blocks:
 
         app.load(refresh_languages, None, languages, api_visibility="private", show_progress="hidden")
     return app
+
+
+def _login_box(service: Service) -> None:
+    """Log in / out (only with SERDEMO_AUTH); also the /login and /logout API endpoints."""
+    with gr.Accordion("Log in to label, adapt, import and export", open=True, visible=service.login_required):
+        with gr.Row():
+            user = gr.Textbox(label="User", max_lines=1, elem_id="login-user")
+            password = gr.Textbox(label="Password", type="password", max_lines=1, elem_id="login-password")
+            with gr.Column():
+                log_in = gr.Button("Log in", variant="primary", elem_id="login-button")
+                log_out = gr.Button("Log out", size="sm", elem_id="logout-button")
+        message = gr.Markdown(elem_id="login-message")
+
+    @_user_errors
+    def login(name: str, secret: str, request: gr.Request) -> tuple[str, str]:
+        """Log this session in; labels, rounds, imports and exports then work under this user."""
+        return service.login(_session(request), name, secret), ""
+
+    @_user_errors
+    def logout(request: gr.Request) -> str:
+        """End this session's login."""
+        return service.logout(_session(request))
+
+    log_in.click(login, [user, password], [message, password], api_name="login")
+    password.submit(login, [user, password], [message, password], api_visibility="private")
+    log_out.click(logout, None, message, api_name="logout")
 
 
 def _language_dropdown(
@@ -344,7 +393,8 @@ def _predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
         )
 
     @_user_errors
-    def add_to_pool(path: str | None, lang: str) -> str:
+    def add_to_pool(path: str | None, lang: str, request: gr.Request) -> str:
+        service.require_login(_session(request), "add clips to a pool")
         if not path:
             raise ServiceError("no audio yet: upload or record a clip first")
         return service.add_to_pool(path, lang)
@@ -409,16 +459,18 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         )
 
     @_user_errors
-    def refresh(lang: str, how: str, current: LabelState) -> tuple[Any, ...]:
+    def refresh(lang: str, how: str, current: LabelState, request: gr.Request) -> tuple[Any, ...]:
+        service.require_login(_session(request), "label")  # the pool's audio is the annotators' data
         return show(service.label_view(current.with_settings(lang, how)))
 
     @_user_errors
-    def skip(lang: str, how: str, current: LabelState) -> tuple[Any, ...]:
+    def skip(lang: str, how: str, current: LabelState, request: gr.Request) -> tuple[Any, ...]:
+        service.require_login(_session(request), "label")
         return show(service.skip(current.with_settings(lang, how)))
 
     @_user_errors
     def undo(lang: str, how: str, who: str, current: LabelState, request: gr.Request) -> tuple[Any, ...]:
-        return show(service.undo(current.with_settings(lang, how), _annotator(who, request)))
+        return show(service.undo(current.with_settings(lang, how), _annotator(service, who, request)))
 
     def labeler(emotion: str) -> Callable[..., tuple[Any, ...]]:
         @_user_errors
@@ -426,7 +478,9 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
             lang: str, how: str, who: str, current: LabelState, request: gr.Request
         ) -> tuple[Any, ...]:
             return show(
-                service.label_current(current.with_settings(lang, how), emotion, _annotator(who, request))
+                service.label_current(
+                    current.with_settings(lang, how), emotion, _annotator(service, who, request)
+                )
             )
 
         return label_on_screen
@@ -445,7 +499,8 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         )
 
     @_user_errors
-    def bulk_add(paths: list[str] | None, lang: str) -> str:
+    def bulk_add(paths: list[str] | None, lang: str, request: gr.Request) -> str:
+        service.require_login(_session(request), "add clips to a pool")
         return service.add_files(paths or [], lang)
 
     bulk_button.click(bulk_add, [files, bulk_language], bulk_message, api_name="bulk_add").then(
@@ -454,15 +509,30 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
 
     # The same action for scripts, any clip by id: client.predict(12, "anger", "ada", api_name="/label")
     @_user_errors
-    def label(clip_id: int, emotion: str, annotator: str = "api") -> dict[str, Any]:
-        """Save a human label for clip ``clip_id``; returns the clip's language and the labels per class."""
-        return service.label(int(clip_id), emotion, annotator or "api")
+    def label(
+        clip_id: int, emotion: str, annotator: str = "api", request: gr.Request = None
+    ) -> dict[str, Any]:
+        """Save a human label for clip ``clip_id``; returns the clip's language and the labels per class.
+
+        With accounts (SERDEMO_AUTH) the label is saved under the logged-in user, whatever ``annotator`` says.
+        """
+        if not isinstance(clip_id, (int, float, str)) or not str(clip_id).strip().lstrip("-").isdigit():
+            raise ServiceError(f"clip id must be a whole number, got {str(clip_id)[:40]!r}")
+        return service.label(
+            int(str(clip_id).strip()), emotion, _annotator(service, annotator or "api", request)
+        )
 
     gr.api(label, api_name="label")
 
 
-def _annotator(name: str, request: gr.Request | None) -> str:
-    """The name labels are saved under: what the user typed, else their login, else this browser session."""
+def _annotator(service: Service, name: str, request: gr.Request | None) -> str:
+    """The name labels are saved under: the login with accounts; else what the user typed, else the session.
+
+    With accounts nobody can label (or undo) under another person's name by typing it.
+    """
+    user = service.require_login(_session(request), "label")
+    if user is not None:
+        return user
     if name and name.strip():
         return name.strip()
     if request is not None and getattr(request, "username", None):
@@ -512,8 +582,10 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         w: float,
         rb: bool,
         bal: str,
+        request: gr.Request,
         progress=gr.Progress(),  # noqa: B008  (Gradio's way to ask for a progress bar)
     ) -> tuple[Any, ...]:
+        service.require_login(_session(request), "run an adaptation round")
         request = AdaptRequest(
             language=lang, policy=how, tau=t, epochs=int(e), window=int(w), rebalance=rb, pseudo_balance=bal
         )
@@ -552,7 +624,8 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
     )
 
     @_user_errors
-    def activate_version(version_id: str | None) -> tuple[Any, ...]:
+    def activate_version(version_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        service.require_login(_session(request), "activate a model version")
         message = service.activate(version_id or "")
         return message, service.versions(), gr.Dropdown(choices=service.version_ids(), value=version_id)
 
@@ -591,7 +664,8 @@ def _explore_tab(service: Service, languages: list[gr.Dropdown]) -> None:
     )
 
     @_user_errors
-    def play(key: str | None) -> str | None:
+    def play(key: str | None, request: gr.Request) -> str | None:
+        service.require_login(_session(request), "play pool clips")
         return service.clip_path(key) if key else None
 
     clip.change(play, clip, clip_audio, api_visibility="private")
@@ -599,30 +673,41 @@ def _explore_tab(service: Service, languages: list[gr.Dropdown]) -> None:
 
 def _export_tab(service: Service) -> None:
     gr.Markdown(
-        "Download every clip's labels (human, machine and corpus gold) with the label log, "
-        "to import into another serdemo or to train elsewhere."
+        "Download every clip's labels (human, machine and corpus gold) with the label log. "
+        "**bundle**: a .zip with the audio, the labels and a manifest of SHA-256 sums, which another "
+        "serdemo imports with its audio; **csv** / **jsonl**: the labels alone (label-only exchange, "
+        "training elsewhere)."
     )
     with gr.Row():
-        fmt = gr.Radio(["csv", "jsonl"], value="csv", label="Format")
+        fmt = gr.Radio(list(EXPORT_FORMATS), value="bundle", label="Format", elem_id="export-format")
         export = gr.Button("Export labels", elem_id="export-button")
     file = gr.File(label="Export", elem_id="export-file")
 
     @_user_errors
-    def run(kind: str) -> str:
+    def run(kind: str, request: gr.Request) -> str:
+        service.require_login(_session(request), "export")
         return str(service.export(kind))
 
     export.click(run, fmt, file, api_name="export")
 
-    gr.Markdown("Import an export back (this store or another's); clips and labels already here are skipped.")
+    gr.Markdown(
+        "Import an export (this store's or another's): a bundle brings its audio, a .csv/.jsonl only "
+        "labels of clips already here. Clips and labels already here are skipped."
+    )
     with gr.Row():
-        upload = gr.File(label="Export file to import", file_types=[".csv", ".jsonl"], elem_id="import-file")
+        upload = gr.File(
+            label="Bundle or label file to import",
+            file_types=[".zip", ".csv", ".jsonl"],
+            elem_id="import-file",
+        )
         load = gr.Button("Import labels", elem_id="import-button")
     message = gr.Markdown(elem_id="import-message")
 
     @_user_errors
-    def import_labels(path: str | None) -> str:
+    def import_labels(path: str | None, request: gr.Request) -> str:
+        user = service.require_login(_session(request), "import")
         if not path:
-            raise ServiceError("choose a .csv or .jsonl file made by Export first")
-        return service.import_labels(path)
+            raise ServiceError("choose a bundle (.zip), .csv or .jsonl file made by Export first")
+        return service.import_labels(path, received_by=user)
 
     load.click(import_labels, upload, message, api_name="import")

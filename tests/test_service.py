@@ -259,7 +259,10 @@ def test_bulk_add_takes_files_and_zips_and_reports_bad_ones(service, tmp_path):
         handle.writestr("clips/broken.wav", b"nope")
         handle.writestr("../evil.wav", b"nope")
     message = service.add_files([str(good), str(archive)], "it")
-    assert "Added 2 clips" in message and "broken.wav" in message and "evil" not in message
+    assert "Added 2 clips" in message and "broken.wav" in message
+    # the traversal entry is reported as skipped (issue 11: nothing dropped silently), never written
+    assert "../evil.wav: a path outside the archive's folder" in message
+    assert not (tmp_path.parent / "evil.wav").exists()
     assert len(service.store.clips("it")) == 2
     assert "Added 0 clips" in service.add_files([str(good)], "it")  # same audio again: nothing new
 
@@ -272,7 +275,7 @@ def test_add_to_pool_and_export(service, clip_file):
     path = service.export("csv")
     rows = list(csv.DictReader(path.open()))
     assert any(r["annotator"] == "bob" and r["emotion"] == "sadness" for r in rows)
-    with pytest.raises(ServiceError, match="csv or jsonl"):
+    with pytest.raises(ServiceError, match="csv, jsonl, bundle"):
         service.export("xlsx")
 
 
@@ -377,14 +380,18 @@ def test_standardisation_stays_per_speaker_when_recordings_without_speaker_join_
     assert service.store.active_version().config["normalization"] == "per-speaker"
 
 
-def test_an_export_imports_into_a_fresh_store_with_its_labels(tmp_path):
+def test_an_export_bundle_imports_into_a_fresh_store_with_its_audio_and_labels(tmp_path):
     service = make_service(tmp_path / "a")
     clip = service.store.clips("de")[0]
     service.label(clip.id, "fear", "ada")
-    exported = service.export("jsonl")
+    bundle = service.export("bundle")
+    assert not bundle.is_relative_to(service.config.data_dir)  # pages never fetch from the data folder
     fresh = make_service(tmp_path / "b", target=False)
-    message = fresh.import_labels(exported)
-    assert message.startswith("Imported 25 new clips")
+    message = fresh.import_labels(bundle)
+    assert message.startswith("Imported 25 new clips"), message
     copied = fresh.store.clip_by_sha256(clip.sha256)
     assert fresh.store.current_label(copied.id).emotion == "fear"
-    assert fresh.import_labels(exported).startswith("Imported 0 new clips and 0 new labels")
+    assert copied.path.read_bytes() == clip.path.read_bytes()
+    assert fresh.import_labels(bundle).startswith("Imported 0 new clips and 0 new labels")
+    # the plain JSONL carries labels only: it adds nothing new here, and reads no audio
+    assert fresh.import_labels(service.export("jsonl")).startswith("Imported 0 new clips and 0 new labels")

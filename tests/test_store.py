@@ -94,7 +94,7 @@ def test_bad_clip_raises_and_writes_nothing(
 def test_empty_recording_is_rejected(store: AnnotationStore, tmp_path: Path) -> None:
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros(0, dtype="float32"), 16000)
-    with pytest.raises(AudioError, match="empty"):
+    with pytest.raises(AudioError, match="no audio samples"):
         store.add_clip(path, language="it", source="microphone")
 
 
@@ -283,7 +283,8 @@ def test_export_import_round_trip(tmp_path: Path, fmt: str) -> None:
     getattr(source, f"export_{fmt}")(export)
 
     target = AnnotationStore(tmp_path / "target")
-    assert target.import_file(export) == (3, 5)
+    report = target.import_file(export, audio_root=source.root)
+    assert (report.new_clips, report.new_labels, report.notes) == (3, 5, ())
     assert _snapshot(target) == _snapshot(source)
     assert _snapshot(target)[2] == {
         source.clips()[0].sha256: "anger",
@@ -294,20 +295,37 @@ def test_export_import_round_trip(tmp_path: Path, fmt: str) -> None:
         assert clip.path.is_relative_to(target.root)
         assert clip.path.read_bytes() == source.clip_by_sha256(clip.sha256).path.read_bytes()
 
-    assert target.import_file(export) == (0, 0)  # importing twice adds nothing
+    again = target.import_file(export, audio_root=source.root)
+    assert (again.new_clips, again.new_labels) == (0, 0)  # importing twice adds nothing
     assert _snapshot(target) == _snapshot(source)
 
 
-def test_import_finds_audio_next_to_a_moved_export(tmp_path: Path) -> None:
+def test_import_finds_audio_in_a_moved_store_folder(tmp_path: Path) -> None:
     source = AnnotationStore(tmp_path / "source")
     _populate(source, tmp_path)
     source.export_jsonl(source.root / "export.jsonl")
     moved = tmp_path / "moved"
-    (tmp_path / "source").rename(moved)  # the absolute paths in the export are gone now
+    (tmp_path / "source").rename(moved)  # paths in exports are relative to the store folder
 
     target = AnnotationStore(tmp_path / "target")
-    assert target.import_file(moved / "export.jsonl") == (3, 5)
+    report = target.import_file(moved / "export.jsonl", audio_root=moved)
+    assert (report.new_clips, report.new_labels) == (3, 5)
     assert all(clip.path.is_file() for clip in target.clips())
+
+
+def test_a_label_only_import_skips_clips_without_audio_and_says_so(tmp_path: Path) -> None:
+    source = AnnotationStore(tmp_path / "source")
+    _populate(source, tmp_path)
+    source.export_csv(tmp_path / "export.csv")
+    target = AnnotationStore(tmp_path / "target")
+    report = target.import_file(tmp_path / "export.csv")  # no audio_root: no file is read but this one
+    assert (report.new_clips, report.new_labels) == (0, 0)
+    assert "3 clips skipped" in report.notes[0] and "bundle" in report.notes[0]
+    # once the clips are here (same audio), the same file brings their labels
+    for clip in source.clips():
+        target.add_clip(clip.path, language=clip.language, source=clip.source)
+    report = target.import_file(tmp_path / "export.csv")
+    assert (report.new_clips, report.new_labels) == (0, 5)
 
 
 def test_bad_import_names_the_line_and_writes_nothing(tmp_path: Path) -> None:
@@ -341,7 +359,7 @@ def test_backup_is_a_consistent_copy(store: AnnotationStore, clip: Clip, tmp_pat
 
 
 def test_schema_version_is_recorded_and_a_newer_one_refused(store: AnnotationStore, clip: Clip) -> None:
-    assert store.schema_version() == 1
+    assert store.schema_version() == 2
     assert AnnotationStore(store.root).clips() == [clip]  # reopening keeps the data
     with sqlite3.connect(store.db_path) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")

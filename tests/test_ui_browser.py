@@ -183,6 +183,7 @@ def test_5_roll_back_to_the_first_version(page):
 
 def test_6_export_tab(page):
     open_tab(page, "Export")
+    page.locator("#export-format").get_by_label("csv").check()  # the default is a bundle (.zip)
     page.locator("#export-button").click()
     page.wait_for_selector("#export-file a", timeout=60_000)
     assert re.search(r"labels-\d+T\d+\s*\.csv", page.locator("#export-file").inner_text())
