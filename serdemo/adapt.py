@@ -24,10 +24,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from serdemo.audio import random_crop
-from serdemo.config import AdaptConfig, Balance, ConfigError, Mode, Prior
+from serdemo.config import AdaptConfig, Balance, ConfigError, Mode, Prior, Selection
 from serdemo.corpora.base import Utterance
 from serdemo.encoders.base import UtteranceEncoder, pad_batch
-from serdemo.metrics import unweighted_accuracy
+from serdemo.metrics import information_maximisation, unweighted_accuracy
 from serdemo.model import EmotionHead, SERModel
 from serdemo.normalize import FeatureNormalizer
 from serdemo.pseudo_labels import (
@@ -349,7 +349,9 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
 
     # 3) model, inputs and batch function of the mode
     if config.mode == Mode.FROZEN.value:
-        normalizer = FeatureNormalizer(config.normalization).fit(pool.features, pool.languages, pool.speakers)
+        normalizer = FeatureNormalizer(config.normalization, nap_dim=config.nap_dim).fit(
+            pool.features, pool.languages, pool.speakers, train_labels
+        )
         _, num_layers, feature_dim = pool.features.shape
         model = _make_head(config, num_layers, feature_dim)
         pool_inputs = _Inputs.frozen(
@@ -376,6 +378,9 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
     train = build_training_set(train_labels, is_target, num_classes, rebalance=config.rebalance, rng=rng)
     result = AdaptResult(config=config, model=model, normalizer=normalizer)
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
+    choosing = _choosing_sets(config, validation, target_labeled, target_unlabeled)
+    rounds_planned = policy.uses_unlabeled and len(unlabeled_rows) and config.epochs > config.window
+    first_eligible = config.window + 1 if rounds_planned and config.select_after_first_round else 1
 
     for epoch in range(1, config.epochs + 1):
         # 5) one pass over D in shuffled mini-batches
@@ -396,9 +401,16 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
             name: unweighted_accuracy(clips.labels, _predict(model, val_inputs[name]).argmax(1))
             for name, clips in validation.items()
         }
+        parts = [val_ua[name] for name in choosing]
+        pool_score = None
+        if config.selection == Selection.LABEL_FREE.value and len(unlabeled_rows):
+            pool_score = information_maximisation(_predict(model, pool_inputs.subset(unlabeled_rows)))
+            parts.append(pool_score)
         timings["validation"] += time.perf_counter() - tick
-        score = float(np.mean(list(val_ua.values()))) if val_ua else float(epoch)  # no validation: keep last
-        if score > best_score:
+        score = float(np.mean(parts)) if parts else float(epoch)  # nothing to judge by: keep the last
+        if epoch < first_eligible:
+            pass  # before the first pseudo-label round: neither kept nor counted towards patience
+        elif score > best_score:
             best_state, best_score, stale_epochs = copy.deepcopy(model.state_dict()), score, 0
             result.best_epoch = epoch
         else:
@@ -430,7 +442,8 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
             "lr": lr,
             **epoch_stats,
             "val_ua": val_ua,
-            "val_score": score if val_ua else None,
+            "pool_score": pool_score,
+            "val_score": score if parts else None,
         }
         result.history.append(row)
         result.epochs_run = epoch
@@ -669,6 +682,16 @@ def _make_head(config: AdaptConfig, num_layers: int, feature_dim: int) -> Emotio
     )
 
 
+def _choosing_sets(
+    config: AdaptConfig, validation: dict[str, ClipSet], target_labeled: ClipSet, target_unlabeled: ClipSet
+) -> list[str]:
+    """Names of the validation sets whose UA picks the epoch: all, or (label-free) source-language ones."""
+    if config.selection != Selection.LABEL_FREE.value:
+        return list(validation)
+    target = set(target_labeled.languages.tolist()) | set(target_unlabeled.languages.tolist())
+    return [name for name, clips in validation.items() if not set(clips.languages.tolist()) <= target]
+
+
 def _balance(
     config: AdaptConfig,
     probs: np.ndarray,
@@ -677,14 +700,15 @@ def _balance(
     has_target_labels: bool,
 ) -> np.ndarray:
     """Match the pool's mean prediction to the class prior, per speaker group or per language."""
+    automatic = (Balance.AUTO.value, Balance.AUTO_LANGUAGE.value)
     if config.pseudo_balance == Balance.NONE.value or (
-        config.pseudo_balance == Balance.AUTO.value and has_target_labels
+        config.pseudo_balance in automatic and has_target_labels
     ):
         return probs
     prior = np.full(probs.shape[1], 1.0 / probs.shape[1]) if prior is None else prior.numpy()
     # a group needs a few clips per class before "every class is equally likely" is a fair guess
     min_size = BALANCE_CLIPS_PER_CLASS * probs.shape[1]
-    if config.pseudo_balance == Balance.PER_LANGUAGE.value:
+    if config.pseudo_balance in (Balance.PER_LANGUAGE.value, Balance.AUTO_LANGUAGE.value):
         return balance_by_group(probs, unlabeled.languages, unlabeled.languages, prior, min_size)
     # "<language>/unknown" speakers (app uploads) form one group per language, as in normalisation
     return balance_by_group(probs, unlabeled.speakers, unlabeled.languages, prior, min_size)

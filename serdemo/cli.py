@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from serdemo.config import AdaptConfig, Balance, LayerCombination, Mode, Normalization, Policy
+from serdemo.config import AdaptConfig, Balance, LayerCombination, Mode, Normalization, Policy, Selection
 from serdemo.corpora import CORPORA, corpus_names
 from serdemo.labels import EMOTIONS, UnknownEmotionError, parse_classes
 
@@ -57,10 +57,11 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "--source",
         action="append",
         required=True,
-        metavar="NAME=PATH",
-        help="a source corpus; repeat to pool several as the source language",
+        metavar="NAME[=PATH]",
+        help="a source corpus; repeat to pool several as the source language; a bare NAME is "
+        "$SERDEMO_CORPORA/NAME (default ../shared/corpora/NAME)",
     )
-    p.add_argument("--target", required=True, metavar="NAME=PATH", help="the target-language corpus")
+    p.add_argument("--target", required=True, metavar="NAME[=PATH]", help="the target-language corpus")
     p.add_argument("--encoder", default=defaults.encoder, help=f"registry name (default {defaults.encoder})")
     p.add_argument(
         "--labeled",
@@ -118,10 +119,39 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         help="label the whole target train split: the multilingual upper bound",
     )
     p.add_argument(
+        "--speaker-emotions",
+        type=int,
+        default=0,
+        metavar="K",
+        help="stress protocol: every target speaker keeps clips of only K emotions in the train pool, "
+        "validation and test (assigned so each part covers every class its speakers allow); "
+        "0 = all (default). Swap --source and --target for the other direction",
+    )
+    p.add_argument(
         "--normalization",
         choices=[n.value for n in Normalization],
         default=defaults.normalization,
         help=f"feature standardisation groups (default {defaults.normalization}; see docs/representation.md)",
+    )
+    p.add_argument(
+        "--nap-dim",
+        type=int,
+        default=defaults.nap_dim,
+        metavar="K",
+        help=f"--normalization nap: speaker directions projected out (default {defaults.nap_dim})",
+    )
+    p.add_argument(
+        "--selection",
+        choices=[s.value for s in Selection],
+        default=defaults.selection,
+        help="what picks the epoch: every validation set, target labels included, or label-free (source "
+        f"validation + information maximisation on the unlabeled target pool); default {defaults.selection}",
+    )
+    p.add_argument(
+        "--select-from-start",
+        action="store_true",
+        help="let selection keep epochs before the first pseudo-label round (by default, with pseudo-labels, "
+        "only epochs trained on them are kept)",
     )
     p.add_argument(
         "--layer-combination",
@@ -207,6 +237,9 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         rebalance=not args.no_rebalance,
         seeds=tuple(args.seeds),
         normalization=args.normalization,
+        nap_dim=args.nap_dim,
+        selection=args.selection,
+        select_after_first_round=not args.select_from_start,
         layer_combination=args.layer_combination,
         projection_dim=args.projection_dim,
         pseudo_balance=args.pseudo_balance,
@@ -216,6 +249,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         target=CorpusRef.parse(args.target),
         labeled=args.labeled,
         target_all_labeled=args.target_all_labeled,
+        speaker_emotions=args.speaker_emotions,
         adapt=config,
     )
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))

@@ -32,6 +32,9 @@ class Normalization(str, Enum):
     GLOBAL = "global"
     PER_LANGUAGE = "per-language"
     PER_SPEAKER = "per-speaker"
+    # per-language standardisation, then the speaker subspace learned from labeled clips of known speakers
+    # (nuisance attribute projection) projected out: needs no target speaker id, survives one-mood speakers
+    NAP = "nap"
 
 
 class LayerCombination(str, Enum):
@@ -48,6 +51,9 @@ class Balance(str, Enum):
     PER_LANGUAGE = "per-language"  # one Sinkhorn balancing over each language's unlabeled clips
     PER_SPEAKER = "per-speaker"  # one per speaker group; small and unknown-speaker groups per language
     AUTO = "auto"  # per-speaker while no target clip is labeled, none once some are
+    # per-language while no target clip is labeled, none once some are: needs no speaker id, and does not
+    # force every emotion onto a speaker who shows one (per-speaker balancing does)
+    AUTO_LANGUAGE = "auto-language"
 
 
 class Prior(str, Enum):
@@ -55,6 +61,16 @@ class Prior(str, Enum):
 
     UNIFORM = "uniform"  # Tanaka et al. (2018) / Arazo et al. (2020): p_j = 1 / C
     LABELED = "labeled"  # class frequencies of the labeled target clips K_t (smoothed)
+
+
+class Selection(str, Enum):
+    """Which epoch's weights a run keeps."""
+
+    VALIDATION = "validation"  # best mean UA over every validation set, target-language ones included
+    # no target label needed: best mean of the source-language validation UA(s) and the information
+    # maximisation score of the unlabeled target pool (confident yet diverse predictions); target-language
+    # validation sets are still scored, for the record, but do not choose
+    LABEL_FREE = "label-free"
 
 
 class ConfigError(ValueError):
@@ -107,6 +123,10 @@ class AdaptConfig:
     eval_batch_size: int = 8  # finetune mode: whole utterances per inference batch (memory, not method)
     # --- early stopping (paper: model selection on the validation sets of both languages) ---
     patience: int = 30  # stop after this many epochs without a better mean validation UA; 0 = never stop
+    selection: str = Selection.VALIDATION.value  # what picks the epoch; see Selection
+    # with pseudo-labels and an unlabeled pool, only epochs trained on the first round's labels are kept:
+    # otherwise selection often keeps an epoch before round one (W = 30) and pseudo-labels change nothing
+    select_after_first_round: bool = True
     # --- model ---
     # hidden ReLU projection before the classifier; 0 = linear head over the concatenated layers, measured
     # best with per-speaker statistics (docs/representation.md); 256 + "mix" + dropout 0.1 was the old head
@@ -117,6 +137,7 @@ class AdaptConfig:
     # frozen-mode feature standardisation groups; per-speaker measured best (docs/representation.md). Clips of
     # unknown speaker share a "<language>/unknown" group (as the app does); "per-language" is the old default
     normalization: str = Normalization.PER_SPEAKER.value
+    nap_dim: int = 10  # "nap" normalisation: speaker directions projected out (serdemo.normalize)
     # --- reproducibility ---
     seed: int = 0  # seed of this run: same seed, same inputs -> same result
     seeds: tuple[int, ...] = (0, 1, 2)  # seeds an experiment repeats the run with (paper: 3 runs)
@@ -125,7 +146,15 @@ class AdaptConfig:
         # JSON gives lists; store tuples so configs stay hashable and compare equal after a round trip.
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        for field in ("mode", "policy", "normalization", "prior", "layer_combination", "pseudo_balance"):
+        for field in (
+            "mode",
+            "policy",
+            "normalization",
+            "prior",
+            "layer_combination",
+            "pseudo_balance",
+            "selection",
+        ):
             value = getattr(self, field)
             if isinstance(value, Enum):  # accept Policy.SOFT as well as "soft"
                 object.__setattr__(self, field, value.value)
@@ -140,6 +169,9 @@ class AdaptConfig:
         _choice("prior", self.prior, Prior)
         _choice("pseudo_balance", self.pseudo_balance, Balance)
         _choice("layer_combination", self.layer_combination, LayerCombination)
+        _choice("selection", self.selection, Selection)
+        if self.nap_dim < 0:
+            raise ConfigError(f"nap_dim must be >= 0 speaker directions, got {self.nap_dim}")
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"classes: give at least two distinct emotions, got {self.classes}")
         for name in self.classes:

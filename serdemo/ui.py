@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from serdemo.config import Balance
+from serdemo.config import AdaptConfig, Balance
 from serdemo.labels import EMOTIONS
 from serdemo.service import (
     COLOR_CHOICES,
@@ -486,8 +486,9 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
             rebalance = gr.Checkbox(value=True, label="Rebalance target vs source clips")
             balance = gr.Radio(
                 [b.value for b in Balance],
-                value=Balance.AUTO.value,
-                label="Balance pseudo-labels to a uniform class prior (auto: only while no clip is labeled)",
+                value=AdaptConfig.pseudo_balance,
+                label="Balance pseudo-labels to a uniform class prior (auto: only while no clip is labeled; "
+                "auto-language: per language, needs no speaker id)",
             )
             start = gr.Button("Start adaptation round", variant="primary", elem_id="adapt-start")
         with gr.Column(scale=2):

@@ -355,3 +355,40 @@ def test_auto_balancing_runs_only_while_no_target_clip_is_labeled():
     np.testing.assert_array_equal(predict_proba(auto, test), predict_proba(plain, test))
     # ... and balancing would have changed this task's pseudo-labels, so the equality above means something
     assert auto.rounds[0]["accepted_per_class"] != balanced.rounds[0]["accepted_per_class"]
+
+
+# --- model selection ----------------------------------------------------------------------------
+
+
+def test_selection_keeps_an_epoch_trained_on_pseudo_labels():
+    task = make_task()
+    config = quick_config(policy="hard", epochs=12, window=5, patience=2)
+    result = run(task, config)
+    assert result.best_epoch > 5  # never an epoch from before the first round
+    assert result.epochs_run >= 5 + 1 + 2  # patience counts from the first round on
+    assert result.rounds  # so the run reached a round
+    # the paper's rule (any epoch) stays selectable, and scores the same epochs
+    anywhere = run(task, config.replace(select_after_first_round=False, patience=0))
+    scores = [row["val_score"] for row in anywhere.history]
+    assert anywhere.best_epoch == int(np.argmax(scores)) + 1
+
+
+def test_label_free_selection_never_looks_at_target_validation_labels():
+    task = make_task()
+    config = quick_config(policy="hard", epochs=10, window=3, selection="label-free")
+    honest = run(task, config)
+    wrong = dict(task["validation"])
+    wrong["de"] = wrong["de"].subset(np.arange(len(wrong["de"])))
+    wrong["de"].labels = 1 - wrong["de"].labels  # every target validation label flipped
+    blind = run({**task, "validation": wrong}, config)
+    assert blind.best_epoch == honest.best_epoch
+    np.testing.assert_array_equal(predict_proba(honest, task["test"]), predict_proba(blind, task["test"]))
+    row = honest.history[honest.best_epoch - 1]
+    assert 0.0 <= row["pool_score"] <= 1.0
+    assert set(row["val_ua"]) == {"en", "de"}  # still scored, for the record
+    assert row["val_score"] == pytest.approx((row["val_ua"]["en"] + row["pool_score"]) / 2)
+    # the target-label rule does look at them
+    flipped = run({**task, "validation": wrong}, config.replace(selection="validation"))
+    assert flipped.history[-1]["val_score"] != pytest.approx(
+        np.mean(list(honest.history[-1]["val_ua"].values()))
+    )

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from serdemo.config import AdaptConfig
 from serdemo.encoders.whisper import WhisperEncoder, base_config
 from serdemo.labels import EMOTIONS
 from serdemo.service import (
@@ -366,15 +367,20 @@ def test_a_source_set_from_another_encoder_is_refused(service, tmp_path):
         Service(config, encoder=other, log=lambda text: None).start(background=False)
 
 
-def test_standardisation_stays_per_speaker_when_recordings_without_speaker_join_the_pool(tmp_path, clip_file):
+def test_the_app_uses_the_shared_default_with_and_without_speaker_ids(tmp_path, clip_file):
+    defaults = AdaptConfig()
     service = make_service(tmp_path)
+    first = service.store.active_version().config  # the source-only model of start-up
+    assert (first["normalization"], first["nap_dim"]) == (defaults.normalization, defaults.nap_dim)
     request = AdaptRequest(language="de", policy="none", epochs=2, window=1)
+    assert (request.pseudo_balance, request.tau) == (defaults.pseudo_balance, defaults.tau)
     service.adapt(request)  # corpus clips carry speaker ids
-    assert service.store.active_version().config["normalization"] == "per-speaker"
+    assert service.store.active_version().config["normalization"] == defaults.normalization
     service.add_to_pool(clip_file, "de")  # a recording: no speaker id, so the "de/unknown" group
     report = service.adapt(request)
     assert report.version_id == service.store.active_version().id
-    assert service.store.active_version().config["normalization"] == "per-speaker"
+    config = service.store.active_version().config
+    assert (config["normalization"], config["selection"]) == (defaults.normalization, defaults.selection)
 
 
 def test_an_export_imports_into_a_fresh_store_with_its_labels(tmp_path):
