@@ -56,6 +56,31 @@ VARIANTS: dict[str, dict[str, Any]] = {
         for k in (5, 10, 20)
     },
     "global-bl": {"normalization": "global", "pseudo_balance": "auto-language"},
+    "language-bl-w10": {"normalization": "per-language", "pseudo_balance": "auto-language", "window": 10},
+    "language-balance": {"normalization": "per-language", "pseudo_balance": "per-language"},
+    "language-bl-soft": {
+        "normalization": "per-language",
+        "pseudo_balance": "auto-language",
+        "policy": "soft",
+    },
+    **{
+        f"language-bl-prop{int(a * 10)}": {
+            "normalization": "per-language",
+            "pseudo_balance": "auto-language",
+            "propagation": a,
+        }
+        for a in (0.5, 1.0)
+    },
+    "language-bl-free": {
+        "normalization": "per-language",
+        "pseudo_balance": "auto-language",
+        "selection": "label-free",
+    },
+    "language-bl-from-start": {
+        "normalization": "per-language",
+        "pseudo_balance": "auto-language",
+        "select_after_first_round": False,
+    },
     "default": {},
     "default-labelfree": {"selection": "label-free"},
     "default-from-start": {"select_after_first_round": False},
@@ -91,7 +116,8 @@ def command_for(direction: str, k: int, labels: str, variant: str, seeds: list[i
     flags = [f"--source {source} --target {target} --labeled {spec.labeled}"]
     if k:
         flags.append(f"--speaker-emotions {k}")
-    for field in ("policy", "normalization", "nap_dim", "selection", "window", "pseudo_balance"):
+    fields = ("policy", "normalization", "nap_dim", "selection", "window", "pseudo_balance", "propagation")
+    for field in fields:
         if getattr(config, field) != getattr(defaults, field):
             flags.append(f"--{field.replace('_', '-')} {getattr(config, field)}")
     if not config.select_after_first_round:

@@ -30,6 +30,7 @@ from serdemo.encoders.base import UtteranceEncoder, pad_batch
 from serdemo.metrics import information_maximisation, unweighted_accuracy
 from serdemo.model import EmotionHead, SERModel
 from serdemo.normalize import FeatureNormalizer
+from serdemo.propagation import propagate
 from serdemo.pseudo_labels import (
     PseudoLabelPolicy,
     balance_by_group,
@@ -379,6 +380,7 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
     result = AdaptResult(config=config, model=model, normalizer=normalizer)
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
     choosing = _choosing_sets(config, validation, target_labeled, target_unlabeled)
+    spread = None  # label propagation's probabilities of the unlabeled pool, once computed
     rounds_planned = policy.uses_unlabeled and len(unlabeled_rows) and config.epochs > config.window
     first_eligible = config.window + 1 if rounds_planned and config.select_after_first_round else 1
 
@@ -425,6 +427,16 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
         ):
             tick = time.perf_counter()
             probs = _predict(model, pool_inputs.subset(unlabeled_rows))
+            if config.propagation > 0 and n_labeled and pool_inputs.features is not None:
+                if spread is None:  # the labels do not change between rounds: spread them once
+                    target_rows = np.arange(n_source, len(pool))
+                    spread = propagate(
+                        pool_inputs.features[target_rows].cpu().numpy(),
+                        train_labels[target_rows],
+                        num_classes,
+                        config.seed,
+                    )[n_labeled:]
+                probs = (1 - config.propagation) * probs + config.propagation * spread
             probs = _balance(config, probs, target_unlabeled, _prior(config, target_labeled), n_labeled > 0)
             targets, weights = policy.select(torch.from_numpy(probs))
             targets, weights = targets.numpy(), weights.numpy()

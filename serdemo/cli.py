@@ -141,6 +141,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         help=f"--normalization nap: speaker directions projected out (default {defaults.nap_dim})",
     )
     p.add_argument(
+        "--propagation",
+        type=float,
+        default=defaults.propagation,
+        metavar="A",
+        help="weight of label propagation over the target pool's kNN graph in pseudo-labeling, while some "
+        f"target clips are labeled (0-1; default {defaults.propagation})",
+    )
+    p.add_argument(
         "--selection",
         choices=[s.value for s in Selection],
         default=defaults.selection,
@@ -239,6 +247,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         normalization=args.normalization,
         nap_dim=args.nap_dim,
         selection=args.selection,
+        propagation=args.propagation,
         select_after_first_round=not args.select_from_start,
         layer_combination=args.layer_combination,
         projection_dim=args.projection_dim,

@@ -112,6 +112,9 @@ class AdaptConfig:
     # no target label a source model's class bias otherwise survives every round (+5 UA at 0 labels); with
     # labels the model knows the target better than a uniform prior does (-6 UA at 100), so "auto" stops.
     pseudo_balance: str = Balance.AUTO.value
+    # weight of label propagation over the target pool's kNN graph in the pseudo-labeling probabilities
+    # (serdemo.propagation), used while some target clips are labeled (frozen mode); 0 = the model's alone
+    propagation: float = 0.0
     # --- optimisation ---
     lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
     lr_decay: float = 0.95  # multiply the learning rate by this ... (paper: 0.95)
@@ -187,6 +190,8 @@ class AdaptConfig:
             raise ConfigError(
                 "need eval_batch_size >= 1, patience >= 0 and projection_dim >= 0 (0 = linear head)"
             )
+        if not 0.0 <= self.propagation <= 1.0:
+            raise ConfigError(f"propagation must be in [0, 1], got {self.propagation}")
         if not 0.0 <= self.tau <= 1.0:
             raise ConfigError(f"tau must be in [0, 1], got {self.tau}")
         if self.lr <= 0 or not 0 < self.lr_decay <= 1:

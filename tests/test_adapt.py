@@ -392,3 +392,19 @@ def test_label_free_selection_never_looks_at_target_validation_labels():
     assert flipped.history[-1]["val_score"] != pytest.approx(
         np.mean(list(honest.history[-1]["val_ua"].values()))
     )
+
+
+def test_label_propagation_feeds_pseudo_labels_only_when_target_clips_are_labeled():
+    task = make_task(n_labeled=3)
+    config = quick_config(policy="hard", epochs=4, window=2)
+    plain = run(task, config)
+    spread = run(task, config.replace(propagation=1.0))
+    # the pool's clusters are the classes here: spreading 3 labels per class labels the pool right
+    assert spread.rounds[0]["accuracy"] > 0.9
+    assert spread.rounds[0]["accuracy"] >= plain.rounds[0]["accuracy"]
+    assert [r["accepted_per_class"] for r in spread.rounds] != [r["accepted_per_class"] for r in plain.rounds]
+    no_labels = {**task, "labeled": task["labeled"].subset(np.zeros(0, int))}
+    a, b = run(no_labels, config), run(no_labels, config.replace(propagation=1.0))
+    np.testing.assert_array_equal(predict_proba(a, task["test"]), predict_proba(b, task["test"]))
+    with pytest.raises(ValueError, match="propagation"):
+        config.replace(propagation=1.5)
