@@ -217,7 +217,8 @@ def test_finetune_mode_runs(corpora: dict[str, Path], tmp_path: Path) -> None:
         ({"--encoder": "nosuch-encoder"}, "unknown encoder 'nosuch-encoder'"),
         ({"--labeled": "5000"}, "use --labeled"),
         ({"--out": "/does/not/exist/results.json"}, "does not exist"),
-        ({"--source": "ravdess"}, "NAME=PATH"),
+        ({"--source": "=/data"}, "NAME=PATH"),
+        ({"--source": "ravdess=/does/not/exist"}, "SERDEMO_CORPORA"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
