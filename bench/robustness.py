@@ -45,10 +45,14 @@ DIRECTIONS = {"en-de": ("ravdess", "emodb"), "de-en": ("emodb", "ravdess")}
 
 # AdaptConfig changes of each variant (everything else: the AdaptConfig default of this checkout)
 VARIANTS: dict[str, dict[str, Any]] = {
-    "speaker": {"normalization": "per-speaker"},
-    "language": {"normalization": "per-language"},
-    "global": {"normalization": "global"},
-    **{f"nap{k}": {"normalization": "nap", "nap_dim": k} for k in (2, 5, 10, 20, 40)},
+    # the previous default: per-speaker standardisation and per-speaker balancing while nothing is labeled
+    "speaker": {"normalization": "per-speaker", "pseudo_balance": "auto"},
+    "language": {"normalization": "per-language", "pseudo_balance": "auto"},
+    "global": {"normalization": "global", "pseudo_balance": "auto"},
+    **{
+        f"nap{k}": {"normalization": "nap", "nap_dim": k, "pseudo_balance": "auto"}
+        for k in (2, 5, 10, 20, 40)
+    },
     "language-bl": {"normalization": "per-language", "pseudo_balance": "auto-language"},
     "speaker-bl": {"normalization": "per-speaker", "pseudo_balance": "auto-language"},
     **{
@@ -111,12 +115,12 @@ def spec_for(direction: str, k: int, labels: str, variant: str, seeds: list[int]
     )
 
 
-def command_for(direction: str, k: int, labels: str, variant: str, seeds: list[int]) -> str:
-    """The ``python -m serdemo experiment`` line that reruns one row."""
+def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds: list[int]) -> str:
+    """The ``python -m serdemo experiment`` line that reruns one row (flags: what differs from defaults)."""
     source, target = DIRECTIONS[direction]
-    spec = spec_for(direction, k, labels, variant, seeds)
-    defaults, config = AdaptConfig(), spec.adapt
-    flags = [f"--source {source} --target {target} --labeled {spec.labeled}"]
+    defaults = AdaptConfig()
+    labeled = 0 if labels == "none" else int(labels)
+    flags = [f"--source {source} --target {target} --labeled {labeled}"]
     if k:
         flags.append(f"--speaker-emotions {k}")
     fields = ("policy", "normalization", "nap_dim", "selection", "window", "pseudo_balance", "propagation")
@@ -164,7 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--print-only", action="store_true", help="print the table of --out, run nothing")
+    parser.add_argument("--merge", nargs="+", type=Path, help="join these JSON files into --out, run nothing")
     args = parser.parse_args(argv)
+    if args.merge:
+        merged: dict[str, Any] = {"runs": {}}
+        for path in args.merge:
+            merged["runs"].update(json.loads(path.read_text())["runs"])
+        for row in merged["runs"].values():  # commands against this checkout's defaults
+            config = AdaptConfig.from_dict(row["config"])
+            row["command"] = command_for(row["direction"], row["k"], row["labels"], config, row["seeds"])
+        write_json_atomic(merged, args.out)
+        print(table(merged, sorted(merged["runs"])))
+        return 0
 
     report = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": {}}
     runner = ExperimentRunner()
@@ -192,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                         labels=labels,
                         seeds=args.seeds,
                         config=spec.adapt.to_dict(),
-                        command=command_for(direction, k, labels, variant, args.seeds),
+                        command=command_for(direction, k, labels, spec.adapt, args.seeds),
                         wall_seconds=time.perf_counter() - tick,
                         load_average=os.getloadavg()[0],
                     )
@@ -207,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
 def table(report: dict[str, Any], keys: list[str]) -> str:
     """Markdown table: one row per direction/K/variant, one column per label budget."""
     runs = report["runs"]
-    budgets = list(dict.fromkeys(k.rsplit("/", 1)[1] for k in keys))
+    order = ["none", "0", "10", "25", "50", "100"]
+    budgets = sorted(
+        dict.fromkeys(k.rsplit("/", 1)[1] for k in keys),
+        key=lambda b: (b not in order, order.index(b) if b in order else b),
+    )
     rows = list(dict.fromkeys(k.rsplit("/", 1)[0] for k in keys))
     lines = ["| direction / K / variant | " + " | ".join(budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
     for row in rows:

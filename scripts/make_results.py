@@ -291,7 +291,7 @@ def render(
         "",
     ]
     lines += _table_labels(results)
-    lines += _table_robustness(robust, _normalisation_study(ROOT / "docs"))
+    lines += _table_robustness(robust, _normalisation_study(ROOT / "docs"), base)
     lines += _table_tau(results)
     lines += _table_rebalance(results)
     lines += _table_silhouette(results)
@@ -457,8 +457,14 @@ def _normalisation_study(out: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _table_robustness(robust: dict[str, dict[str, Any]], study: dict[str, Any] | None) -> list[str]:
-    """Issue 9: the default, full vs one emotion per speaker, both directions, UA against labels."""
+def _table_robustness(
+    robust: dict[str, dict[str, Any]], study: dict[str, Any] | None, paper: AdaptConfig | None = None
+) -> list[str]:
+    """Issue 9: the default, full vs one emotion per speaker, both directions, UA against labels.
+
+    ``paper`` is the config of the paper-protocol tables on the same page; where it differs from this
+    section's, the section says so, since the two were then run with different defaults.
+    """
     if not robust:
         return []
     first = next(iter(robust.values()))
@@ -501,6 +507,16 @@ def _table_robustness(robust: dict[str, dict[str, Any]], study: dict[str, Any] |
                 + f" | {ua(r25, 'source') if r25 else '–'} |"
             )
     lines += ["", *_robustness_targets(robust), ""]
+    if paper is not None and (paper.normalization, paper.pseudo_balance) != (
+        base.normalization,
+        base.pseudo_balance,
+    ):
+        lines += [
+            "The paper-protocol tables on this page were generated with normalisation "
+            f"`{paper.normalization}` and balancing `{paper.pseudo_balance}` (the default then; their JSON is in results/), this "
+            "section with the current default; `python scripts/make_results.py --plans paper` reruns them.",
+            "",
+        ]
     if study:
         sys.path.insert(0, str(ROOT / "bench"))
         from robustness import table  # the study's own table
