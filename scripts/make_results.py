@@ -513,7 +513,8 @@ def _table_robustness(
     ):
         lines += [
             "The paper-protocol tables on this page were generated with normalisation "
-            f"`{paper.normalization}` and balancing `{paper.pseudo_balance}` (the default then; their JSON is in results/), this "
+            f"`{paper.normalization}` and balancing `{paper.pseudo_balance}` (the default then; their JSON "
+            "is in results/), this "
             "section with the current default; `python scripts/make_results.py --plans paper` reruns them.",
             "",
         ]
