@@ -40,6 +40,7 @@ from serdemo.pseudo_labels import (
 )
 
 BALANCE_CLIPS_PER_CLASS = 4  # smallest group pseudo_balance rescales: this many clips per class
+BALANCE_UNTIL_LABELS_PER_CLASS = 10  # "auto-language" balances while fewer target labels per class
 
 
 class AdaptError(ValueError):
@@ -437,7 +438,7 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
                         config.seed,
                     )[n_labeled:]
                 probs = (1 - config.propagation) * probs + config.propagation * spread
-            probs = _balance(config, probs, target_unlabeled, _prior(config, target_labeled), n_labeled > 0)
+            probs = _balance(config, probs, target_unlabeled, _prior(config, target_labeled), n_labeled)
             targets, weights = policy.select(torch.from_numpy(probs))
             targets, weights = targets.numpy(), weights.numpy()
             train = build_training_set(
@@ -709,12 +710,16 @@ def _balance(
     probs: np.ndarray,
     unlabeled: ClipSet,
     prior: torch.Tensor | None,
-    has_target_labels: bool,
+    target_labels: int,
 ) -> np.ndarray:
     """Match the pool's mean prediction to the class prior, per speaker group or per language."""
-    automatic = (Balance.AUTO.value, Balance.AUTO_LANGUAGE.value)
-    if config.pseudo_balance == Balance.NONE.value or (
-        config.pseudo_balance in automatic and has_target_labels
+    if (
+        config.pseudo_balance == Balance.NONE.value
+        or (config.pseudo_balance == Balance.AUTO.value and target_labels > 0)
+        or (
+            config.pseudo_balance == Balance.AUTO_LANGUAGE.value
+            and target_labels >= BALANCE_UNTIL_LABELS_PER_CLASS * probs.shape[1]
+        )
     ):
         return probs
     prior = np.full(probs.shape[1], 1.0 / probs.shape[1]) if prior is None else prior.numpy()

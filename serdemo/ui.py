@@ -488,7 +488,7 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
                 [b.value for b in Balance],
                 value=AdaptConfig.pseudo_balance,
                 label="Balance pseudo-labels to a uniform class prior (auto: only while no clip is labeled; "
-                "auto-language: per language, needs no speaker id)",
+                "auto-language: per language until 10 labels per class, needs no speaker id)",
             )
             start = gr.Button("Start adaptation round", variant="primary", elem_id="adapt-start")
         with gr.Column(scale=2):

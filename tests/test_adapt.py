@@ -408,3 +408,20 @@ def test_label_propagation_feeds_pseudo_labels_only_when_target_clips_are_labele
     np.testing.assert_array_equal(predict_proba(a, task["test"]), predict_proba(b, task["test"]))
     with pytest.raises(ValueError, match="propagation"):
         config.replace(propagation=1.5)
+
+
+def test_auto_language_balancing_runs_per_language_until_ten_labels_per_class():
+    config = quick_config(
+        policy="hard", normalization="none", epochs=8, window=4, projection_dim=0, layer_combination="concat"
+    )
+    test = shifted_task()["test"]
+    for n_labeled, same_as in ((0, "per-language"), (3, "per-language"), (10, "none")):
+        task = shifted_task(n_labeled=n_labeled)
+        auto = run(task, config.replace(pseudo_balance="auto-language"))
+        other = run(task, config.replace(pseudo_balance=same_as))
+        np.testing.assert_array_equal(predict_proba(auto, test), predict_proba(other, test))
+    # balancing changes this task's pseudo-labels, so the equalities above mean something
+    task = shifted_task(n_labeled=10)
+    balanced = run(task, config.replace(pseudo_balance="per-language"))
+    plain = run(task, config.replace(pseudo_balance="none"))
+    assert balanced.rounds[0]["accepted_per_class"] != plain.rounds[0]["accepted_per_class"]
