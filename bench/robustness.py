@@ -96,6 +96,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-labelfree-w10": {"selection": "label-free", "window": 10},
     "default-balance-language": {"pseudo_balance": "per-language"},
     "default-soft": {"policy": "soft"},
+    "default-norebalance": {"rebalance": False},
 }
 
 
@@ -129,6 +130,8 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
             flags.append(f"--{field.replace('_', '-')} {getattr(config, field)}")
     if not config.select_after_first_round:
         flags.append("--select-from-start")
+    if not config.rebalance:
+        flags.append("--no-rebalance")
     flags.append(f"--seeds {' '.join(map(str, seeds))} --out results.json")
     return "python -m serdemo experiment " + " ".join(flags)
 

@@ -474,7 +474,8 @@ def _table_robustness(
     lines = [
         "## Speakers who show few emotions, both directions (issue 9)",
         "",
-        f"`{first['command']} --plans robustness` ({first['created'][:10]}, {total / 60:.0f} min; other "
+        f"`python scripts/make_results.py --plans robustness` ({first['created'][:10]}, "
+        f"{total / 60:.0f} min; other "
         "jobs shared the 2 cores). The default configuration (normalisation "
         f"`{base.normalization}`, pseudo-label balancing `{base.pseudo_balance}`, selection "
         f"`{base.selection}`) on the corpora as recorded (*full*) and confounded with `--speaker-emotions "
@@ -526,7 +527,16 @@ def _table_robustness(
         lines += [
             "Normalisations and selection rules tried (`python bench/robustness.py`, its JSON: "
             "[results/robustness.json](results/robustness.json); each row's exact command is in the JSON). "
-            "Rows: direction / K / variant; columns: target labels (`none` = source only).",
+            "Rows: direction / K / variant; columns: target labels (`none` = source only). Variants: "
+            "`speaker` = per-speaker standardisation and balancing (the previous default), `language-bl`, "
+            "`global-bl`, `nap10-bl` = per-language / global / nap standardisation with per-language "
+            "balancing, `nap10-bl` and `default` = today's default normalisation; `-w10`: W = 10, "
+            "`-labelfree`: label-free selection, `-from-start`: selection may keep epochs before the first "
+            "round, `-prop5`: label propagation weight 0.5, `-balance-language`: per-language balancing "
+            "at any number of labels. Rows with 10 or 25 labels were run before `auto-language` kept "
+            "balancing until 10 labels per class, so they balance nothing once a clip is labeled (their "
+            "JSON records `pseudo_balance: none`); `default-balance-language` is what the default does "
+            "at 10 and 25 labels now.",
             "",
             table(study, keys),
             "",
