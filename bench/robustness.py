@@ -97,6 +97,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-balance-language": {"pseudo_balance": "per-language"},
     "default-soft": {"policy": "soft"},
     "default-norebalance": {"rebalance": False},
+    "default-cap10": {"max_repeats": 10},
 }
 
 
@@ -124,7 +125,16 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
     flags = [f"--source {source} --target {target} --labeled {labeled}"]
     if k:
         flags.append(f"--speaker-emotions {k}")
-    fields = ("policy", "normalization", "nap_dim", "selection", "window", "pseudo_balance", "propagation")
+    fields = (
+        "policy",
+        "normalization",
+        "nap_dim",
+        "selection",
+        "window",
+        "pseudo_balance",
+        "propagation",
+        "max_repeats",
+    )
     for field in fields:
         if getattr(config, field) != getattr(defaults, field):
             flags.append(f"--{field.replace('_', '-')} {getattr(config, field)}")

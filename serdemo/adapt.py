@@ -193,6 +193,7 @@ def build_training_set(
     pseudo_weights: np.ndarray | None = None,
     rebalance: bool = True,
     rng: np.random.Generator | None = None,
+    max_repeats: int = 0,
 ) -> TrainingSet:
     """D = D_s + K_t + K'_t, built afresh: pseudo-labels replace, never add to, an earlier round's.
 
@@ -206,6 +207,8 @@ def build_training_set(
         rebalance: oversample target rows at random, with replacement, until they are as many as the
             source rows; every original row stays (utterance rebalancing, Agarla et al., 2023).
         rng: randomness of the oversampling.
+        max_repeats: with ``rebalance``, add at most ``max_repeats - 1`` extra rows per target row (0 = no
+            limit): ten labeled clips repeated fifty times to match the source are memorised, not learned.
 
     """
     labeled = np.flatnonzero(labels >= 0)
@@ -225,6 +228,8 @@ def build_training_set(
     if rebalance:
         target_rows = np.flatnonzero(is_target[out.rows])
         missing = (len(out) - len(target_rows)) - len(target_rows)
+        if max_repeats > 0:
+            missing = min(missing, (max_repeats - 1) * len(target_rows))
         if missing > 0 and len(target_rows):
             rng = rng if rng is not None else np.random.default_rng()
             extra = np.sort(rng.choice(target_rows, size=missing, replace=True))
@@ -377,7 +382,14 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
     )
 
     # 4) D = D_s + K_t, target rows oversampled to the source count
-    train = build_training_set(train_labels, is_target, num_classes, rebalance=config.rebalance, rng=rng)
+    train = build_training_set(
+        train_labels,
+        is_target,
+        num_classes,
+        rebalance=config.rebalance,
+        rng=rng,
+        max_repeats=config.max_repeats,
+    )
     result = AdaptResult(config=config, model=model, normalizer=normalizer)
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
     choosing = _choosing_sets(config, validation, target_labeled, target_unlabeled)
@@ -442,7 +454,15 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
             targets, weights = policy.select(torch.from_numpy(probs))
             targets, weights = targets.numpy(), weights.numpy()
             train = build_training_set(
-                train_labels, is_target, num_classes, unlabeled_rows, targets, weights, config.rebalance, rng
+                train_labels,
+                is_target,
+                num_classes,
+                unlabeled_rows,
+                targets,
+                weights,
+                config.rebalance,
+                rng,
+                config.max_repeats,
             )
             round_stats = _round_stats(epoch, config, probs, targets, weights, target_unlabeled.labels, train)
             result.rounds.append(round_stats)

@@ -83,6 +83,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "--no-rebalance", action="store_true", help="do not oversample target clips to the source count"
     )
     p.add_argument(
+        "--max-repeats",
+        type=int,
+        default=defaults.max_repeats,
+        metavar="R",
+        help=f"rebalancing repeats a target clip at most R times on average (0 = no limit; default "
+        f"{defaults.max_repeats})",
+    )
+    p.add_argument(
         "--mode",
         choices=[x.value for x in Mode],
         default=defaults.mode,
@@ -243,6 +251,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         window=args.window,
         tau=args.tau,
         rebalance=not args.no_rebalance,
+        max_repeats=args.max_repeats,
         seeds=tuple(args.seeds),
         normalization=args.normalization,
         nap_dim=args.nap_dim,

@@ -103,6 +103,7 @@ class AdaptConfig:
     window: int = 30  # W, pseudo-label U_t every W epochs (paper: 30)
     tau: float = 0.5  # hard policy: keep a pseudo-label when max probability >= tau (paper: 0.5)
     rebalance: bool = True  # oversample target clips to the source count (paper: utterance rebalancing)
+    max_repeats: int = 0  # rebalancing repeats a target clip at most this many times on average; 0 = no limit
     # --- soft policy (paper eq. 3-7, after Tanaka et al., 2018 and Arazo et al., 2020) ---
     lambda_a: float = 0.8  # weight of R_A, prior matching (paper: 0.8)
     lambda_h: float = 0.4  # weight of R_H, entropy (paper: 0.4)
@@ -179,6 +180,8 @@ class AdaptConfig:
         _choice("pseudo_balance", self.pseudo_balance, Balance)
         _choice("layer_combination", self.layer_combination, LayerCombination)
         _choice("selection", self.selection, Selection)
+        if self.max_repeats < 0:
+            raise ConfigError(f"max_repeats must be >= 0 (0 = no limit), got {self.max_repeats}")
         if self.nap_dim < 0:
             raise ConfigError(f"nap_dim must be >= 0 speaker directions, got {self.nap_dim}")
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):

@@ -94,6 +94,20 @@ def test_rebalancing_oversamples_target_to_source_count_and_keeps_every_labeled_
     assert len(unbalanced) == 53
 
 
+def test_rebalancing_repeats_a_target_clip_at_most_max_repeats_times_on_average():
+    labels = np.array([0] * 60 + [1] * 40 + [0, 1, 1, 0])
+    is_target = np.arange(len(labels)) >= 100
+    capped = build_training_set(
+        labels, is_target, 2, rebalance=True, rng=np.random.default_rng(0), max_repeats=5
+    )
+    assert is_target[capped.rows].sum() == 4 * 5  # 4 clips, 5 rows each on average, not 100 rows
+    assert set(capped.rows[is_target[capped.rows]]) == {100, 101, 102, 103}
+    loose = build_training_set(
+        labels, is_target, 2, rebalance=True, rng=np.random.default_rng(0), max_repeats=50
+    )
+    assert is_target[loose.rows].sum() == 100  # the cap only binds when the source is much larger
+
+
 def test_pseudo_labels_are_replaced_not_accumulated():
     labels = np.array([0, 1, 0, 1, -1, -1, -1])
     is_target = np.array([False] * 4 + [True] * 3)
