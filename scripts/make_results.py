@@ -535,7 +535,7 @@ def _table_robustness(
             "round, `-prop5`: label propagation weight 0.5, `-balance-language`: per-language balancing "
             "at any number of labels, `-norebalance`: no oversampling of target clips, `-cap10`: "
             "oversampling repeats a target clip at most 10 times (`--max-repeats 10`). Rows with 10 or 25 "
-            "labels were run before `auto-language` kept "
+            "labels, except `-norebalance` and `-cap10`, were run before `auto-language` kept "
             "balancing until 10 labels per class, so they balance nothing once a clip is labeled (their "
             "JSON records `pseudo_balance: none`); `default-balance-language` is what the default does "
             "at 10 and 25 labels now.",
