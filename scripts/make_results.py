@@ -38,6 +38,12 @@ DEFAULT_CORPORA = Path(os.environ.get("SERDEMO_CORPORA", ROOT.parent / "shared" 
 # The only paper numbers we have offline (from our issue tracker): fine-tuned HuBERT, EMO-DB target UA.
 PAPER_HUBERT_100 = 93.95
 PAPER_HUBERT_ALL = 94.37
+BALANCE_WORDS = {  # what each pseudo-label balancing does, for the protocol line
+    "auto": "(pseudo-labeling probabilities are matched to a uniform class prior per speaker only while no "
+    "target clip is labeled, i.e. in the 0-label rows)",
+    "auto-language": "(pseudo-labeling probabilities are matched to a uniform class prior per language while "
+    "the target has fewer than 10 labels per class, i.e. in the 0- and 25-label rows)",
+}
 
 
 def run_plan() -> list[tuple[str, dict[str, Any], str]]:
@@ -274,9 +280,9 @@ def render(
         f"head trained {base.epochs} epochs max (paper: 100), W = {base.window}, batch {base.batch_size}, "
         f"Adam lr {base.lr} decayed x{base.lr_decay} every {base.lr_decay_every} epochs, early stopping "
         f"after {base.patience} epochs without a better mean validation UA of the two languages, "
-        f"{base.normalization} feature standardisation, pseudo-label balancing `{base.pseudo_balance}` "
-        "(`auto`: pseudo-labeling probabilities are matched to a uniform class prior per speaker only "
-        "while no target clip is labeled, i.e. in the 0-label rows).",
+        f"`{base.normalization}` feature standardisation, pseudo-label balancing `{base.pseudo_balance}` "
+        + BALANCE_WORDS.get(base.pseudo_balance, "")
+        + ".",
         f"- Seeds {seeds}: each seed re-draws the speaker-independent 60/20/20 splits of both corpora, the "
         "labeled target clips (class-stratified from target train) and the head's initialisation. "
         "Numbers are test UA in percent, mean ± sample std over the seeds.",
@@ -285,7 +291,8 @@ def render(
         f"train {sizes['target']['labeled'] + sizes['target']['unlabeled']} (labeled + unlabeled pool), "
         f"validation {sizes['target']['validation']}, test {sizes['target']['test']} (five classes).",
         "- Validation uses the target validation labels even in the zero-label settings, as the paper's "
-        "model selection does; a truly label-free target would need another stopping rule.",
+        "model selection does; `--selection label-free` needs none and is reported beside it in the "
+        "issue 9 section below.",
         "- Raw results of every run (per seed: UA/WA/macro-F1, confusion matrices, curves, pseudo-label "
         "rounds, silhouettes, timings) are in [`results/`](results/).",
         "",
@@ -650,8 +657,8 @@ def _paper_and_reading(results: dict[str, dict[str, Any]]) -> list[str]:
             f"- Representation: the emotion silhouette of EMO-DB test clips goes from {fmt(before, 3)} "
             f"(source only) to {fmt(after, 3)} after hard-100 adaptation; the language silhouette is "
             f"{fmt(language, 3)} after ({fmt(language_before, 3)} before), i.e. the two languages do not "
-            f"form separate clusters (the head's input is standardised {groups}, which removes each "
-            "group's mean offset). All silhouettes "
+            f"form separate clusters (the head's input is standardised with `{groups}`, which removes "
+            "the mean offsets between groups of clips). All silhouettes "
             "are small: the emotion clusters overlap heavily."
         )
     lines.append(
