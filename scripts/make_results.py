@@ -75,7 +75,7 @@ ROBUSTNESS_SETTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("50", {"labeled": 50}, "50 labels"),
     ("100", {"labeled": 100}, "100 labels"),
 ]
-CONFOUNDINGS = (0, 1)  # --speaker-emotions: 0 = as recorded, 1 = one emotion per speaker
+CONFOUNDINGS = (0, 1, 2)  # --speaker-emotions: 0 = as recorded, 1 or 2 emotions per speaker
 
 
 def robustness_plan() -> list[tuple[str, dict[str, Any], str]]:
