@@ -1,4 +1,4 @@
-from scripts.make_results import _table_representation, _table_robustness
+from scripts.make_results import _robustness_targets, _table_representation, _table_robustness
 from serdemo.config import AdaptConfig
 
 
@@ -65,3 +65,21 @@ def test_the_robustness_section_shows_both_protocols_and_checks_the_targets():
     assert "| de-en full, 25 labels >= 0 labels + 10 | +11.0 | yes |" in text
     assert "| en-de full, 0 labels label-free >= source only + 3 | +4.0 | yes |" in text
     assert _table_robustness({}, None) == []
+
+
+def test_the_confounded_target_compares_the_default_with_every_normalisation_of_the_study():
+    study = {
+        "runs": {
+            "en-de/k1/nap10-bl/0": {"target_ua": [50.0, 60.0]},
+            "en-de/k1/speaker/0": {"target_ua": [30.0, 30.0]},
+            "en-de/k1/language-bl/0": {"target_ua": [60.0, 58.0]},
+            "en-de/k1/nap10-bl/25": {"target_ua": [70.0]},
+            "en-de/k1/global-bl/25": {"target_ua": [71.0]},
+        }
+    }
+    text = "\n".join(_robustness_targets({}, study))
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in text.splitlines()}
+    first = "| en-de 1 emotion per speaker, 0 labels: default within 2 of the best normalisation of the study"
+    assert rows[f"{first} (3 tried)"] == ["55.0 vs 59.0 (language-bl)", "no |"]
+    second = first.replace("0 labels", "25 labels")
+    assert rows[f"{second} (2 tried)"] == ["70.0 vs 71.0 (global-bl)", "yes |"]
