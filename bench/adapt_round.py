@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=AdaptConfig().epochs)
     parser.add_argument("--policy", default="hard", choices=["hard", "soft", "none"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--normalization", default=AdaptConfig().normalization, help="feature standardisation (AdaptConfig's)"
+    )
     args = parser.parse_args()
     if not 0 <= args.labeled <= args.target:
         parser.error("--labeled must be between 0 and --target")
@@ -69,7 +72,7 @@ def main() -> None:
         target.subset(np.arange(args.labeled, args.target)),
     )
     # patience 0: every round runs all E epochs, so the time is the worst case, not luck of early stopping
-    config = AdaptConfig(policy=args.policy, epochs=args.epochs, patience=0)
+    config = AdaptConfig(policy=args.policy, epochs=args.epochs, patience=0, normalization=args.normalization)
 
     seconds, epochs = [], 0
     for repeat in range(args.repeats):
@@ -82,7 +85,8 @@ def main() -> None:
     machine = machine_info()
     median = statistics.median(seconds)
     print(
-        f"one {args.policy} adaptation round, {args.target} target clips ({args.labeled} labeled) + "
+        f"one {args.policy} adaptation round ({args.normalization}), {args.target} target clips "
+        f"({args.labeled} labeled) + "
         f"{args.source} source clips, {args.layers}x{args.dim} features, {epochs} epochs: "
         f"median {median:.2f} s over {args.repeats} runs ({1000 * median / epochs:.0f} ms/epoch)"
     )

@@ -27,12 +27,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from serdemo.audio import random_crop
-from serdemo.config import AdaptConfig, Balance, ConfigError, Mode, Prior
+from serdemo.config import AdaptConfig, Balance, ConfigError, Mode, Prior, Selection
 from serdemo.corpora.base import Utterance
 from serdemo.encoders.base import UtteranceEncoder, pad_batch
-from serdemo.metrics import unweighted_accuracy
+from serdemo.metrics import information_maximisation, unweighted_accuracy
 from serdemo.model import EmotionHead, SERModel
 from serdemo.normalize import FeatureNormalizer
+from serdemo.propagation import propagate
 from serdemo.pseudo_labels import (
     PseudoLabelPolicy,
     balance_by_group,
@@ -42,6 +43,7 @@ from serdemo.pseudo_labels import (
 )
 
 BALANCE_CLIPS_PER_CLASS = 4  # smallest group pseudo_balance rescales: this many clips per class
+BALANCE_UNTIL_LABELS_PER_CLASS = 10  # "auto-language" balances while fewer target labels per class
 
 
 class AdaptError(ValueError):
@@ -194,6 +196,7 @@ def build_training_set(
     pseudo_weights: np.ndarray | None = None,
     rebalance: bool = True,
     rng: np.random.Generator | None = None,
+    max_repeats: int = 0,
 ) -> TrainingSet:
     """D = D_s + K_t + K'_t, built afresh: pseudo-labels replace, never add to, an earlier round's.
 
@@ -207,6 +210,8 @@ def build_training_set(
         rebalance: oversample target rows at random, with replacement, until they are as many as the
             source rows; every original row stays (utterance rebalancing, Agarla et al., 2023).
         rng: randomness of the oversampling.
+        max_repeats: with ``rebalance``, add at most ``max_repeats - 1`` extra rows per target row (0 = no
+            limit): ten labeled clips repeated fifty times to match the source are memorised, not learned.
 
     """
     labeled = np.flatnonzero(labels >= 0)
@@ -226,6 +231,8 @@ def build_training_set(
     if rebalance:
         target_rows = np.flatnonzero(is_target[out.rows])
         missing = (len(out) - len(target_rows)) - len(target_rows)
+        if max_repeats > 0:
+            missing = min(missing, (max_repeats - 1) * len(target_rows))
         if missing > 0 and len(target_rows):
             rng = rng if rng is not None else np.random.default_rng()
             extra = np.sort(rng.choice(target_rows, size=missing, replace=True))
@@ -352,7 +359,9 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
 
     # 3) model, inputs and batch function of the mode
     if config.mode == Mode.FROZEN.value:
-        normalizer = FeatureNormalizer(config.normalization).fit(pool.features, pool.languages, pool.speakers)
+        normalizer = FeatureNormalizer(config.normalization, nap_dim=config.nap_dim).fit(
+            pool.features, pool.languages, pool.speakers, train_labels
+        )
         _, num_layers, feature_dim = pool.features.shape
         model = _make_head(config, num_layers, feature_dim)
         pool_inputs = _Inputs.frozen(
@@ -376,9 +385,20 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
     )
 
     # 4) D = D_s + K_t, target rows oversampled to the source count
-    train = build_training_set(train_labels, is_target, num_classes, rebalance=config.rebalance, rng=rng)
+    train = build_training_set(
+        train_labels,
+        is_target,
+        num_classes,
+        rebalance=config.rebalance,
+        rng=rng,
+        max_repeats=config.max_repeats,
+    )
     result = AdaptResult(config=config, model=model, normalizer=normalizer)
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
+    choosing = _choosing_sets(config, validation, target_labeled, target_unlabeled)
+    spread = None  # label propagation's probabilities of the unlabeled pool, once computed
+    rounds_planned = policy.uses_unlabeled and len(unlabeled_rows) and config.epochs > config.window
+    first_eligible = config.window + 1 if rounds_planned and config.select_after_first_round else 1
 
     for epoch in range(1, config.epochs + 1):
         # 5) one pass over D in shuffled mini-batches
@@ -399,9 +419,16 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
             name: unweighted_accuracy(clips.labels, _predict(model, val_inputs[name]).argmax(1))
             for name, clips in validation.items()
         }
+        parts = [val_ua[name] for name in choosing]
+        pool_score = None
+        if config.selection == Selection.LABEL_FREE.value and len(unlabeled_rows):
+            pool_score = information_maximisation(_predict(model, pool_inputs.subset(unlabeled_rows)))
+            parts.append(pool_score)
         timings["validation"] += time.perf_counter() - tick
-        score = float(np.mean(list(val_ua.values()))) if val_ua else float(epoch)  # no validation: keep last
-        if score > best_score:
+        score = float(np.mean(parts)) if parts else float(epoch)  # nothing to judge by: keep the last
+        if epoch < first_eligible:
+            pass  # before the first pseudo-label round: neither kept nor counted towards patience
+        elif score > best_score:
             best_state, best_score, stale_epochs = copy.deepcopy(model.state_dict()), score, 0
             result.best_epoch = epoch
         else:
@@ -416,11 +443,29 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
         ):
             tick = time.perf_counter()
             probs = _predict(model, pool_inputs.subset(unlabeled_rows))
-            probs = _balance(config, probs, target_unlabeled, _prior(config, target_labeled), n_labeled > 0)
+            if config.propagation > 0 and n_labeled and pool_inputs.features is not None:
+                if spread is None:  # the labels do not change between rounds: spread them once
+                    target_rows = np.arange(n_source, len(pool))
+                    spread = propagate(
+                        pool_inputs.features[target_rows].cpu().numpy(),
+                        train_labels[target_rows],
+                        num_classes,
+                        config.seed,
+                    )[n_labeled:]
+                probs = (1 - config.propagation) * probs + config.propagation * spread
+            probs = _balance(config, probs, target_unlabeled, _prior(config, target_labeled), n_labeled)
             targets, weights = policy.select(torch.from_numpy(probs))
             targets, weights = targets.numpy(), weights.numpy()
             train = build_training_set(
-                train_labels, is_target, num_classes, unlabeled_rows, targets, weights, config.rebalance, rng
+                train_labels,
+                is_target,
+                num_classes,
+                unlabeled_rows,
+                targets,
+                weights,
+                config.rebalance,
+                rng,
+                config.max_repeats,
             )
             round_stats = _round_stats(epoch, config, probs, targets, weights, target_unlabeled.labels, train)
             result.rounds.append(round_stats)
@@ -433,7 +478,8 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
             "lr": lr,
             **epoch_stats,
             "val_ua": val_ua,
-            "val_score": score if val_ua else None,
+            "pool_score": pool_score,
+            "val_score": score if parts else None,
         }
         result.history.append(row)
         result.epochs_run = epoch
@@ -672,22 +718,37 @@ def _make_head(config: AdaptConfig, num_layers: int, feature_dim: int) -> Emotio
     )
 
 
+def _choosing_sets(
+    config: AdaptConfig, validation: dict[str, ClipSet], target_labeled: ClipSet, target_unlabeled: ClipSet
+) -> list[str]:
+    """Names of the validation sets whose UA picks the epoch: all, or (label-free) source-language ones."""
+    if config.selection != Selection.LABEL_FREE.value:
+        return list(validation)
+    target = set(target_labeled.languages.tolist()) | set(target_unlabeled.languages.tolist())
+    return [name for name, clips in validation.items() if not set(clips.languages.tolist()) <= target]
+
+
 def _balance(
     config: AdaptConfig,
     probs: np.ndarray,
     unlabeled: ClipSet,
     prior: torch.Tensor | None,
-    has_target_labels: bool,
+    target_labels: int,
 ) -> np.ndarray:
     """Match the pool's mean prediction to the class prior, per speaker group or per language."""
-    if config.pseudo_balance == Balance.NONE.value or (
-        config.pseudo_balance == Balance.AUTO.value and has_target_labels
+    if (
+        config.pseudo_balance == Balance.NONE.value
+        or (config.pseudo_balance == Balance.AUTO.value and target_labels > 0)
+        or (
+            config.pseudo_balance == Balance.AUTO_LANGUAGE.value
+            and target_labels >= BALANCE_UNTIL_LABELS_PER_CLASS * probs.shape[1]
+        )
     ):
         return probs
     prior = np.full(probs.shape[1], 1.0 / probs.shape[1]) if prior is None else prior.numpy()
     # a group needs a few clips per class before "every class is equally likely" is a fair guess
     min_size = BALANCE_CLIPS_PER_CLASS * probs.shape[1]
-    if config.pseudo_balance == Balance.PER_LANGUAGE.value:
+    if config.pseudo_balance in (Balance.PER_LANGUAGE.value, Balance.AUTO_LANGUAGE.value):
         return balance_by_group(probs, unlabeled.languages, unlabeled.languages, prior, min_size)
     # "<language>/unknown" speakers (app uploads) form one group per language, as in normalisation
     return balance_by_group(probs, unlabeled.speakers, unlabeled.languages, prior, min_size)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from serdemo import scale_cli
-from serdemo.config import AdaptConfig, Balance, LayerCombination, Mode, Normalization, Policy
+from serdemo.config import AdaptConfig, Balance, LayerCombination, Mode, Normalization, Policy, Selection
 from serdemo.corpora import CORPORA, corpus_names
 from serdemo.labels import EMOTIONS, UnknownEmotionError, parse_classes
 
@@ -59,10 +59,11 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "--source",
         action="append",
         required=True,
-        metavar="NAME=PATH",
-        help="a source corpus; repeat to pool several as the source language",
+        metavar="NAME[=PATH]",
+        help="a source corpus; repeat to pool several as the source language; a bare NAME is "
+        "$SERDEMO_CORPORA/NAME (default ../shared/corpora/NAME)",
     )
-    p.add_argument("--target", required=True, metavar="NAME=PATH", help="the target-language corpus")
+    p.add_argument("--target", required=True, metavar="NAME[=PATH]", help="the target-language corpus")
     p.add_argument("--encoder", default=defaults.encoder, help=f"registry name (default {defaults.encoder})")
     p.add_argument(
         "--labeled",
@@ -82,6 +83,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--no-rebalance", action="store_true", help="do not oversample target clips to the source count"
+    )
+    p.add_argument(
+        "--max-repeats",
+        type=int,
+        default=defaults.max_repeats,
+        metavar="R",
+        help=f"rebalancing repeats a target clip at most R times on average (0 = no limit; default "
+        f"{defaults.max_repeats})",
     )
     p.add_argument(
         "--mode",
@@ -120,10 +129,47 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         help="label the whole target train split: the multilingual upper bound",
     )
     p.add_argument(
+        "--speaker-emotions",
+        type=int,
+        default=0,
+        metavar="K",
+        help="stress protocol: every target speaker keeps clips of only K emotions in the train pool, "
+        "validation and test (assigned so each part covers every class its speakers allow); "
+        "0 = all (default). Swap --source and --target for the other direction",
+    )
+    p.add_argument(
         "--normalization",
         choices=[n.value for n in Normalization],
         default=defaults.normalization,
         help=f"feature standardisation groups (default {defaults.normalization}; see docs/representation.md)",
+    )
+    p.add_argument(
+        "--nap-dim",
+        type=int,
+        default=defaults.nap_dim,
+        metavar="K",
+        help=f"--normalization nap: speaker directions projected out (default {defaults.nap_dim})",
+    )
+    p.add_argument(
+        "--propagation",
+        type=float,
+        default=defaults.propagation,
+        metavar="A",
+        help="weight of label propagation over the target pool's kNN graph in pseudo-labeling, while some "
+        f"target clips are labeled (0-1; default {defaults.propagation})",
+    )
+    p.add_argument(
+        "--selection",
+        choices=[s.value for s in Selection],
+        default=defaults.selection,
+        help="what picks the epoch: every validation set, target labels included, or label-free (source "
+        f"validation + information maximisation on the unlabeled target pool); default {defaults.selection}",
+    )
+    p.add_argument(
+        "--select-from-start",
+        action="store_true",
+        help="let selection keep epochs before the first pseudo-label round (by default, with pseudo-labels, "
+        "only epochs trained on them are kept)",
     )
     p.add_argument(
         "--layer-combination",
@@ -209,8 +255,13 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         window=args.window,
         tau=args.tau,
         rebalance=not args.no_rebalance,
+        max_repeats=args.max_repeats,
         seeds=tuple(args.seeds),
         normalization=args.normalization,
+        nap_dim=args.nap_dim,
+        selection=args.selection,
+        propagation=args.propagation,
+        select_after_first_round=not args.select_from_start,
         layer_combination=args.layer_combination,
         projection_dim=args.projection_dim,
         pseudo_balance=args.pseudo_balance,
@@ -220,6 +271,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         target=CorpusRef.parse(args.target),
         labeled=args.labeled,
         target_all_labeled=args.target_all_labeled,
+        speaker_emotions=args.speaker_emotions,
         adapt=config,
     )
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))

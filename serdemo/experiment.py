@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -46,6 +47,7 @@ from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, adapt, embed, pre
 from serdemo.audio import load_audio
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files
 from serdemo.config import AdaptConfig, Mode, Policy
+from serdemo.confound import confine_speaker_emotions
 from serdemo.corpora import CORPORA, CorpusError, Utterance, corpus_names, load_corpus
 from serdemo.encoders import ENCODERS, build_encoder, encoder_names
 from serdemo.encoders.base import UtteranceEncoder
@@ -70,7 +72,9 @@ class CorpusRef:
 
     @classmethod
     def parse(cls, text: str) -> CorpusRef:
-        """Read ``NAME=PATH`` (as on the command line), checking the name and that the path exists.
+        """Read ``NAME=PATH`` or ``NAME`` (as on the command line); the name and path must exist.
+
+        A bare ``NAME`` means the folder ``NAME`` under :func:`default_corpora_dir`.
 
         Example:
             >>> CorpusRef.parse("emodb=/data/emodb").name  # doctest: +SKIP
@@ -79,8 +83,10 @@ class CorpusRef:
         """
         name, sep, root = text.partition("=")
         name = name.strip().lower()
-        if not sep or not name or not root.strip():
-            raise ExperimentError(f"expected NAME=PATH such as ravdess=/data/ravdess, got {text!r}")
+        if not sep and name:  # a bare name: the corpus's folder under $SERDEMO_CORPORA
+            root = str(default_corpora_dir() / name)
+        if not name or not root.strip():
+            raise ExperimentError(f"expected NAME or NAME=PATH such as ravdess=/data/ravdess, got {text!r}")
         if name not in CORPORA:
             raise ExperimentError(
                 f"unknown corpus {name!r} in {text!r}: use one of {', '.join(corpus_names())}"
@@ -88,7 +94,8 @@ class CorpusRef:
         path = Path(root.strip()).expanduser()
         if not path.exists():
             raise ExperimentError(
-                f"{name}: {path} does not exist; give the folder the corpus was unpacked to"
+                f"{name}: {path} does not exist; give the folder the corpus was unpacked to as "
+                f"{name}=PATH, or set SERDEMO_CORPORA to the folder holding {name}/"
             )
         return cls(name, path)
 
@@ -105,6 +112,9 @@ class ExperimentSpec:
     labeled: int = 100  # labeled target clips, class-stratified from target train; 0 = zero-label setting
     target_all_labeled: bool = False  # every target train clip labeled: the multilingual upper bound
     adapt: AdaptConfig = field(default_factory=AdaptConfig)  # seeds, policy, classes, encoder, ...
+    # stress protocol: every target speaker keeps clips of only this many emotions in each part (train
+    # pool, validation, test; serdemo.confound); 0 = all, the corpus as recorded
+    speaker_emotions: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", tuple(self.sources))
@@ -112,6 +122,10 @@ class ExperimentSpec:
             raise ExperimentError("give at least one source corpus (--source NAME=PATH)")
         if self.labeled < 0:
             raise ExperimentError(f"labeled must be >= 0, got {self.labeled}")
+        if self.speaker_emotions < 0:
+            raise ExperimentError(
+                f"speaker_emotions must be >= 0 (0 = every emotion), got {self.speaker_emotions}"
+            )
         if not self.adapt.seeds:
             raise ExperimentError("give at least one seed")
         if len(set(self.adapt.seeds)) != len(self.adapt.seeds):
@@ -124,12 +138,13 @@ class ExperimentSpec:
 
     @property
     def setting(self) -> str:
-        """Short name of the setting: ``lower-bound``, ``upper-bound`` or ``<policy>-<labeled>``."""
+        """``lower-bound``, ``upper-bound`` or ``<policy>-<labeled>``; ``-k<K>`` appended when confounded."""
+        suffix = f"-k{self.speaker_emotions}" if self.speaker_emotions else ""
         if self.target_all_labeled:
-            return "upper-bound"
+            return "upper-bound" + suffix
         if self.labeled == 0 and self.adapt.policy == Policy.NONE.value:
-            return "lower-bound"
-        return f"{self.adapt.policy}-{self.labeled}"
+            return "lower-bound" + suffix
+        return f"{self.adapt.policy}-{self.labeled}{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (the ``config`` entry of the results)."""
@@ -138,6 +153,7 @@ class ExperimentSpec:
             "target": {"name": self.target.name, "root": str(self.target.root)},
             "labeled": self.labeled,
             "target_all_labeled": self.target_all_labeled,
+            "speaker_emotions": self.speaker_emotions,
             "setting": self.setting,
             "adapt": self.adapt.to_dict(),
         }
@@ -224,6 +240,8 @@ def _seed_data(sources: list[_Corpus], target: _Corpus, spec: ExperimentSpec, se
         for name in parts:
             parts[name].extend(split.parts[name])
     target_split = _split(target, seed, notes)
+    if spec.speaker_emotions:
+        target_split = _confine(target_split, target.ref.name, spec, seed, notes)
     train = target_split.train
     labeled_rows = [i for i, u in enumerate(train) if u.emotion is not None]
     if spec.target_all_labeled:
@@ -261,6 +279,21 @@ def _seed_data(sources: list[_Corpus], target: _Corpus, spec: ExperimentSpec, se
         target_test=[u for u in target_split.test if u.emotion is not None],
         notes=notes,
     )
+
+
+def _confine(split: Split, name: str, spec: ExperimentSpec, seed: int, notes: list[str]) -> Split:
+    """``split`` with every speaker of every part confined to ``spec.speaker_emotions`` emotions."""
+    parts = {}
+    for i, (part, utterances) in enumerate(split.parts.items()):
+        rng = np.random.default_rng([seed, 4099, i])  # its own stream per part: independent of the draw
+        parts[part], part_notes = confine_speaker_emotions(
+            utterances, spec.speaker_emotions, spec.adapt.classes, rng
+        )
+        notes.extend(
+            f"{name} (seed {seed}) {part}, --speaker-emotions {spec.speaker_emotions}: {n}"
+            for n in part_notes
+        )
+    return dataclasses.replace(split, **parts)
 
 
 def _split(corpus: _Corpus, seed: int, notes: list[str]) -> Split:
@@ -549,6 +582,11 @@ class ExperimentRunner:
 # helpers
 
 
+def default_corpora_dir() -> Path:
+    """Where bare corpus names are looked up: ``$SERDEMO_CORPORA``, else ``../shared/corpora``."""
+    return Path(os.environ.get("SERDEMO_CORPORA", "../shared/corpora")).expanduser()
+
+
 def check_encoder_name(name: str) -> None:
     """Raise :class:`ExperimentError` listing the registered encoders unless ``name`` is one."""
     if name not in ENCODERS:
@@ -567,7 +605,8 @@ def _baseline_key(spec: ExperimentSpec, seed: int) -> str:
     """Identify the source-only model of ``spec`` and ``seed``: same data, same training settings."""
     config = _baseline_config(spec.adapt.replace(seed=seed))
     description = spec.to_dict()
-    return json.dumps([description["sources"], description["target"], config.to_dict()], sort_keys=True)
+    data = [description["sources"], description["target"], description["speaker_emotions"]]
+    return json.dumps([*data, config.to_dict()], sort_keys=True)
 
 
 def _language_tags(sources: list[_Corpus], target: _Corpus) -> dict[str, str]:
@@ -716,6 +755,7 @@ __all__ = [
     "ExperimentSpec",
     "check_encoder_name",
     "check_output_path",
+    "default_corpora_dir",
     "machine_info",
     "stratified_sample",
     "write_json_atomic",

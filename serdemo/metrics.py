@@ -39,6 +39,29 @@ def unweighted_accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     return float(np.mean(hits / support))
 
 
+def information_maximisation(probs: np.ndarray) -> float:
+    """Label-free score of predictions on a pool: (H(mean prediction) - mean H(prediction)) / log C.
+
+    The mutual information between clips and predicted classes (Krause et al., 2010; SHOT, Liang et al.,
+    2020), scaled to [0, 1]: 1 when every clip is predicted with certainty and the classes are used
+    equally, 0 when every clip gets the same prediction, whether confident or flat.
+
+    Example:
+        >>> information_maximisation(np.eye(4))
+        1.0
+        >>> information_maximisation(np.full((4, 4), 0.25))
+        0.0
+
+    """
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
+    if probs.ndim != 2 or len(probs) == 0 or probs.shape[1] < 2:
+        raise ValueError(f"need (N >= 1, C >= 2) probabilities, got shape {probs.shape}")
+    mean = probs.mean(axis=0)
+    marginal = -(mean * np.log(mean)).sum()
+    conditional = -(probs * np.log(probs)).sum(axis=1).mean()
+    return float(round((marginal - conditional) / np.log(probs.shape[1]), 6))
+
+
 def weighted_accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """WA: plain accuracy, i.e. recall weighted by class frequency.
 

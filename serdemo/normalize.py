@@ -1,4 +1,7 @@
-"""Feature standardisation fitted on training clips: global, per language or per speaker."""
+"""Feature standardisation fitted on training clips: global, per language, per speaker, or "nap".
+
+"nap" standardises per language and projects out a speaker subspace (nuisance attribute projection).
+"""
 
 from __future__ import annotations
 
@@ -32,13 +35,17 @@ class FeatureNormalizer:
 
     """
 
-    def __init__(self, mode: str = "per-language", min_group_size: int = 10, eps: float = 1e-5) -> None:
+    def __init__(
+        self, mode: str = "per-language", min_group_size: int = 10, eps: float = 1e-5, nap_dim: int = 10
+    ) -> None:
         self.mode = Normalization(mode).value
         self.min_group_size = min_group_size
         self.eps = eps
+        self.nap_dim = nap_dim
         self.global_stats: tuple[np.ndarray, np.ndarray] | None = None
         self.language_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.speaker_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.nap_basis: np.ndarray | None = None  # (k, D) orthonormal speaker directions ("nap" mode)
 
     def _stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = x.astype(np.float64)
@@ -49,11 +56,22 @@ class FeatureNormalizer:
         features: np.ndarray,
         languages: Sequence[str] | None = None,
         speakers: Sequence[str] | None = None,
+        labels: Sequence[int] | None = None,
     ) -> FeatureNormalizer:
-        """Fit statistics on ``features`` (N, ...) with each clip's language and speaker."""
+        """Fit statistics on ``features`` (N, ...) with each clip's language and speaker.
+
+        ``labels`` (class indices, -1 unlabeled) are used by the ``nap`` mode only, to learn the speaker
+        subspace from the labeled clips of known speakers; the other modes use no labels.
+        """
         x, languages, speakers = self._check(features, languages, speakers)
         self.global_stats = self._stats(x)
-        self.language_stats, self.speaker_stats = {}, {}
+        self.language_stats, self.speaker_stats, self.nap_basis = {}, {}, None
+        if self.mode == "nap":
+            self.language_stats = {g: self._stats(x[languages == g]) for g in np.unique(languages)}
+            labels = np.full(len(x), -1) if labels is None else np.asarray(labels, dtype=np.int64)
+            standardised = self.transform(x, languages, speakers)  # no basis yet: per-language only
+            self.nap_basis = speaker_subspace(standardised, labels, languages, speakers, self.nap_dim)
+            return self
         if self.mode in ("per-language", "per-speaker"):
             self.language_stats = {g: self._stats(x[languages == g]) for g in np.unique(languages)}
         if self.mode == "per-speaker":
@@ -82,7 +100,7 @@ class FeatureNormalizer:
         mean = np.empty_like(x, dtype=np.float32)
         std = np.empty_like(x, dtype=np.float32)
         mean[:], std[:] = self.global_stats
-        if self.mode in ("per-language", "per-speaker"):
+        if self.mode in ("per-language", "per-speaker", "nap"):
             for lang in np.unique(languages):
                 rows = languages == lang
                 mean[rows], std[rows] = self._group(lang, rows, x, self.language_stats, self.global_stats)
@@ -92,7 +110,12 @@ class FeatureNormalizer:
                 # falls back to whatever the language step already put in these rows
                 fallback = (mean[rows][0], std[rows][0])
                 mean[rows], std[rows] = self._group(spk, rows, x, self.speaker_stats, fallback)
-        return ((x - mean) / std).astype(np.float32)
+        out = ((x - mean) / std).astype(np.float32)
+        if self.nap_basis is not None and len(self.nap_basis):
+            flat = out.reshape(len(out), -1)
+            flat = flat - (flat @ self.nap_basis.T) @ self.nap_basis
+            out = flat.reshape(out.shape).astype(np.float32)
+        return out
 
     def _group(
         self,
@@ -122,7 +145,7 @@ class FeatureNormalizer:
         n = len(x)
         languages = np.asarray(languages if languages is not None else [""] * n, dtype=str)
         speakers = np.asarray(speakers if speakers is not None else [""] * n, dtype=str)
-        if self.mode in ("per-language", "per-speaker") and len(languages) != n:
+        if self.mode in ("per-language", "per-speaker", "nap") and len(languages) != n:
             raise ValueError(f"{n} clips but {len(languages)} languages")
         if self.mode == "per-speaker" and len(speakers) != n:
             raise ValueError(f"{n} clips but {len(speakers)} speakers")
@@ -137,10 +160,13 @@ class FeatureNormalizer:
         for kind, table in (("language", self.language_stats), ("speaker", self.speaker_stats)):
             for i, (mean, std) in enumerate(table.values()):
                 arrays[f"{kind}/{i}/mean"], arrays[f"{kind}/{i}/std"] = mean, std
+        if self.nap_basis is not None:
+            arrays["nap/basis"] = self.nap_basis
         meta = {
             "mode": self.mode,
             "min_group_size": self.min_group_size,
             "eps": self.eps,
+            "nap_dim": self.nap_dim,
             "languages": list(self.language_stats),
             "speakers": list(self.speaker_stats),
         }
@@ -149,8 +175,9 @@ class FeatureNormalizer:
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FeatureNormalizer:
         """Rebuild a fitted normaliser from :meth:`state`."""
-        norm = cls(meta["mode"], meta["min_group_size"], meta["eps"])
+        norm = cls(meta["mode"], meta["min_group_size"], meta["eps"], meta.get("nap_dim", 10))
         norm.global_stats = (arrays["global/mean"], arrays["global/std"])
+        norm.nap_basis = arrays.get("nap/basis")
         norm.language_stats = {
             g: (arrays[f"language/{i}/mean"], arrays[f"language/{i}/std"])
             for i, g in enumerate(meta["languages"])
@@ -160,3 +187,54 @@ class FeatureNormalizer:
             for i, g in enumerate(meta["speakers"])
         }
         return norm
+
+
+def speaker_subspace(
+    x: np.ndarray, labels: np.ndarray, languages: np.ndarray, speakers: np.ndarray, dim: int
+) -> np.ndarray:
+    """Orthonormal (k, D) basis of the directions in which speakers differ, with the emotion removed.
+
+    Nuisance attribute projection (Solomonoff et al., 2005; Campbell et al., 2006, speaker recognition's
+    channel compensation, here with the speaker as the nuisance). A speaker's mean alone mixes who speaks
+    with what they feel; the mean of their clips *minus each clip's class mean* does not, so it is a
+    clean speaker offset even for a speaker who shows one emotion. The top ``dim`` principal directions
+    of those offsets are the subspace. Only labeled clips of known speakers count: the ``""`` speaker and
+    ``"<language>/unknown"`` groups (app uploads) are skipped. Returns an empty (0, D) basis when fewer
+    than two speakers qualify.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> speaker = np.repeat(np.arange(6), 10)
+        >>> emotion = np.tile(np.arange(2), 30)
+        >>> x = rng.normal(size=(60, 3)) * 0.1
+        >>> x[:, 0] += 3 * (speaker % 2)  # speakers differ along axis 0, emotions along axis 1
+        >>> x[:, 1] += 2 * emotion
+        >>> basis = speaker_subspace(x, emotion, np.zeros(60, str), speaker.astype(str), 1)
+        >>> np.abs(basis.round(2)).tolist()
+        [[1.0, 0.0, 0.0]]
+
+    """
+    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    labels = np.asarray(labels, dtype=np.int64)
+    speakers = np.asarray(speakers, dtype=str)
+    languages = np.asarray(languages, dtype=str)
+    known = (labels >= 0) & (speakers != "") & ~np.char.endswith(speakers, "/unknown")
+    empty = np.zeros((0, flat.shape[1]), np.float32)
+    if dim < 1 or not known.any():
+        return empty
+    residual = flat[known].copy()
+    lab, lang, spk = labels[known], languages[known], speakers[known]
+    for c in np.unique(lab):
+        pooled = residual[lab == c].mean(axis=0)
+        for g in np.unique(lang):
+            rows = (lab == c) & (lang == g)
+            # a language's own class mean where it has a few clips of the class, else every language's
+            residual[rows] -= residual[rows].mean(axis=0) if rows.sum() >= 3 else pooled
+    names = np.unique(spk)
+    if len(names) < 2:
+        return empty
+    offsets = np.stack([residual[spk == s].mean(axis=0) for s in names])
+    offsets -= offsets.mean(axis=0)
+    _, singular, vt = np.linalg.svd(offsets, full_matrices=False)
+    rank = int((singular > 1e-6 * max(singular.max(), 1e-12)).sum())
+    return vt[: min(dim, rank)].astype(np.float32)

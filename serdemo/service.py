@@ -29,7 +29,7 @@ from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, load_audio, load_a
 from serdemo.auth import Accounts, AuthError, Sessions
 from serdemo.bundle import clean_work, export_bundle, import_bundle
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files, embed_waveforms
-from serdemo.config import AdaptConfig, Balance, Policy
+from serdemo.config import AdaptConfig, Policy
 from serdemo.corpora import load_corpus
 from serdemo.corpora.base import Utterance
 from serdemo.encoders import build_encoder
@@ -157,15 +157,15 @@ class LabelView:
 
 @dataclass(frozen=True)
 class AdaptRequest:
-    """The Adapt tab's settings; everything else keeps the paper's defaults (AdaptConfig)."""
+    """The Adapt tab's settings; defaults, and everything else, are AdaptConfig's (shared with the CLI)."""
 
     language: str
-    policy: str = Policy.HARD.value
-    tau: float = 0.5
-    epochs: int = 100
-    window: int = 30
-    rebalance: bool = True
-    pseudo_balance: str = Balance.AUTO.value  # see AdaptConfig.pseudo_balance
+    policy: str = AdaptConfig.policy
+    tau: float = AdaptConfig.tau
+    epochs: int = AdaptConfig.epochs
+    window: int = AdaptConfig.window
+    rebalance: bool = AdaptConfig.rebalance
+    pseudo_balance: str = AdaptConfig.pseudo_balance  # see AdaptConfig.pseudo_balance
 
 
 @dataclass
@@ -985,9 +985,9 @@ class Service:
                 "adaptation needs a labeled source set: restart with --source-corpus NAME=PATH"
             )
         language = _language(request.language)
-        # per-speaker standardisation (the default) also for recordings without a speaker id: they share a
-        # "<language>/unknown" group. Per-language statistics for the whole pool instead scored +3.5 German
-        # but -12 English UA at 100 labels with the linear head (docs/representation.md, linear-language-auto)
+        # normalisation, selection and the rest: AdaptConfig's defaults, the same as the experiment CLI's
+        # (docs/results.md, "Speakers who show few emotions"); recordings without a speaker id share a
+        # "<language>/unknown" group, which the default normalisation does not need
         config = AdaptConfig(
             policy=request.policy,
             tau=float(request.tau),

@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from serdemo.config import Balance
+from serdemo.config import AdaptConfig, Balance
 from serdemo.labels import EMOTIONS
 from serdemo.service import (
     COLOR_CHOICES,
@@ -545,19 +545,24 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
     with gr.Row():
         with gr.Column(scale=1):
             language = _language_dropdown(service, languages)
-            policy = gr.Radio(["hard", "soft", "none"], value="hard", label="Pseudo-label policy")
+            policy = gr.Radio(["hard", "soft", "none"], value=AdaptConfig.policy, label="Pseudo-label policy")
             tau = gr.Slider(
-                0.0, 1.0, value=0.5, step=0.05, label="tau (hard: keep pseudo-labels with p >= tau)"
+                0.0,
+                1.0,
+                value=AdaptConfig.tau,
+                step=0.05,
+                label="tau (hard: keep pseudo-labels with p >= tau)",
             )
             epochs = gr.Number(value=service.default_epochs(), precision=0, minimum=1, label="Epochs E")
             window = gr.Number(
                 value=service.default_window(), precision=0, minimum=1, label="Re-label every W epochs"
             )
-            rebalance = gr.Checkbox(value=True, label="Rebalance target vs source clips")
+            rebalance = gr.Checkbox(value=AdaptConfig.rebalance, label="Rebalance target vs source clips")
             balance = gr.Radio(
                 [b.value for b in Balance],
-                value=Balance.AUTO.value,
-                label="Balance pseudo-labels to a uniform class prior (auto: only while no clip is labeled)",
+                value=AdaptConfig.pseudo_balance,
+                label="Balance pseudo-labels to a uniform class prior (auto: only while no clip is labeled; "
+                "auto-language: per language until 10 labels per class, needs no speaker id)",
             )
             start = gr.Button("Start adaptation round", variant="primary", elem_id="adapt-start")
         with gr.Column(scale=2):

@@ -94,6 +94,20 @@ def test_rebalancing_oversamples_target_to_source_count_and_keeps_every_labeled_
     assert len(unbalanced) == 53
 
 
+def test_rebalancing_repeats_a_target_clip_at_most_max_repeats_times_on_average():
+    labels = np.array([0] * 60 + [1] * 40 + [0, 1, 1, 0])
+    is_target = np.arange(len(labels)) >= 100
+    capped = build_training_set(
+        labels, is_target, 2, rebalance=True, rng=np.random.default_rng(0), max_repeats=5
+    )
+    assert is_target[capped.rows].sum() == 4 * 5  # 4 clips, 5 rows each on average, not 100 rows
+    assert set(capped.rows[is_target[capped.rows]]) == {100, 101, 102, 103}
+    loose = build_training_set(
+        labels, is_target, 2, rebalance=True, rng=np.random.default_rng(0), max_repeats=50
+    )
+    assert is_target[loose.rows].sum() == 100  # the cap only binds when the source is much larger
+
+
 def test_pseudo_labels_are_replaced_not_accumulated():
     labels = np.array([0, 1, 0, 1, -1, -1, -1])
     is_target = np.array([False] * 4 + [True] * 3)
@@ -136,7 +150,9 @@ def test_every_policy_trains_reports_and_predicts(policy):
 
 
 def test_each_round_trains_on_that_rounds_pseudo_labels_only():
-    result = run(make_task(), quick_config(policy="hard", tau=0.9, epochs=10, rebalance=False))
+    # no balancing: flattened probabilities rarely reach tau 0.9, and this test needs accepted labels
+    config = quick_config(policy="hard", tau=0.9, epochs=10, rebalance=False, pseudo_balance="none")
+    result = run(make_task(), config)
     assert len(result.rounds) == 3
     labeled = 200 + 4
     for stats in result.rounds:
@@ -355,3 +371,73 @@ def test_auto_balancing_runs_only_while_no_target_clip_is_labeled():
     np.testing.assert_array_equal(predict_proba(auto, test), predict_proba(plain, test))
     # ... and balancing would have changed this task's pseudo-labels, so the equality above means something
     assert auto.rounds[0]["accepted_per_class"] != balanced.rounds[0]["accepted_per_class"]
+
+
+# --- model selection ----------------------------------------------------------------------------
+
+
+def test_selection_keeps_an_epoch_trained_on_pseudo_labels():
+    task = make_task()
+    config = quick_config(policy="hard", epochs=12, window=5, patience=2)
+    result = run(task, config)
+    assert result.best_epoch > 5  # never an epoch from before the first round
+    assert result.epochs_run >= 5 + 1 + 2  # patience counts from the first round on
+    assert result.rounds  # so the run reached a round
+    # the paper's rule (any epoch) stays selectable, and scores the same epochs
+    anywhere = run(task, config.replace(select_after_first_round=False, patience=0))
+    scores = [row["val_score"] for row in anywhere.history]
+    assert anywhere.best_epoch == int(np.argmax(scores)) + 1
+
+
+def test_label_free_selection_never_looks_at_target_validation_labels():
+    task = make_task()
+    config = quick_config(policy="hard", epochs=10, window=3, selection="label-free")
+    honest = run(task, config)
+    wrong = dict(task["validation"])
+    wrong["de"] = wrong["de"].subset(np.arange(len(wrong["de"])))
+    wrong["de"].labels = 1 - wrong["de"].labels  # every target validation label flipped
+    blind = run({**task, "validation": wrong}, config)
+    assert blind.best_epoch == honest.best_epoch
+    np.testing.assert_array_equal(predict_proba(honest, task["test"]), predict_proba(blind, task["test"]))
+    row = honest.history[honest.best_epoch - 1]
+    assert 0.0 <= row["pool_score"] <= 1.0
+    assert set(row["val_ua"]) == {"en", "de"}  # still scored, for the record
+    assert row["val_score"] == pytest.approx((row["val_ua"]["en"] + row["pool_score"]) / 2)
+    # the target-label rule does look at them
+    flipped = run({**task, "validation": wrong}, config.replace(selection="validation"))
+    assert flipped.history[-1]["val_score"] != pytest.approx(
+        np.mean(list(honest.history[-1]["val_ua"].values()))
+    )
+
+
+def test_label_propagation_feeds_pseudo_labels_only_when_target_clips_are_labeled():
+    task = make_task(n_labeled=3)
+    config = quick_config(policy="hard", epochs=4, window=2)
+    plain = run(task, config)
+    spread = run(task, config.replace(propagation=1.0))
+    # the pool's clusters are the classes here: spreading 3 labels per class labels the pool right
+    assert spread.rounds[0]["accuracy"] > 0.9
+    assert spread.rounds[0]["accuracy"] >= plain.rounds[0]["accuracy"]
+    assert [r["accepted_per_class"] for r in spread.rounds] != [r["accepted_per_class"] for r in plain.rounds]
+    no_labels = {**task, "labeled": task["labeled"].subset(np.zeros(0, int))}
+    a, b = run(no_labels, config), run(no_labels, config.replace(propagation=1.0))
+    np.testing.assert_array_equal(predict_proba(a, task["test"]), predict_proba(b, task["test"]))
+    with pytest.raises(ValueError, match="propagation"):
+        config.replace(propagation=1.5)
+
+
+def test_auto_language_balancing_runs_per_language_until_ten_labels_per_class():
+    config = quick_config(
+        policy="hard", normalization="none", epochs=8, window=4, projection_dim=0, layer_combination="concat"
+    )
+    test = shifted_task()["test"]
+    for n_labeled, same_as in ((0, "per-language"), (3, "per-language"), (10, "none")):
+        task = shifted_task(n_labeled=n_labeled)
+        auto = run(task, config.replace(pseudo_balance="auto-language"))
+        other = run(task, config.replace(pseudo_balance=same_as))
+        np.testing.assert_array_equal(predict_proba(auto, test), predict_proba(other, test))
+    # balancing changes this task's pseudo-labels, so the equalities above mean something
+    task = shifted_task(n_labeled=10)
+    balanced = run(task, config.replace(pseudo_balance="per-language"))
+    plain = run(task, config.replace(pseudo_balance="none"))
+    assert balanced.rounds[0]["accepted_per_class"] != plain.rounds[0]["accepted_per_class"]

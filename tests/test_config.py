@@ -17,8 +17,10 @@ def test_defaults_are_the_papers():
         "hard",
         "frozen",
         "cpu",
-        "per-speaker",  # docs/representation.md: per-speaker standardisation beat per-language
+        "nap",  # docs/results.md (issue 9): holds where speakers show one emotion, needs no speaker id
     )
+    assert (config.nap_dim, config.pseudo_balance, config.selection) == (10, "auto-language", "validation")
+    assert (config.select_after_first_round, config.propagation) == (True, 0.0)
     # docs/representation.md: a linear head over all layers concatenated beat the 256-d layer-mix head
     assert (config.projection_dim, config.layer_combination, config.weight_decay, config.dropout) == (
         0,

@@ -217,7 +217,8 @@ def test_finetune_mode_runs(corpora: dict[str, Path], tmp_path: Path) -> None:
         ({"--encoder": "nosuch-encoder"}, "unknown encoder 'nosuch-encoder'"),
         ({"--labeled": "5000"}, "use --labeled"),
         ({"--out": "/does/not/exist/results.json"}, "does not exist"),
-        ({"--source": "ravdess"}, "NAME=PATH"),
+        ({"--source": "=/data"}, "NAME=PATH"),
+        ({"--source": "ravdess=/does/not/exist"}, "SERDEMO_CORPORA"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
@@ -323,3 +324,65 @@ def test_the_old_representation_stays_selectable(corpora: dict[str, Path], tmp_p
     with pytest.raises(SystemExit) as bad:
         run_cli(corpora, tmp_path, *extra, "--normalization", "per-moon")
     assert bad.value.code == 2
+
+
+def confined(corpora: dict[str, Path], tmp_path: Path, k: int, seed: int):
+    spec = ExperimentSpec(
+        sources=(CorpusRef.parse(f"ravdess={corpora['ravdess']}"),),
+        target=CorpusRef.parse(f"emodb={corpora['emodb']}"),
+        labeled=5,
+        speaker_emotions=k,
+        adapt=AdaptConfig(encoder="tiny-test", seeds=(seed,)),
+    )
+    runner = ExperimentRunner(cache_dir=tmp_path / "cache")
+    source = runner._corpus(spec.sources[0], EMOTIONS, keep_unlabeled=False)
+    target = runner._corpus(spec.target, EMOTIONS, keep_unlabeled=True)
+    return experiment._seed_data([source], target, spec, seed)
+
+
+def emotions_by_speaker(utterances) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for u in utterances:
+        out.setdefault(u.speaker, set()).add(u.emotion)
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_speaker_emotions_confines_every_target_part_and_only_the_target(
+    corpora: dict[str, Path], tmp_path: Path, k: int
+) -> None:
+    data = confined(corpora, tmp_path, k, seed=0)
+    train = data.target_labeled + data.target_unlabeled
+    for part in (train, data.target_validation, data.target_test):
+        shown = emotions_by_speaker(part)
+        assert shown and all(len(e) == k for e in shown.values())
+        assert len({u.emotion for u in part}) == min(len(EMOTIONS), k * len(shown))
+    assert {u.emotion for u in train} == set(EMOTIONS)  # 6 train speakers cover the five classes
+    assert {u.emotion for u in data.target_labeled} == set(EMOTIONS)  # the draw still stratifies
+    assert all(len(e) == len(EMOTIONS) for e in emotions_by_speaker(data.source_train).values())
+    if k == 1:  # 2 test speakers cannot show five emotions: the notes say so
+        assert any("cannot cover every class" in note for note in data.notes)
+    same = confined(corpora, tmp_path, k, seed=0)
+    assert [u.id for u in same.target_unlabeled] == [u.id for u in data.target_unlabeled]
+    assert [u.id for u in same.target_test] == [u.id for u in data.target_test]
+
+
+def test_cli_runs_both_directions_by_corpus_name_with_speaker_emotions(
+    corpora: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERDEMO_CORPORA", str(corpora["ravdess"].parent))
+    for source, target in (("ravdess", "emodb"), ("emodb", "ravdess")):
+        out = tmp_path / f"{source}-{target}.json"
+        code = main(
+            ["experiment", "--source", source, "--target", target, "--encoder", "tiny-test",
+             "--epochs", "4", "--window", "2", "--labeled", "5", "--speaker-emotions", "2",
+             "--selection", "label-free", "--normalization", "nap", "--seeds", "0",
+             "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--quiet"]
+        )  # fmt: skip
+        assert code == 0
+        results = json.loads(out.read_text())
+        assert results["config"]["speaker_emotions"] == 2
+        assert results["config"]["setting"] == "hard-5-k2"
+        assert results["config"]["target"]["name"] == target
+        assert results["config"]["adapt"]["selection"] == "label-free"
+        assert results["per_seed"][0]["sizes"]["target"]["labeled"] == 5

@@ -1,4 +1,5 @@
-from scripts.make_results import _table_representation
+from scripts.make_results import _robustness_targets, _table_representation, _table_robustness
+from serdemo.config import AdaptConfig
 
 
 def run(variant, seed, budget, de, en):
@@ -27,3 +28,58 @@ def test_the_representation_study_becomes_a_section_of_the_results_page():
 
 def test_no_representation_report_means_no_section():
     assert _table_representation(None) == []
+
+
+def fake_result(target: float, source: float = 80.0) -> dict:
+    summary = {
+        role: {"ua": {"mean": value, "std": 1.0}} for role, value in (("target", target), ("source", source))
+    }
+    return {
+        "summary": summary,
+        "config": {"adapt": AdaptConfig(seeds=(0, 1, 2)).to_dict()},
+        "command": "python scripts/make_results.py",
+        "created": "2026-11-30T20:00:00+00:00",
+        "wall_seconds": 60.0,
+    }
+
+
+def test_the_robustness_section_shows_both_protocols_and_checks_the_targets():
+    robust = {
+        "rb-en-de-k0-source-only": fake_result(63.0),
+        "rb-en-de-k0-0-label-free": fake_result(67.0),
+        "rb-en-de-k0-0": fake_result(64.0),
+        "rb-en-de-k0-25": fake_result(72.0),
+        "rb-en-de-k0-100": fake_result(88.0),
+        "rb-en-de-k1-0": fake_result(40.0),
+        "rb-de-en-k0-0": fake_result(50.0),
+        "rb-de-en-k0-25": fake_result(61.0),
+    }
+    text = "\n".join(_table_robustness(robust, None))
+    assert (
+        "| en-de | full | 63.00 ± 1.00 | 67.00 ± 1.00 | 64.00 ± 1.00 | – | 72.00 ± 1.00 | – | 88.00 ± 1.00 |"
+        in text
+    )
+    assert "| en-de | 1 emotion per speaker | – | – | 40.00 ± 1.00 |" in text
+    assert "| en-de full, 100 labels >= 85.6 | 88.0 | yes |" in text
+    assert "| en-de full, 25 labels >= 0 labels + 10 | +8.0 | no |" in text
+    assert "| de-en full, 25 labels >= 0 labels + 10 | +11.0 | yes |" in text
+    assert "| en-de full, 0 labels label-free >= source only + 3 | +4.0 | yes |" in text
+    assert _table_robustness({}, None) == []
+
+
+def test_the_confounded_target_compares_the_default_with_every_normalisation_of_the_study():
+    study = {
+        "runs": {
+            "en-de/k1/nap10-bl/0": {"target_ua": [50.0, 60.0]},
+            "en-de/k1/speaker/0": {"target_ua": [30.0, 30.0]},
+            "en-de/k1/language-bl/0": {"target_ua": [60.0, 58.0]},
+            "en-de/k1/nap10-bl/25": {"target_ua": [70.0]},
+            "en-de/k1/global-bl/25": {"target_ua": [71.0]},
+        }
+    }
+    text = "\n".join(_robustness_targets({}, study))
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in text.splitlines()}
+    first = "| en-de 1 emotion per speaker, 0 labels: default within 2 of the best normalisation of the study"
+    assert rows[f"{first} (3 tried)"] == ["55.0 vs 59.0 (language-bl)", "no |"]
+    second = first.replace("0 labels", "25 labels")
+    assert rows[f"{second} (2 tried)"] == ["70.0 vs 71.0 (global-bl)", "yes |"]

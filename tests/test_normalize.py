@@ -78,3 +78,44 @@ def test_a_speaker_with_few_clips_at_fit_keeps_its_languages_statistics(data):
     np.testing.assert_allclose(out, by_language.transform(x[-1:], languages[-1:]), rtol=1e-5)
     assert np.abs(out).max() > 0.1  # its own statistics would have standardised it to zeros
     assert "de/unknown" not in norm.speaker_stats and "de/0" in norm.speaker_stats
+
+
+def speaker_world(one_emotion_speakers: bool, seed: int = 0):
+    """4 features: 0 carries the speaker, 1 the emotion, 2-3 noise; 8 speakers x 2 emotions."""
+    rng = np.random.default_rng(seed)
+    speakers = np.repeat(np.arange(8), 20)
+    emotion = np.tile(np.arange(2), 80) if not one_emotion_speakers else speakers % 2
+    x = 0.1 * rng.normal(size=(160, 1, 4))
+    x[:, 0, 0] += rng.normal(0, 3, 8)[speakers]
+    x[:, 0, 1] += 2.0 * emotion
+    return x.astype(np.float32), ["en"] * 160, [f"en/{s}" for s in speakers], emotion
+
+
+def test_nap_projects_out_speakers_and_keeps_emotions_even_when_speakers_show_one_emotion():
+    x, languages, speakers, emotion = speaker_world(one_emotion_speakers=True)
+    nap = FeatureNormalizer("nap", nap_dim=1).fit(x, languages, speakers, emotion)
+    assert nap.nap_basis.shape == (1, 4)
+    assert abs(nap.nap_basis[0, 0]) > 0.95  # the speaker axis, found although no speaker spans both classes
+    out = nap.transform(x, languages, speakers)
+    before = FeatureNormalizer("per-language").fit(x, languages).transform(x, languages)
+    assert np.abs(out[:, 0, 0]).std() < 0.25 * np.abs(before[:, 0, 0]).std()  # speaker offsets gone
+    gap = out[emotion == 1, 0, 1].mean() - out[emotion == 0, 0, 1].mean()
+    assert gap > 1.5  # the emotion stays
+    # per-speaker standardisation on the same data subtracts the emotion with the speaker
+    speaker_norm = FeatureNormalizer("per-speaker").fit(x, languages, speakers)
+    flat = speaker_norm.transform(x, languages, speakers)
+    assert abs(flat[emotion == 1, 0, 1].mean() - flat[emotion == 0, 0, 1].mean()) < 0.1
+
+
+def test_nap_learns_only_from_labeled_clips_of_known_speakers_and_survives_a_round_trip():
+    x, languages, speakers, emotion = speaker_world(one_emotion_speakers=False)
+    unlabeled = FeatureNormalizer("nap").fit(x, languages, speakers, np.full(160, -1))
+    assert unlabeled.nap_basis.shape == (0, 4)  # no labels: plain per-language standardisation
+    unknown = FeatureNormalizer("nap").fit(x, languages, ["en/unknown"] * 160, emotion)
+    assert unknown.nap_basis.shape == (0, 4)
+    nap = FeatureNormalizer("nap", nap_dim=2).fit(x, languages, speakers, emotion)
+    meta, arrays = nap.state()
+    again = FeatureNormalizer.from_state(meta, arrays)
+    # a single clip of an unknown speaker is transformed without speaker statistics, the same after loading
+    np.testing.assert_allclose(again.transform(x[:1], ["en"], [""]), nap.transform(x[:1], ["en"], [""]))
+    assert again.nap_dim == 2

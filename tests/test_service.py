@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from serdemo.config import AdaptConfig
 from serdemo.encoders.whisper import WhisperEncoder, base_config
 from serdemo.labels import EMOTIONS
 from serdemo.service import (
@@ -231,7 +232,8 @@ def test_the_balance_setting_reaches_the_round_and_is_saved_with_its_version(ser
         report = service.adapt(AdaptRequest(language="de", epochs=2, window=1, pseudo_balance="per-language"))
         saved = {v.id: v for v in service.store.model_versions()}[report.version_id]
         assert saved.config["pseudo_balance"] == "per-language"
-        assert AdaptRequest(language="de").pseudo_balance == "auto"  # the app's default is the library's
+        # the app's default is the library's
+        assert AdaptRequest(language="de").pseudo_balance == AdaptConfig().pseudo_balance
     finally:
         service.activate(before)  # later tests of this module's service expect the version they know
 
@@ -369,15 +371,20 @@ def test_a_source_set_from_another_encoder_is_refused(service, tmp_path):
         Service(config, encoder=other, log=lambda text: None).start(background=False)
 
 
-def test_standardisation_stays_per_speaker_when_recordings_without_speaker_join_the_pool(tmp_path, clip_file):
+def test_the_app_uses_the_shared_default_with_and_without_speaker_ids(tmp_path, clip_file):
+    defaults = AdaptConfig()
     service = make_service(tmp_path)
+    first = service.store.active_version().config  # the source-only model of start-up
+    assert (first["normalization"], first["nap_dim"]) == (defaults.normalization, defaults.nap_dim)
     request = AdaptRequest(language="de", policy="none", epochs=2, window=1)
+    assert (request.pseudo_balance, request.tau) == (defaults.pseudo_balance, defaults.tau)
     service.adapt(request)  # corpus clips carry speaker ids
-    assert service.store.active_version().config["normalization"] == "per-speaker"
+    assert service.store.active_version().config["normalization"] == defaults.normalization
     service.add_to_pool(clip_file, "de")  # a recording: no speaker id, so the "de/unknown" group
     report = service.adapt(request)
     assert report.version_id == service.store.active_version().id
-    assert service.store.active_version().config["normalization"] == "per-speaker"
+    config = service.store.active_version().config
+    assert (config["normalization"], config["selection"]) == (defaults.normalization, defaults.selection)
 
 
 def test_an_export_bundle_imports_into_a_fresh_store_with_its_audio_and_labels(tmp_path):
