@@ -86,7 +86,9 @@ def main() -> None:
         if args.frontend is not None:
             config = ServiceConfig(**{**config.__dict__, "frontend": args.frontend})
         service = Service(config, log=lambda text: None).start(background=False)
-        print(f"front end: {getattr(service, 'frontend', 'none')}; model: {service.store.active_version().id}")
+        print(
+            f"front end: {getattr(service, 'frontend', 'none')}; model: {service.store.active_version().id}"
+        )
         print(f"machine: {machine_info()['cpu']}, torch {torch.__version__}, {args.threads} thread(s)\n")
         print("| corpus | clips | UA unpadded | top unchanged, silence pad | top unchanged, noise pad |")
         print("|---|---|---|---|---|")
@@ -102,16 +104,23 @@ def main() -> None:
                     path = scratch / f"{kind}.wav"
                     sf.write(path, padded(wave, kind, rng), SAMPLE_RATE, subtype="PCM_16")
                     tops[kind].append(service.predict(path).top)
-            same = {k: sum(a == b for a, b in zip(tops["plain"], tops[k], strict=True)) for k in ("silence", "noise")}
+            same = {
+                k: sum(a == b for a, b in zip(tops["plain"], tops[k], strict=True))
+                for k in ("silence", "noise")
+            }
             truth = [EMOTIONS.index(u.emotion) for u in clips]
-            ua = 100 * unweighted_accuracy(np.array(truth), np.array([EMOTIONS.index(t) for t in tops["plain"]]))
+            ua = 100 * unweighted_accuracy(
+                np.array(truth), np.array([EMOTIONS.index(t) for t in tops["plain"]])
+            )
             n = len(clips)
             totals += (n, same["silence"], same["noise"])
             print(f"| {name} | {n} | {ua:.1f} | {same['silence']} / {n} ({100 * same['silence'] / n:.0f} %) "
                   f"| {same['noise']} / {n} ({100 * same['noise'] / n:.0f} %) |", flush=True)  # fmt: skip
         if len(args.corpora) > 1:
             n, silence, noise = totals.tolist()
-            print(f"| all | {n} | | {silence} / {n} ({100 * silence / n:.0f} %) | {noise} / {n} ({100 * noise / n:.0f} %) |")
+            print(
+                f"| all | {n} | | {silence} / {n} ({100 * silence / n:.0f} %) | {noise} / {n} ({100 * noise / n:.0f} %) |"
+            )
 
 
 if __name__ == "__main__":

@@ -76,6 +76,9 @@ class AdaptConfig:
     classes: tuple[str, ...] = EMOTIONS  # the 5 emotions of the paper; any >= 2 subset, in EMOTIONS order
     encoder: str = "whisper-base"  # registry name of the encoder whose features/weights the head sits on
     mode: str = Mode.FROZEN.value  # frozen features + head, or end-to-end fine-tuning as in the paper
+    # speech front end before embedding (serdemo.speech): trim to the speech found by Silero VAD, pool frames
+    # weighted by speech probability; "none" embeds whole clips as before (docs/results.md, issue 16)
+    frontend: str = "silero-trim0.1-weighted"
     device: str = "cpu"  # torch device for training and inference
     threads: int = (
         0  # torch CPU threads; 0 = 1 in frozen mode (tiny ops: extra threads only spin), else torch's
@@ -140,6 +143,12 @@ class AdaptConfig:
         _choice("prior", self.prior, Prior)
         _choice("pseudo_balance", self.pseudo_balance, Balance)
         _choice("layer_combination", self.layer_combination, LayerCombination)
+        from serdemo.speech import FrontEnd  # here, not at the top: config stays importable without torch
+
+        try:
+            FrontEnd.parse(self.frontend)
+        except ValueError as error:
+            raise ConfigError(f"frontend: {error}") from None
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"classes: give at least two distinct emotions, got {self.classes}")
         for name in self.classes:
