@@ -49,11 +49,18 @@ def app_url(tmp_path_factory):
         yield url
 
 
-def top_emotion(page) -> tuple[str, int]:
-    text = wait_for_text(page, "#predict-summary", "%)", timeout=120)
+def top_emotion(page, unlike: str = "") -> tuple[tuple[str, int], str]:
+    """The summary's top emotion and percentage, once the summary shows an answer other than ``unlike``."""
+    deadline = time.perf_counter() + 120
+    text = ""
+    while time.perf_counter() < deadline:
+        text = wait_for_text(page, "#predict-summary", "%)", timeout=120)
+        if text != unlike:
+            break
+        time.sleep(0.25)
     match = TOP.search(text)
-    assert match, f"no 'emotion (NN%)' in the summary: {text!r}"
-    return match[1], int(match[2])
+    assert match and text != unlike, f"no new 'emotion (NN%)' in the summary: {text!r}"
+    return (match[1], int(match[2])), text
 
 
 def test_recording_through_the_microphone_gives_the_uploaded_files_answer(app_url, fake_microphone_file):
@@ -68,18 +75,18 @@ def test_recording_through_the_microphone_gives_the_uploaded_files_answer(app_ur
         wait_for_text(page, "#status", "active", timeout=600)  # first start trains from the shipped set
         audio = page.locator("#predict-audio")
 
-        # upload first: the answer the recording must reproduce
-        audio.locator("input[type=file]").set_input_files(str(fake_microphone_file))
-        uploaded = top_emotion(page)
-        audio.get_by_label("Clear").click()
-        page.locator("#predict-summary").evaluate("node => { node.innerText = '' }")
-
-        # then record: the fake microphone starts the file when the page opens it
+        # record: the fake microphone plays the file from when the page opens it; stopping predicts
         audio.get_by_label("Record audio").click()
         audio.get_by_role("button", name="Record", exact=True).click()
         time.sleep(duration + 0.5)
         audio.get_by_role("button", name="Stop", exact=True).locator("visible=true").first.click()
-        recorded = top_emotion(page)
+        recorded, recorded_text = top_emotion(page)
+        assert "clip 0." not in recorded_text, f"the recording is too short to hold the clip: {recorded_text!r}"
+
+        # upload the same file: the answer the recording must reproduce
+        audio.get_by_label("Upload file").click()
+        audio.locator("input[type=file]").set_input_files(str(fake_microphone_file))
+        uploaded, _ = top_emotion(page, unlike=recorded_text)
 
         # the page asked for the raw signal: no automatic gain, noise suppression or echo cancellation
         settings = page.evaluate(
