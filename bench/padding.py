@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("corpora", type=corpus_arg, nargs="+", metavar="NAME=PATH", help="corpora to test on")
     parser.add_argument("--clips", type=int, default=100, help="held-out clips per corpus (default 100)")
     parser.add_argument("--source", type=corpus_arg, action="append", default=[], metavar="NAME=PATH",
-                        help="train the model on these corpora (default: the shipped source set)")  # fmt: skip
+                        help="train on these corpora (default: the shipped source set)")  # fmt: skip
     parser.add_argument("--frontend", default=None, help="speech front end (default: the app's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
@@ -86,9 +86,7 @@ def main() -> None:
         if args.frontend is not None:
             config = ServiceConfig(**{**config.__dict__, "frontend": args.frontend})
         service = Service(config, log=lambda text: None).start(background=False)
-        print(
-            f"front end: {getattr(service, 'frontend', 'none')}; model: {service.store.active_version().id}"
-        )
+        print(f"front end: {service.frontend}; model: {service.store.active_version().id}")
         print(f"machine: {machine_info()['cpu']}, torch {torch.__version__}, {args.threads} thread(s)\n")
         print("| corpus | clips | UA unpadded | top unchanged, silence pad | top unchanged, noise pad |")
         print("|---|---|---|---|---|")
@@ -119,7 +117,8 @@ def main() -> None:
         if len(args.corpora) > 1:
             n, silence, noise = totals.tolist()
             print(
-                f"| all | {n} | | {silence} / {n} ({100 * silence / n:.0f} %) | {noise} / {n} ({100 * noise / n:.0f} %) |"
+                f"| all | {n} | | {silence} / {n} ({100 * silence / n:.0f} %) "
+                f"| {noise} / {n} ({100 * noise / n:.0f} %) |"
             )
 
 

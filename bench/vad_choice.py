@@ -50,7 +50,8 @@ def main() -> None:
     waves = [load_audio(u.path) for name, root in args.corpora for u in held_out(name, root, args.clips)]
     print(f"{len(waves)} clips; boundaries within {TOLERANCE_S * 1000:.0f} ms of the unpadded clip's\n")
     print(
-        "| detector | padding | both boundaries kept | median boundary error | padding taken for speech | ms per clip |"
+        "| detector | padding | both boundaries kept | median boundary error | padding taken for speech "
+        "| ms per clip |"
     )
     print("|---|---|---|---|---|---|")
     for detector in DETECTORS:
@@ -77,7 +78,8 @@ def main() -> None:
                 errors.append(error)
                 kept += error <= TOLERANCE_S
             print(
-                f"| {detector} | {label} | {100 * kept / len(waves):.0f} % | {1000 * np.median(errors):.0f} ms "
+                f"| {detector} | {label} | {100 * kept / len(waves):.0f} % "
+                f"| {1000 * np.median(errors):.0f} ms "
                 f"| {100 * np.mean(false_alarm):.1f} % | {1000 * seconds / len(waves):.1f} |",
                 flush=True,
             )

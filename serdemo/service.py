@@ -1298,7 +1298,7 @@ def _expand_archives(paths: list[Path], folder: Path) -> list[Path]:
 
 
 def recording_warnings(wave: np.ndarray, info: AudioInfo, activity: SpeechActivity) -> list[str]:
-    """What is wrong with a recording for emotion recognition: silence, too little speech, too quiet, clipped."""
+    """What is wrong with a recording for emotion recognition: silence, little speech, too quiet, clipped."""
     warnings = []
     span = activity.span()
     speech_s = activity.speech_seconds(0.0, info.duration_s)
@@ -1318,7 +1318,8 @@ def recording_warnings(wave: np.ndarray, info: AudioInfo, activity: SpeechActivi
         level = float(np.sqrt(np.mean(np.square(wave[start:end], dtype=np.float64)) + 1e-20))
         if 20 * np.log10(level) < QUIET_DBFS:
             warnings.append(
-                f"the speech is very quiet ({20 * np.log10(level):.0f} dBFS): record closer to the microphone "
+                f"the speech is very quiet ({20 * np.log10(level):.0f} dBFS): record closer to the "
+                "microphone "
                 "or raise the input level"
             )
     if info.clipped:

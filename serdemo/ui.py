@@ -135,7 +135,11 @@ def timeline_figure(prediction: Prediction) -> go.Figure:
     # the top emotion of each segment as coloured bands under the curves, readable at a glance
     for seg in prediction.segments:
         fig.add_vrect(
-            x0=seg.start, x1=seg.end, fillcolor=EMOTION_COLORS.get(seg.top, "grey"), opacity=0.06, line_width=0
+            x0=seg.start,
+            x1=seg.end,
+            fillcolor=EMOTION_COLORS.get(seg.top, "grey"),
+            opacity=0.06,
+            line_width=0,
         )
     silent = [seg for seg in prediction.segments if not seg.speech]
     if silent:

@@ -93,7 +93,7 @@ def chromium_path() -> str:
 
 @contextlib.contextmanager
 def browser_page(width: int = 1400, height: int = 1000, extra_args: Sequence[str] = ()) -> Iterator:
-    """A fresh headless Chromium page; ``extra_args`` add to :data:`CHROMIUM_ARGS` (e.g. a fake microphone)."""
+    """A fresh headless Chromium page; ``extra_args`` go after :data:`CHROMIUM_ARGS` (a fake microphone)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(

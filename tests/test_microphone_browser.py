@@ -81,7 +81,9 @@ def test_recording_through_the_microphone_gives_the_uploaded_files_answer(app_ur
         time.sleep(duration + 0.5)
         audio.get_by_role("button", name="Stop", exact=True).locator("visible=true").first.click()
         recorded, recorded_text = top_emotion(page)
-        assert "clip 0." not in recorded_text, f"the recording is too short to hold the clip: {recorded_text!r}"
+        assert "clip 0." not in recorded_text, (
+            f"the recording is too short to hold the clip: {recorded_text!r}"
+        )
 
         # upload the same file: the answer the recording must reproduce
         audio.get_by_label("Upload file").click()

@@ -1,4 +1,4 @@
-"""The speech front end: detectors find the speech, trimming hides padding, the cache keeps front ends apart."""
+"""The speech front end: detectors find speech, trimming hides padding, the cache keeps front ends apart."""
 
 from __future__ import annotations
 
