@@ -48,14 +48,14 @@ class FrontEnd:
 
     Example:
         >>> str(FrontEnd())
-        'silero-trim0.1-weighted'
+        'silero-trim0.25-weighted'
         >>> FrontEnd.parse("energy-trim0.2") == FrontEnd("energy", 0.2, False)
         True
 
     """
 
     detector: str = "silero"
-    margin_s: float = 0.1
+    margin_s: float = 0.25
     weighted: bool = True
 
     _PATTERN = re.compile(r"(?P<detector>[a-z]+)-trim(?P<margin>[0-9.]+)(?P<weighted>-weighted)?")
@@ -239,7 +239,7 @@ class SpeechEncoder(UtteranceEncoder):
         >>> inner = WhisperEncoder.random(base_config(d_model=16, encoder_layers=2,
         ...     encoder_attention_heads=2, encoder_ffn_dim=32))
         >>> encoder = SpeechEncoder(inner, FrontEnd("energy"))
-        >>> encoder.identity.endswith("/energy-trim0.1-weighted")
+        >>> encoder.identity.endswith("/energy-trim0.25-weighted")
         True
 
     """
