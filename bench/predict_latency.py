@@ -47,7 +47,7 @@ def main() -> None:
     encoder = build_encoder("whisper-base")
     wave = load_audio(args.clip)[: round(args.seconds * SAMPLE_RATE)]
     wave = np.pad(wave, (0, round(args.seconds * SAMPLE_RATE) - len(wave)))
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng()  # fresh entropy: a rerun must not find last run's clips in the cache
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         services = {}
