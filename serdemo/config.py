@@ -76,9 +76,9 @@ class AdaptConfig:
     classes: tuple[str, ...] = EMOTIONS  # the 5 emotions of the paper; any >= 2 subset, in EMOTIONS order
     encoder: str = "whisper-base"  # registry name of the encoder whose features/weights the head sits on
     mode: str = Mode.FROZEN.value  # frozen features + head, or end-to-end fine-tuning as in the paper
-    # speech front end before embedding (serdemo.speech): trim to the speech Silero VAD finds plus 0.25 s, pool
-    # frames weighted by speech probability; "none" embeds whole clips as before. A 0.1 s margin or unweighted
-    # pooling measured worse on padded clips or on UA (docs/results.md, issue 16)
+    # speech front end before embedding (serdemo.speech): trim to the speech Silero VAD finds plus 0.25 s,
+    # pool frames weighted by speech probability; "none" embeds whole clips as before. A 0.1 s margin or
+    # unweighted pooling measured worse on padded clips or on UA (docs/results.md, issue 16)
     frontend: str = "silero-trim0.25-weighted"
     device: str = "cpu"  # torch device for training and inference
     threads: int = (
