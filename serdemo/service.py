@@ -647,6 +647,16 @@ class Service:
             else:
                 segments.append(Segment(start, end, {}, NO_SPEECH_LABEL, speech=False))
         warnings = recording_warnings(wave, info, activity)
+        # a version saved before the speech front end existed has no "frontend" and was trained on whole clips
+        trained_with = next(
+            (v.config.get("frontend", "none") for v in self.store.model_versions() if v.id == version_id),
+            None,
+        )
+        if trained_with is not None and trained_with != str(self.frontend):
+            warnings.append(
+                f"model version {version_id} was trained with the speech front end {trained_with!r}, "
+                f"this app embeds with {str(self.frontend)!r}: run an adaptation round to retrain it"
+            )
         top = int(probs[0].argmax())
         return Prediction(
             probs=_named(probs[0], classes),

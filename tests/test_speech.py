@@ -130,8 +130,8 @@ def test_recording_warnings_name_silence_little_speech_quiet_and_clipping(speech
     assert "clipped" in warnings(np.clip(speech * 8, -1, 1))
 
 
-def test_timeline_marks_windows_without_speech_and_classifies_the_rest(tmp_path, speech):
-    # a source corpus of two emotions, each a different example clip, so the app trains a first model
+def _two_emotion_service(tmp_path: Path) -> Service:
+    """An app whose source corpus is two emotions, each a different example clip: it trains a first model."""
     root = tmp_path / "corpus"
     for emotion, name in [("anger", "en_angry_kids"), ("sadness", "en_sad_letter")]:
         (root / emotion).mkdir(parents=True)
@@ -147,7 +147,11 @@ def test_timeline_marks_windows_without_speech_and_classifies_the_rest(tmp_path,
         shipped_source_set=tmp_path / "none.npz",
         first_epochs=5,
     )
-    service = Service(config, encoder=tiny_encoder(), log=lambda text: None).start(background=False)
+    return Service(config, encoder=tiny_encoder(), log=lambda text: None).start(background=False)
+
+
+def test_timeline_marks_windows_without_speech_and_classifies_the_rest(tmp_path, speech):
+    service = _two_emotion_service(tmp_path)
     path = tmp_path / "long.wav"
     wave = pad(speech, 0.0, 4.0, -55.0)  # 2.5 s of speech, then 4 s of room noise
     sf.write(path, wave, SR)
@@ -159,3 +163,12 @@ def test_timeline_marks_windows_without_speech_and_classifies_the_rest(tmp_path,
     assert all(s.top == NO_SPEECH_LABEL and s.probs == {} for s in silent)
     assert all(abs(sum(s.probs.values()) - 1) < 1e-4 for s in spoken)
     assert any("mostly silence" in w for w in prediction.warnings)
+
+
+def test_a_model_trained_on_another_front_end_is_flagged(tmp_path, speech):
+    service = _two_emotion_service(tmp_path)
+    path = tmp_path / "clip.wav"
+    sf.write(path, speech, SR)
+    assert not any("front end" in w for w in service.predict(path).warnings)
+    service.frontend = FrontEnd.parse("energy-trim0.1")  # as if the app's default changed after training
+    assert any("front end 'silero-trim0.25-weighted'" in w for w in service.predict(path).warnings)
