@@ -1325,12 +1325,11 @@ def recording_warnings(wave: np.ndarray, info: AudioInfo, activity: SpeechActivi
         )
     if not info.silent and span is not None:
         start, end = (round(t * SAMPLE_RATE) for t in span)
-        level = float(np.sqrt(np.mean(np.square(wave[start:end], dtype=np.float64)) + 1e-20))
-        if 20 * np.log10(level) < QUIET_DBFS:
+        level = 10 * np.log10(float(np.mean(np.square(wave[start:end], dtype=np.float64))) + 1e-20)
+        if level < QUIET_DBFS:
             warnings.append(
-                f"the speech is very quiet ({20 * np.log10(level):.0f} dBFS): record closer to the "
-                "microphone "
-                "or raise the input level"
+                f"the speech is very quiet ({level:.0f} dBFS): "
+                "record closer to the microphone or raise the input level"
             )
     if info.clipped:
         warnings.append("the clip is clipped (distorted by too loud input): lower the recording level")
