@@ -192,6 +192,12 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         help="match pseudo-labeling probabilities to a uniform class prior per speaker or language before "
         f"selection (default {defaults.pseudo_balance}; none = the paper; see docs/representation.md)",
     )
+    p.add_argument(
+        "--frontend",
+        default=defaults.frontend,
+        help="speech front end before embedding: 'none' (whole clips) or DETECTOR-trimMARGIN[-weighted], "
+        f"detector silero, webrtc or energy (default {defaults.frontend})",
+    )
     p.add_argument("--device", default=defaults.device, help=f"torch device (default {defaults.device})")
     p.add_argument(
         "--cache-dir",
@@ -265,6 +271,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         layer_combination=args.layer_combination,
         projection_dim=args.projection_dim,
         pseudo_balance=args.pseudo_balance,
+        frontend=args.frontend,
     )
     spec = ExperimentSpec(
         sources=tuple(CorpusRef.parse(text) for text in args.source),

@@ -93,6 +93,10 @@ class AdaptConfig:
     classes: tuple[str, ...] = EMOTIONS  # the 5 emotions of the paper; any >= 2 subset, in EMOTIONS order
     encoder: str = "whisper-base"  # registry name of the encoder whose features/weights the head sits on
     mode: str = Mode.FROZEN.value  # frozen features + head, or end-to-end fine-tuning as in the paper
+    # speech front end before embedding (serdemo.speech): trim to the speech Silero VAD finds plus 0.25 s,
+    # pool frames weighted by speech probability; "none" embeds whole clips as before. A 0.1 s margin or
+    # unweighted pooling measured worse on padded clips or on UA (docs/results.md, issue 16)
+    frontend: str = "silero-trim0.25-weighted"
     device: str = "cpu"  # torch device for training and inference
     threads: int = (
         0  # torch CPU threads; 0 = 1 in frozen mode (tiny ops: extra threads only spin), else torch's
@@ -184,6 +188,12 @@ class AdaptConfig:
             raise ConfigError(f"max_repeats must be >= 0 (0 = no limit), got {self.max_repeats}")
         if self.nap_dim < 0:
             raise ConfigError(f"nap_dim must be >= 0 speaker directions, got {self.nap_dim}")
+        from serdemo.speech import FrontEnd  # here, not at the top: config stays importable without torch
+
+        try:
+            FrontEnd.parse(self.frontend)
+        except ValueError as error:
+            raise ConfigError(f"frontend: {error}") from None
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"classes: give at least two distinct emotions, got {self.classes}")
         for name in self.classes:

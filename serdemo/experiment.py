@@ -52,6 +52,7 @@ from serdemo.corpora import CORPORA, CorpusError, Utterance, corpus_names, load_
 from serdemo.encoders import ENCODERS, build_encoder, encoder_names
 from serdemo.encoders.base import UtteranceEncoder
 from serdemo.metrics import evaluate, silhouette
+from serdemo.speech import with_frontend
 from serdemo.splits import Split, speaker_split
 
 SOURCE, TARGET = "source", "target"  # the two roles; JSON keys of per-language results
@@ -359,7 +360,8 @@ class ExperimentRunner:
         target = self._corpus(spec.target, config.classes, keep_unlabeled=True)
         seeds = {seed: _seed_data(sources, target, spec, seed) for seed in config.seeds}
         tags = _language_tags(sources, target)
-        encoder = self.encoder(config.encoder)
+        # the speech front end is part of the encoder (and of its cache identity): every clip is trimmed alike
+        encoder = with_frontend(self.encoder(config.encoder), config.frontend)
 
         # 2) inputs of every clip: cached encoder features (frozen) or waveforms (finetune)
         tick = time.perf_counter()

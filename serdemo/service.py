@@ -39,6 +39,7 @@ from serdemo.metrics import evaluate
 from serdemo.projection import ColorBy, project, projection_figure, projection_title
 from serdemo.pseudo_labels import make_policy
 from serdemo.safezip import ArchiveError, ZipLimits, unpack
+from serdemo.speech import MIN_SPEECH_S, FrontEnd, SpeechActivity, speech_activity, with_frontend
 from serdemo.splits import speaker_split
 from serdemo.store import AnnotationStore, Clip, ClipSource
 
@@ -48,6 +49,7 @@ EMBED_BATCH = 16  # clips embedded per hold of the encoder lock
 EXPORT_FORMATS = ("csv", "jsonl", "bundle")
 COLOR_CHOICES: tuple[str, ...] = tuple(choice.value for choice in ColorBy)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+QUIET_DBFS = -40.0  # speech RMS below this: a laptop microphone at arm's length, ~25 dB under normal speech
 
 Progress = Callable[[float, str], None]  # progress(fraction in [0, 1], what is happening)
 
@@ -77,6 +79,7 @@ class ServiceConfig:
     segment_above_seconds: float = 4.0  # longer clips also get a timeline of emotions
     segment_window_seconds: float = 2.0  # the models are trained on ~2 s clips (paper: 2 s crops)
     segment_hop_seconds: float = 1.0
+    frontend: str | None = None  # speech front end (serdemo.speech); None: AdaptConfig's default
     first_epochs: int = 100  # epochs of the source-only model trained at first start (frozen: seconds)
     explore_source_clips: int = 300  # source clips drawn in the Explore plots, beside the target pool
     explore_target_clips: int = 600
@@ -89,8 +92,12 @@ class Segment:
 
     start: float  # seconds
     end: float
-    probs: dict[str, float]
-    top: str
+    probs: dict[str, float]  # empty where the window holds no speech
+    top: str  # NO_SPEECH_LABEL where the window holds no speech: it is marked, not classified
+    speech: bool = True
+
+
+NO_SPEECH_LABEL = "no speech"
 
 
 @dataclass(frozen=True)
@@ -322,6 +329,7 @@ class Service:
         self.cache = EmbeddingCache(config.cache_dir or default_cache_dir())
         self._log = log
         self._encoder = encoder
+        self.frontend = FrontEnd.parse(config.frontend or AdaptConfig().frontend)
         self._encoder_lock = threading.Lock()  # one forward pass at a time: 2 CPU cores, no gain from more
         self._round_lock = threading.Lock()  # one adaptation round at a time
         self._round_status = ""
@@ -377,6 +385,8 @@ class Service:
         if self._encoder is None:
             self._say(f"loading encoder {self.config.encoder}")
             self._encoder = build_encoder(self.config.encoder)
+        # every embedding (source, pool, predictions, timeline windows) goes through one speech front end
+        self._encoder = with_frontend(self._encoder, self.frontend)
         # 2) the labeled source set, embedded through the cache (slow only the first time)
         if self.config.source_corpora:
             self._source = self._load_source()
@@ -530,6 +540,7 @@ class Service:
             epochs=self.config.first_epochs,
             encoder=self.config.encoder,
             seed=self.config.seed,
+            frontend=str(self.frontend),
         )
         self._train_and_register(config, language=None, progress=None)
 
@@ -771,6 +782,7 @@ class Service:
         windows: list[tuple[float, float, np.ndarray]] = []
         if info.duration_s > self.config.segment_above_seconds:
             windows = segment(wave, self.config.segment_window_seconds, self.config.segment_hop_seconds)
+        detector = self.frontend.detector if self.frontend.detector != "none" else "energy"
         with self._lock:
             self._interactive_waiting += 1  # bulk embedding yields the encoder between batches
         try:
@@ -779,7 +791,14 @@ class Service:
             with self._lock:
                 self._interactive_waiting -= 1
         try:
-            features = embed_waveforms(self._encoder, [wave, *(w for _, _, w in windows)], self.cache)
+            activity = speech_activity(wave, detector)
+            # windows without speech are marked, not classified: a model always answers something
+            spoken = [activity.speech_seconds(start, end) >= MIN_SPEECH_S for start, end, _ in windows]
+            features = embed_waveforms(
+                self._encoder,
+                [wave, *(w for (_, _, w), talk in zip(windows, spoken, strict=True) if talk)],
+                self.cache,
+            )
         finally:
             self._encoder_lock.release()
         language = (language or "").strip().lower() or None
@@ -794,17 +813,25 @@ class Service:
             ]
         )
         classes = result.classes
-        segments = [
-            Segment(start, end, _named(row, classes), classes[int(row.argmax())])
-            for (start, end, _), row in zip(windows, probs[1:], strict=True)
-        ]
-        warnings = []
-        if info.silent:
+        rows = iter(probs[1:])
+        segments = []
+        for (start, end, _), talk in zip(windows, spoken, strict=True):
+            if talk:
+                row = next(rows)
+                segments.append(Segment(start, end, _named(row, classes), classes[int(row.argmax())]))
+            else:
+                segments.append(Segment(start, end, {}, NO_SPEECH_LABEL, speech=False))
+        warnings = recording_warnings(wave, info, activity)
+        # a version saved before the speech front end existed has no "frontend" and was trained on whole clips
+        trained_with = next(
+            (v.config.get("frontend", "none") for v in self.store.model_versions() if v.id == version_id),
+            None,
+        )
+        if trained_with is not None and trained_with != str(self.frontend):
             warnings.append(
-                "the clip is (nearly) silent: the prediction means little; record closer to the microphone"
+                f"model version {version_id} was trained with the speech front end {trained_with!r}, "
+                f"this app embeds with {str(self.frontend)!r}: run an adaptation round to retrain it"
             )
-        if info.clipped:
-            warnings.append("the clip is clipped (distorted by too loud input): lower the recording level")
         top = int(probs[0].argmax())
         return Prediction(
             probs=_named(probs[0], classes),
@@ -997,6 +1024,7 @@ class Service:
             pseudo_balance=request.pseudo_balance,
             encoder=self.config.encoder,
             seed=self.config.seed,
+            frontend=str(self.frontend),
         )
         if not self._round_lock.acquire(blocking=False):
             raise ServiceError(
@@ -1529,3 +1557,32 @@ def _expand_archives(paths: list[Path], folder: Path, max_files: int) -> tuple[l
             f"{len(out)}+ files in one bulk add, over the {max_files} limit: add them in parts"
         )
     return out, skipped
+
+
+def recording_warnings(wave: np.ndarray, info: AudioInfo, activity: SpeechActivity) -> list[str]:
+    """What is wrong with a recording for emotion recognition: silence, little speech, too quiet, clipped."""
+    warnings = []
+    span = activity.span()
+    speech_s = activity.speech_seconds(0.0, info.duration_s)
+    if info.silent:
+        warnings.append(
+            "the clip is (nearly) silent: the prediction means little; record closer to the microphone"
+        )
+    elif span is None:
+        warnings.append("no speech found in the clip: the prediction means little; speak and record again")
+    elif speech_s < 0.4 * info.duration_s:
+        warnings.append(
+            f"the clip is mostly silence or noise ({speech_s:.1f} s of speech in {info.duration_s:.1f} s): "
+            "only the speech is used, but a longer utterance gives a surer answer"
+        )
+    if not info.silent and span is not None:
+        start, end = (round(t * SAMPLE_RATE) for t in span)
+        level = 10 * np.log10(float(np.mean(np.square(wave[start:end], dtype=np.float64))) + 1e-20)
+        if level < QUIET_DBFS:
+            warnings.append(
+                f"the speech is very quiet ({level:.0f} dBFS): "
+                "record closer to the microphone or raise the input level"
+            )
+    if info.clipped:
+        warnings.append("the clip is clipped (distorted by too loud input): lower the recording level")
+    return warnings

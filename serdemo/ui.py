@@ -72,9 +72,34 @@ CSS = """
 """
 
 
+# Gradio asks for the microphone with getUserMedia({audio: true}), which lets the browser apply automatic
+# gain, noise suppression and echo cancellation: they pump the level and smear the pitch and energy contours
+# the emotion is heard in, and training audio has none of them. Gradio has no setting for the constraints,
+# so this script, run before the app's own code, asks for the raw signal in every audio request.
+RAW_MICROPHONE_HEAD = """
+<script>
+(() => {
+  const media = navigator.mediaDevices;
+  if (!media || !media.getUserMedia || media.getUserMedia.serdemoRaw) return;
+  const original = media.getUserMedia.bind(media);
+  const raw = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
+  const patched = (constraints) => {
+    if (constraints && constraints.audio) {
+      const audio = typeof constraints.audio === "object" ? constraints.audio : {};
+      constraints = { ...constraints, audio: { ...raw, ...audio } };
+    }
+    return original(constraints);
+  };
+  patched.serdemoRaw = true;
+  media.getUserMedia = patched;
+})();
+</script>
+"""
+
+
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch`` that Gradio 6 no longer takes in ``gr.Blocks(...)``."""
-    return {"js": KEYBOARD_JS, "css": CSS, "theme": gr.themes.Soft()}
+    return {"js": KEYBOARD_JS, "css": CSS, "theme": gr.themes.Soft(), "head": RAW_MICROPHONE_HEAD}
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -117,7 +142,8 @@ def timeline_figure(prediction: Prediction) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=mids,
-                y=[s.probs[emotion] for s in prediction.segments],
+                # windows without speech are gaps in the curves (None), not a made-up answer
+                y=[s.probs.get(emotion) for s in prediction.segments],
                 name=emotion,
                 mode="lines+markers",
                 line={"color": EMOTION_COLORS.get(emotion)},
@@ -130,7 +156,23 @@ def timeline_figure(prediction: Prediction) -> go.Figure:
     # the top emotion of each segment as coloured bands under the curves, readable at a glance
     for seg in prediction.segments:
         fig.add_vrect(
-            x0=seg.start, x1=seg.end, fillcolor=EMOTION_COLORS.get(seg.top), opacity=0.06, line_width=0
+            x0=seg.start,
+            x1=seg.end,
+            fillcolor=EMOTION_COLORS.get(seg.top, "grey"),
+            opacity=0.06,
+            line_width=0,
+        )
+    silent = [seg for seg in prediction.segments if not seg.speech]
+    if silent:
+        fig.add_trace(
+            go.Scatter(
+                x=[(s.start + s.end) / 2 for s in silent],
+                y=[0.02] * len(silent),
+                name="no speech",
+                mode="markers",
+                marker={"symbol": "x", "color": "grey"},
+                hovertemplate="%{x:.1f} s: no speech, not classified<extra></extra>",
+            )
         )
     fig.update_layout(
         title=f"Emotion over time ({len(prediction.segments)} segments)",

@@ -92,12 +92,12 @@ def chromium_path() -> str:
 
 
 @contextlib.contextmanager
-def browser_page(width: int = 1400, height: int = 1000) -> Iterator:
-    """A fresh headless Chromium page."""
+def browser_page(width: int = 1400, height: int = 1000, extra_args: Sequence[str] = ()) -> Iterator:
+    """A fresh headless Chromium page; ``extra_args`` go after :data:`CHROMIUM_ARGS` (a fake microphone)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+            executable_path=chromium_path(), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
         )
         try:
             page = browser.new_page(viewport={"width": width, "height": height})

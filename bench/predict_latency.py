@@ -1,0 +1,83 @@
+"""In-process latency of ``Service.predict`` for a 3 s clip: whole-clip embedding vs the speech front end.
+
+Both services run in the same process on the same encoder weights, and their calls alternate, so load from
+other jobs falls on both alike. Every call gets the clip with fresh dither at -90 dBFS, so the embedding
+cache never answers and each call pays for decoding, voice activity detection, the encoder and the head.
+
+Usage::
+
+    python bench/predict_latency.py --source ravdess=../shared/corpora/ravdess
+    python bench/predict_latency.py --source ravdess=PATH --clip my_clip.wav --seconds 3 --runs 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app import corpus_arg  # noqa: E402
+from serdemo.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from serdemo.config import AdaptConfig  # noqa: E402
+from serdemo.encoders import build_encoder  # noqa: E402
+from serdemo.experiment import machine_info  # noqa: E402
+from serdemo.service import ASSETS, Service, ServiceConfig  # noqa: E402
+
+
+def main() -> None:
+    """Start one service per front end, then time alternating predictions."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=corpus_arg, action="append", required=True, metavar="NAME=PATH",
+                        help="source corpus both services train their first model on (cached)")  # fmt: skip
+    parser.add_argument("--clip", type=Path, default=ASSETS / "examples" / "en_happy_news.flac")
+    parser.add_argument("--seconds", type=float, default=3.0, help="cut or zero-pad the clip to this length")
+    parser.add_argument("--runs", type=int, default=20, help="timed calls per front end (default 20)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    encoder = build_encoder("whisper-base")
+    wave = load_audio(args.clip)[: round(args.seconds * SAMPLE_RATE)]
+    wave = np.pad(wave, (0, round(args.seconds * SAMPLE_RATE) - len(wave)))
+    rng = np.random.default_rng()  # fresh entropy: a rerun must not find last run's clips in the cache
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        services = {}
+        for frontend in ("none", AdaptConfig().frontend):
+            config = ServiceConfig(
+                data_dir=scratch / frontend, source_corpora=tuple(args.source), frontend=frontend
+            )
+            services[frontend] = Service(config, encoder=encoder, log=lambda text: None).start(
+                background=False
+            )
+        times: dict[str, list[float]] = {name: [] for name in services}
+        for run in range(args.runs + 2):  # the first two calls warm up (Silero's first call compiles)
+            for name, service in services.items():
+                path = scratch / f"clip-{name}.wav"
+                dither = rng.standard_normal(len(wave)).astype(np.float32) * 10 ** (-90 / 20)
+                sf.write(path, wave + dither, SAMPLE_RATE, subtype="FLOAT")
+                tick = time.perf_counter()
+                service.predict(path)
+                if run >= 2:
+                    times[name].append(time.perf_counter() - tick)
+    print(f"{args.clip.name} cut to {args.seconds:g} s; {args.runs} calls each, alternating")
+    print(f"machine: {machine_info()['cpu']}, torch {torch.__version__}, {args.threads} thread(s)\n")
+    print("| front end | p50 ms | p90 ms |")
+    print("|---|---|---|")
+    for name, values in times.items():
+        p90 = float(np.percentile(values, 90))
+        print(f"| {name} | {1000 * statistics.median(values):.0f} | {1000 * p90:.0f} |")
+    old, new = (statistics.median(v) for v in times.values())
+    print(f"\ndifference of medians: {1000 * (new - old):+.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

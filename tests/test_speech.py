@@ -1,0 +1,174 @@
+"""The speech front end: detectors find speech, trimming hides padding, the cache keeps front ends apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from serdemo.audio import SAMPLE_RATE, load_audio
+from serdemo.cache import EmbeddingCache, embed_waveforms
+from serdemo.config import AdaptConfig, ConfigError
+from serdemo.encoders.base import mean_std_pool
+from serdemo.encoders.whisper import WhisperEncoder, base_config
+from serdemo.service import NO_SPEECH_LABEL, Service, ServiceConfig, recording_warnings
+from serdemo.speech import (
+    FrontEnd,
+    SpeechEncoder,
+    speech_activity,
+    trim,
+    weighted_mean_std_pool,
+    with_frontend,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
+SR = SAMPLE_RATE
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """2.5 s of (synthetic, eSpeak) speech that starts and ends within a few ms of the file's ends."""
+    return load_audio(EXAMPLES / "en_angry_kids.flac")
+
+
+def tiny_encoder() -> WhisperEncoder:
+    config = base_config(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32)
+    return WhisperEncoder.random(config, seed=0)
+
+
+def pad(wave: np.ndarray, before_s: float, after_s: float, dbfs: float | None, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    before, after = round(before_s * SR), round(after_s * SR)
+    scale = 0.0 if dbfs is None else 10 ** (dbfs / 20)
+    noise = (rng.standard_normal(before + after) * scale).astype(np.float32)
+    return np.concatenate([noise[:before], wave, noise[before:]])
+
+
+def test_front_end_names_round_trip_and_bad_names_say_what_is_allowed():
+    for text in ["silero-trim0.1-weighted", "energy-trim0.25", "webrtc-trim0-weighted", "none"]:
+        assert str(FrontEnd.parse(text)) == text
+    with pytest.raises(ValueError, match="silero, webrtc, energy"):
+        FrontEnd.parse("vad-trim0.1")
+    with pytest.raises(ConfigError, match="frontend"):
+        AdaptConfig(frontend="loud")
+    assert FrontEnd.parse(AdaptConfig().frontend).detector == "silero"  # the default the app and CLI share
+
+
+@pytest.mark.parametrize("dbfs", [None, -50.0])
+def test_silero_finds_the_same_speech_with_silence_or_room_noise_around_it(speech, dbfs):
+    plain = speech_activity(speech).span()
+    padded = speech_activity(pad(speech, 0.5, 1.0, dbfs)).span()
+    assert plain is not None and padded is not None
+    assert padded[0] - 0.5 == pytest.approx(plain[0], abs=0.07)  # two 32 ms frames
+    assert padded[1] - 0.5 == pytest.approx(plain[1], abs=0.07)
+
+
+def test_no_speech_in_silence_or_noise():
+    rng = np.random.default_rng(0)
+    assert speech_activity(np.zeros(2 * SR, np.float32)).span() is None
+    assert speech_activity((rng.standard_normal(2 * SR) * 0.003).astype(np.float32)).span() is None
+
+
+def test_trim_keeps_the_margin_and_falls_back_to_the_whole_clip(speech):
+    wave = pad(speech, 1.0, 1.0, None)
+    start, end = trim(wave, speech_activity(wave), margin_s=0.1)
+    assert 0.8 * SR <= start <= 1.0 * SR and (1.0 + 2.3) * SR <= end <= len(wave) - 0.8 * SR
+    silence = np.zeros(SR, np.float32)
+    assert trim(silence, speech_activity(silence), 0.1) == (0, SR)  # nothing to cut to: keep it all
+
+
+def test_weighted_pool_with_equal_weights_is_the_plain_pool():
+    hidden = torch.randn(2, 3, 7, 4)
+    lengths = torch.tensor([7, 5])
+    weights = (torch.arange(7)[None, :] < lengths[:, None]).float() * 0.3
+    torch.testing.assert_close(weighted_mean_std_pool(hidden, weights), mean_std_pool(hidden, lengths))
+
+
+def test_speech_encoder_makes_padding_nearly_invisible(speech):
+    inner = tiny_encoder()
+    waves = [speech, pad(speech, 0.5, 1.0, None), pad(speech, 0.5, 1.0, -50.0)]
+
+    def distances(encoder) -> list[float]:
+        vectors = encoder.embed(waves)
+        return [float(np.linalg.norm(v - vectors[0]) / np.linalg.norm(vectors[0])) for v in vectors[1:]]
+
+    before = distances(inner)
+    tight = distances(SpeechEncoder(inner, FrontEnd("silero", 0.1)))
+    default = distances(SpeechEncoder(inner, FrontEnd()))  # 0.25 s margin: some padding stays, weighted down
+    assert max(tight) < 0.05
+    assert all(a < b / 3 for a, b in zip(tight, before, strict=True)), (before, tight)
+    assert all(a < b / 2 for a, b in zip(default, before, strict=True)), (before, default)
+
+
+def test_front_end_is_part_of_the_cache_key(tmp_path, speech):
+    inner = tiny_encoder()
+    cache = EmbeddingCache(tmp_path)
+    wrapped = with_frontend(inner, "silero-trim0.1-weighted")
+    assert wrapped.identity == inner.identity + "/silero-trim0.1-weighted"
+    assert with_frontend(wrapped, "none") is inner  # "none" is today's encoder, today's cache entries
+    waves = [pad(speech, 1.0, 1.0, None)]
+    plain, trimmed = embed_waveforms(inner, waves, cache), embed_waveforms(wrapped, waves, cache)
+    assert not np.allclose(plain, trimmed)  # two entries, never one handed back for the other
+    np.testing.assert_array_equal(embed_waveforms(wrapped, waves, cache), trimmed)
+    assert len(list(tmp_path.rglob("*.npy"))) == 2
+
+
+def test_recording_warnings_name_silence_little_speech_quiet_and_clipping(speech):
+    from serdemo.audio import prepare_waveform
+
+    def warnings(wave: np.ndarray) -> str:
+        wave, info = prepare_waveform(wave, SR)
+        return " ".join(recording_warnings(wave, info, speech_activity(wave)))
+
+    assert warnings(speech) == ""
+    assert "silent" in warnings(np.zeros(SR, np.float32))
+    assert "mostly silence" in warnings(pad(speech, 3.0, 3.0, -60.0))
+    assert "very quiet" in warnings(speech * 10 ** (-30 / 20))
+    assert "clipped" in warnings(np.clip(speech * 8, -1, 1))
+
+
+def _two_emotion_service(tmp_path: Path) -> Service:
+    """An app whose source corpus is two emotions, each a different example clip: it trains a first model."""
+    root = tmp_path / "corpus"
+    for emotion, name in [("anger", "en_angry_kids"), ("sadness", "en_sad_letter")]:
+        (root / emotion).mkdir(parents=True)
+        wave = load_audio(EXAMPLES / f"{name}.flac")
+        for i in range(6):
+            sf.write(root / emotion / f"{i}.wav", wave * (0.5 + 0.1 * i), SR)
+    config = ServiceConfig(
+        data_dir=tmp_path / "data",
+        source_corpora=(("folder", root),),
+        cache_dir=tmp_path / "cache",
+        examples_dir=tmp_path / "none",
+        default_model_dir=tmp_path / "none",
+        shipped_source_set=tmp_path / "none.npz",
+        first_epochs=5,
+    )
+    return Service(config, encoder=tiny_encoder(), log=lambda text: None).start(background=False)
+
+
+def test_timeline_marks_windows_without_speech_and_classifies_the_rest(tmp_path, speech):
+    service = _two_emotion_service(tmp_path)
+    path = tmp_path / "long.wav"
+    wave = pad(speech, 0.0, 4.0, -55.0)  # 2.5 s of speech, then 4 s of room noise
+    sf.write(path, wave, SR)
+    prediction = service.predict(path)
+    spoken = [s for s in prediction.segments if s.speech]
+    silent = [s for s in prediction.segments if not s.speech]
+    assert spoken and silent and silent[-1].end == pytest.approx(len(wave) / SR)
+    assert all(s.start >= 1.5 for s in silent)  # only windows after the speech are marked
+    assert all(s.top == NO_SPEECH_LABEL and s.probs == {} for s in silent)
+    assert all(abs(sum(s.probs.values()) - 1) < 1e-4 for s in spoken)
+    assert any("mostly silence" in w for w in prediction.warnings)
+
+
+def test_a_model_trained_on_another_front_end_is_flagged(tmp_path, speech):
+    service = _two_emotion_service(tmp_path)
+    path = tmp_path / "clip.wav"
+    sf.write(path, speech, SR)
+    assert not any("front end" in w for w in service.predict(path).warnings)
+    service.frontend = FrontEnd.parse("energy-trim0.1")  # as if the app's default changed after training
+    assert any("front end 'silero-trim0.25-weighted'" in w for w in service.predict(path).warnings)
