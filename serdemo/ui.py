@@ -260,7 +260,11 @@ def build_app(service: Service) -> gr.Blocks:
 
 
 def _language_dropdown(
-    service: Service, registry: list[gr.Dropdown], label: str = "Target language", info: str | None = None
+    service: Service,
+    registry: list[gr.Dropdown],
+    label: str = "Target language",
+    info: str | None = None,
+    elem_id: str | None = None,
 ) -> gr.Dropdown:
     dropdown = gr.Dropdown(
         choices=service.languages(),
@@ -269,6 +273,7 @@ def _language_dropdown(
         label=label,
         info=info or "ISO 639-1 code, e.g. de, it, fr; type a new one to start a pool",
         filterable=True,
+        elem_id=elem_id,
     )
     registry.append(dropdown)
     return dropdown
@@ -355,7 +360,7 @@ def _predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
 def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> None:
     state = gr.State(LabelState())
     with gr.Row():
-        language = _language_dropdown(service, languages)
+        language = _language_dropdown(service, languages, elem_id="label-language")
         rule = gr.Radio(
             [(rule.replace("_", " "), rule) for rule in RANKING_RULES],
             value=RANKING_RULES[0],
@@ -391,9 +396,11 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
                 elem_id="bulk-files",
             )
             with gr.Column():
-                bulk_language = _language_dropdown(service, languages, "Language of these clips")
+                bulk_language = _language_dropdown(
+                    service, languages, "Language of these clips", elem_id="bulk-language"
+                )
                 bulk_button = gr.Button("Add to pool", elem_id="bulk-add")
-                bulk_message = gr.Markdown()
+                bulk_message = gr.Markdown(elem_id="bulk-message")
 
     outputs = [state, clip_audio, spectrogram, suggestion, progress, progress_plot]
 
