@@ -49,6 +49,10 @@ class ServiceError(RuntimeError):
     """Something the user asked for that cannot be done now; the message says what to do instead."""
 
 
+class BusyError(ServiceError):
+    """The app is busy with something shared (an adaptation round, start-up): try again later."""
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """How the app is set up; ``app.py`` fills it from the command line."""
@@ -126,8 +130,12 @@ class LabelState:
     skipped: tuple[int, ...] = ()  # skipped in this session; they come back after the rest
 
     def with_settings(self, language: str | None, rule: str | None) -> LabelState:
-        """This state under the dropdown values; a new language starts a fresh queue."""
-        language = (language or "").strip().lower()
+        """This state under the dropdown values; a new language starts a fresh queue.
+
+        A blank picker keeps the language on screen (a page can show the default language's clip before
+        its picker has the choice), so a label never lands on "no clip on screen".
+        """
+        language = (language or "").strip().lower() or self.language
         rule = rule or self.rule
         if language != self.language:
             return LabelState(language=language, rule=rule)
@@ -501,6 +509,16 @@ class Service:
         """Languages of the target pool, sorted."""
         return sorted({clip.language for clip in self.store.clips()})
 
+    def choices_signature(self) -> str:
+        """A fingerprint of everything the UI's pickers list: pool languages, model versions, the active one.
+
+        Tabs poll it and reload their pickers only when it changes, so a language or version created in
+        one tab (or by the API) appears in every open tab.
+        """
+        versions = self.store.model_versions()
+        active = next((v.id for v in versions if v.active), "")
+        return "|".join([",".join(self.languages()), ",".join(v.id for v in versions), active])
+
     def default_language(self) -> str | None:
         """The language the tabs start on: the first target corpus's, else the pool's first."""
         languages = self.languages()
@@ -546,7 +564,7 @@ class Service:
         if self._error:
             raise ServiceError(f"the app failed to start ({self._error}); restart it")
         if not self._ready.is_set():
-            raise ServiceError(f"still starting ({self._stage.describe()}); try again in a moment")
+            raise BusyError(f"still starting ({self._stage.describe()}); try again in a moment")
         active = self.store.active_version()
         if active is None:
             raise ServiceError(self._no_model_reason or "no model yet")
@@ -803,9 +821,7 @@ class Service:
             seed=self.config.seed,
         )
         if not self._round_lock.acquire(blocking=False):
-            raise ServiceError(
-                f"an adaptation round is running ({self._round_status}); wait for it to finish"
-            )
+            raise BusyError(f"an adaptation round is running ({self._round_status}); wait for it to finish")
         try:
             self._round_status = f"{language}, {config.policy}, starting"
             return self._train_and_register(config, language, progress)
@@ -1027,18 +1043,55 @@ class Service:
         if not version_id:
             raise ServiceError("choose a version to activate")
         if self._round_lock.locked():
-            raise ServiceError("an adaptation round is running: activate a version after it finished")
+            raise BusyError("an adaptation round is running: activate a version after it finished")
+        if version_id not in self.version_ids():
+            raise ServiceError(f"no model version {version_id!r}: choose one listed in the versions table")
         self._model(version_id)  # fails before switching if the weights are gone
         version = self.store.activate(version_id)
         return f"Model {version.id} is active now."
 
     # -- explore ----------------------------------------------------------------------------------
 
+    def baseline_version_id(self) -> str | None:
+        """The first source-only model (trained on no target label), else the oldest version."""
+        versions = self.store.model_versions()
+        source_only = [
+            v
+            for v in versions
+            if v.config.get("policy") == Policy.NONE.value and not v.metrics.get("labeled")
+        ]
+        candidates = source_only or versions
+        return candidates[0].id if candidates else None
+
     def project(
-        self, language: str | None, method: str = "pca", dims: int = 2, color_by: str = "emotion"
+        self,
+        language: str | None,
+        method: str = "pca",
+        dims: int = 2,
+        color_by: str = "emotion",
+        before: str | None = None,
+        after: str | None = None,
     ) -> ProjectionView:
-        """2-D/3-D maps of the learned representation before and after the latest round, with silhouettes."""
-        version_id, after_model = self._require_model()
+        """2-D/3-D maps of the learned representation under two model versions, with silhouettes.
+
+        Args:
+            language: the target pool drawn beside held-out source clips.
+            method: ``pca`` or ``umap``.
+            dims: 2 or 3.
+            color_by: one of ``COLOR_CHOICES``.
+            before: the baseline version; default: the first source-only model.
+            after: the version to compare with it; default: the active one.
+        """
+        active_id, _ = self._require_model()
+        known = self.version_ids()
+        for name, vid in (("baseline", before), ("compared", after)):
+            if vid and vid not in known:
+                raise ServiceError(f"no model version {vid!r} as the {name} version: pick one from the list")
+        version_id = after or active_id
+        parent_id = before or self.baseline_version_id()
+        if parent_id == version_id and not before:
+            parent_id = None  # one model so far: compare it with the encoder's own features
+        after_model = self._model(version_id)
         language = (language or "").strip().lower() or self.default_language()
         color = ColorBy(color_by) if color_by in COLOR_CHOICES else None
         if color is None:
@@ -1062,8 +1115,7 @@ class Service:
         if not sets:
             raise ServiceError("nothing to draw: no source set and no target clips yet")
         clips = ClipSet.concat(sets)
-        # 2) before = the active version's parent (or the raw encoder features), after = the active version
-        parent_id = next((v.parent for v in self.store.model_versions() if v.id == version_id), None)
+        # 2) before = the baseline version, after = the version compared with it
         figures = []
         for name, model, vid in (
             ("before", self._model(parent_id) if parent_id else None, parent_id),
@@ -1095,15 +1147,20 @@ class Service:
                 height=480, margin={"l": 10, "r": 10, "t": 60, "b": 10}, title={"font": {"size": 13}}
             )
             figures.append(figure)
+        # only clips with audio can be played: the shipped source set holds embeddings, no audio
+        source_paths = self._source.paths if self._source is not None else {}
         choices = [
             (f"{k[2:]} ({g or 'unlabeled'}, {lang})", k)
             for k, g, lang in zip(keys, gold, clips.languages, strict=True)
+            if k.startswith("t:") or k[2:] in source_paths
         ]
+        silent = len(keys) - len(target) if not source_paths else 0
         message = (
             f"{len(keys)} clips ({len(keys) - len(target)} held-out source, "
             f"{len(target)} target `{language}`); "
             "colour = label where known (yours or the corpus's), else the prediction; symbol = language. "
-            "Hover a point for its id, then pick it below to play it."
+            "Click a point (or pick its id below) to play it."
+            + (f" The {silent} source points are embeddings only (no audio shipped)." if silent else "")
         )
         return ProjectionView(message=message, before=figures[0], after=figures[1], clip_choices=choices)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from serdemo.service import (
     COLOR_CHOICES,
     RANKING_RULES,
     AdaptRequest,
+    BusyError,
     LabelState,
     Prediction,
     QueueItem,
@@ -58,6 +60,32 @@ KEYBOARD_JS = """
 }
 """.replace("KEYS", json.dumps(SHORTCUT_KEYS))
 
+# Explore: clicking a point plays its clip. Gradio's Plot has no click event, so the page hooks
+# plotly's own plotly_click on the two figures and writes the point's key (customdata[0]) into a
+# hidden textbox, whose change event asks the server for the audio.
+CLICK_TO_PLAY_JS = """
+() => {
+  const hook = () => {
+    const plots = "#explore-before .js-plotly-plot, #explore-after .js-plotly-plot";
+    for (const plot of document.querySelectorAll(plots)) {
+      if (plot.dataset.serdemoClick || typeof plot.on !== "function") continue;
+      plot.dataset.serdemoClick = "1";
+      plot.on("plotly_click", (data) => {
+        const key = data && data.points && data.points[0] && data.points[0].customdata;
+        const box = document.querySelector("#explore-clicked textarea, #explore-clicked input");
+        if (!key || !box) return;
+        const value = Array.isArray(key) ? String(key[0]) : String(key);
+        if (!value.startsWith("t:") && !value.startsWith("s:")) return;
+        box.value = value;
+        box.dispatchEvent(new Event("input", { bubbles: true }));
+        box.dispatchEvent(new Event("change", { bubbles: true }));
+      });
+    }
+  };
+  setInterval(hook, 500);
+}
+"""
+
 CSS = """
 #status { font-size: 0.9em; }
 /* five label buttons side by side, however narrow the column */
@@ -69,7 +97,8 @@ CSS = """
 
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch`` that Gradio 6 no longer takes in ``gr.Blocks(...)``."""
-    return {"js": KEYBOARD_JS, "css": CSS, "theme": gr.themes.Soft()}
+    js = f"() => {{ ({KEYBOARD_JS})(); ({CLICK_TO_PLAY_JS})(); }}"
+    return {"js": js, "css": CSS, "theme": gr.themes.Soft()}
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -237,26 +266,65 @@ def build_app(service: Service) -> gr.Blocks:
             service.status, None, status, show_progress="hidden", api_visibility="private", queue=False
         )
 
-        languages: list[gr.Dropdown] = []  # every language picker, refreshed when a page opens
+        languages: list[gr.Dropdown] = []  # every language picker: its choices are the store's languages
+        versions: list[_VersionPicker] = []  # every version picker: its choices are the store's versions
         with gr.Tabs():
             with gr.Tab("Predict", id="predict"):
                 _predict_tab(service, languages)
             with gr.Tab("Label", id="label") as label_tab:
                 _label_tab(service, label_tab, languages)
             with gr.Tab("Adapt", id="adapt") as adapt_tab:
-                _adapt_tab(service, adapt_tab, languages)
+                table = _adapt_tab(service, adapt_tab, languages, versions)
             with gr.Tab("Explore", id="explore"):
-                _explore_tab(service, languages)
+                _explore_tab(service, languages, versions)
             with gr.Tab("Export", id="export"):
                 _export_tab(service)
 
-        def refresh_languages() -> list[Any]:
-            # the pool's languages are only known once start-up has seeded it, after the UI was built
-            choices, default = service.languages(), service.default_language()
-            return [gr.Dropdown(choices=choices, value=default) for _ in languages]
+        # Pickers whose choices come from the store follow it in every open tab: each tick compares the
+        # store's fingerprint with the one this page last saw and reloads the pickers only when it moved
+        # (a pool or a version made in another tab, by the API, or by start-up after the page was built).
+        seen = gr.State("")
+        pickers = [*languages, *(v.dropdown for v in versions)]
 
-        app.load(refresh_languages, None, languages, api_visibility="private", show_progress="hidden")
-    return app
+        def sync_pickers(last: str, *values: Any) -> list[Any]:
+            signature = service.choices_signature()
+            if signature == last:
+                return [gr.skip()] * (2 + len(pickers))
+            choices, default, ids = service.languages(), service.default_language(), service.version_ids()
+            updates: list[Any] = [signature, service.versions()]
+            updates += [gr.Dropdown(choices=choices, value=v or default) for v in values[: len(languages)]]
+            for picker, value in zip(versions, values[len(languages) :], strict=True):
+                updates.append(gr.Dropdown(choices=ids, value=value if value in ids else picker.default()))
+            return updates
+
+        sync = {"fn": sync_pickers, "inputs": [seen, *pickers], "outputs": [seen, table, *pickers]}
+        hidden = {"api_visibility": "private", "show_progress": "hidden"}
+        app.load(**sync, **hidden)
+        timer.tick(**sync, **hidden, queue=False)
+        return app
+
+
+@dataclasses.dataclass(frozen=True)
+class _VersionPicker:
+    """A dropdown of model versions and the value it falls back to when its version is gone."""
+
+    dropdown: gr.Dropdown
+    default: Callable[[], str | None]
+
+
+class _StoreDropdown(gr.Dropdown):
+    """A dropdown whose choices come from the store, so they grow after the page was built.
+
+    Built with ``allow_custom_value=True``: it takes any value (the service checks it and says what
+    exists), and its API description says "a string" rather than Gradio's enum of the choices known
+    when the page was built, which clients would trust and which is empty in a fresh data folder.
+    """
+
+    is_template = True  # Gradio's mark for a configured built-in: the browser draws a plain Dropdown
+    # (no __init__ of our own: Gradio reads the constructor's signature to send the props to the page)
+
+    def api_info(self) -> dict[str, Any]:
+        return {"type": "string"}
 
 
 def _language_dropdown(
@@ -266,10 +334,10 @@ def _language_dropdown(
     info: str | None = None,
     elem_id: str | None = None,
 ) -> gr.Dropdown:
-    dropdown = gr.Dropdown(
+    dropdown = _StoreDropdown(
+        allow_custom_value=True,
         choices=service.languages(),
         value=service.default_language(),
-        allow_custom_value=True,
         label=label,
         info=info or "ISO 639-1 code, e.g. de, it, fr; type a new one to start a pool",
         filterable=True,
@@ -441,7 +509,8 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
     settings = [language, rule, state]
     private = {"api_visibility": "private", "show_progress": "minimal"}
     tab.select(refresh, settings, outputs, **private)
-    language.input(refresh, settings, outputs, **private)
+    # .change, not .input: the store refresh fills a blank picker, and the queue must follow it
+    language.change(refresh, settings, outputs, **private)
     rule.input(refresh, settings, outputs, **private)
     skip_button.click(skip, settings, outputs, **private)
     undo_button.click(undo, [language, rule, annotator, state], outputs, **private)
@@ -455,9 +524,14 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
     def bulk_add(paths: list[str] | None, lang: str) -> str:
         return service.add_files(paths or [], lang)
 
-    bulk_button.click(bulk_add, [files, bulk_language], bulk_message, api_name="bulk_add").then(
-        refresh, settings, outputs, **private
-    )
+    def follow(lang: str | None, current: str | None) -> Any:
+        # the clips just added are what this person wants to label next
+        added = (lang or "").strip().lower()
+        return gr.Dropdown(value=added or current)
+
+    bulk_button.click(bulk_add, [files, bulk_language], bulk_message, api_name="bulk_add").success(
+        follow, [bulk_language, language], language, **private
+    ).then(refresh, settings, outputs, **private)
 
     # The same action for scripts, any clip by id: client.predict(12, "anger", "ada", api_name="/label")
     @_user_errors
@@ -478,7 +552,10 @@ def _annotator(name: str, request: gr.Request | None) -> str:
     return f"web-{session[:8]}"
 
 
-def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> None:
+def _adapt_tab(
+    service: Service, tab: gr.Tab, languages: list[gr.Dropdown], pickers: list[_VersionPicker]
+) -> gr.Dataframe:
+    """The Adapt tab; returns its versions table, which follows the store like the pickers."""
     with gr.Row():
         with gr.Column(scale=1):
             language = _language_dropdown(service, languages)
@@ -506,7 +583,8 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
     gr.Markdown("### Model versions")
     versions = gr.Dataframe(service.versions(), interactive=False, elem_id="versions", wrap=True)
     with gr.Row():
-        version = gr.Dropdown(service.version_ids(), label="Version", elem_id="version-choice")
+        version = _StoreDropdown(service.version_ids(), value=None, label="Version", elem_id="version-choice")
+        pickers.append(_VersionPicker(version, lambda: None))
         activate = gr.Button("Activate (roll back / forward)", elem_id="version-activate")
         activate_message = gr.Markdown(elem_id="activate-message")
 
@@ -524,7 +602,10 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         request = AdaptRequest(
             language=lang, policy=how, tau=t, epochs=int(e), window=int(w), rebalance=rb, pseudo_balance=bal
         )
-        report = service.adapt(request, progress=lambda frac, text: progress(frac, desc=text))
+        try:
+            report = service.adapt(request, progress=lambda frac, text: progress(frac, desc=text))
+        except BusyError as busy:  # another tab's round: a message here, the other outputs stay as they are
+            return _busy(busy, 6)
         figures = [
             gr.Plot(
                 confusion_figure(m["confusion"], m["classes"], f"{name}: UA {m['ua']:.1%} on {m['n']} clips"),
@@ -560,7 +641,10 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
 
     @_user_errors
     def activate_version(version_id: str | None) -> tuple[Any, ...]:
-        message = service.activate(version_id or "")
+        try:
+            message = service.activate(version_id or "")
+        except BusyError as busy:
+            return _busy(busy, 3)
         return message, service.versions(), gr.Dropdown(choices=service.version_ids(), value=version_id)
 
     activate.click(activate_version, version, [activate_message, versions, version], api_name="activate")
@@ -569,32 +653,68 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         return service.versions(), gr.Dropdown(choices=service.version_ids())
 
     tab.select(refresh_versions, None, [versions, version], api_name="versions", show_progress="hidden")
+    return versions
 
 
-def _explore_tab(service: Service, languages: list[gr.Dropdown]) -> None:
+def _busy(error: BusyError, outputs: int) -> tuple[Any, ...]:
+    """What an action answers while the app is busy: a message, and every other output left as it is.
+
+    Raising would put an "Error" badge on every output of the event (the versions table, the picker)
+    in this tab, although nothing is wrong with them.
+    """
+    gr.Warning(str(error))
+    return (f"⏳ {error}", *[gr.skip()] * (outputs - 1))
+
+
+def _explore_tab(service: Service, languages: list[gr.Dropdown], pickers: list[_VersionPicker]) -> None:
     with gr.Row():
         language = _language_dropdown(service, languages)
         method = gr.Radio(["pca", "umap"], value="pca", label="Projection")
         dims = gr.Radio([2, 3], value=2, label="Dimensions")
         color_by = gr.Radio(list(COLOR_CHOICES), value="emotion", label="Colour by")
+    with gr.Row():
+        baseline = _StoreDropdown(
+            service.version_ids(),
+            value=service.baseline_version_id(),
+            allow_custom_value=True,
+            label="Baseline (left)",
+            info="default: the first source-only model",
+            elem_id="explore-baseline",
+        )
+        compared = _StoreDropdown(
+            service.version_ids(),
+            value=None,
+            allow_custom_value=True,
+            label="Compared with (right)",
+            info="empty: the active model",
+            elem_id="explore-compared",
+        )
         draw = gr.Button("Draw", variant="primary", elem_id="explore-draw")
+    pickers += [_VersionPicker(baseline, service.baseline_version_id), _VersionPicker(compared, lambda: None)]
     message = gr.Markdown(elem_id="explore-message")
     with gr.Row():
-        before = gr.Plot(label="Before the latest round", elem_id="explore-before")
-        after = gr.Plot(label="After the latest round", elem_id="explore-after")
+        before = gr.Plot(label="Baseline", elem_id="explore-before")
+        after = gr.Plot(label="Compared", elem_id="explore-after")
     with gr.Row():
-        clip = gr.Dropdown([], label="Play a clip from the plot (hover shows its id)", elem_id="explore-clip")
+        clip = gr.Dropdown([], label="Play a clip (click a point, or pick its id)", elem_id="explore-clip")
         clip_audio = gr.Audio(
             label="Selected clip", interactive=False, type="filepath", elem_id="explore-audio"
         )
+    # the page script (CLICK_TO_PLAY_JS) writes the id of a clicked point here
+    clicked = gr.Textbox(visible="hidden", elem_id="explore-clicked")
 
     @_user_errors
-    def project(lang: str, how: str, d: int, color: str) -> tuple[Any, ...]:
-        view = service.project(lang, method=how, dims=int(d), color_by=color)
+    def project(
+        lang: str, how: str, d: int, color: str, base: str | None = None, other: str | None = None
+    ) -> tuple[Any, ...]:
+        view = service.project(lang, method=how, dims=int(d), color_by=color, before=base, after=other)
         return view.message, view.before, view.after, gr.Dropdown(choices=view.clip_choices, value=None)
 
     draw.click(
-        project, [language, method, dims, color_by], [message, before, after, clip], api_name="project"
+        project,
+        [language, method, dims, color_by, baseline, compared],
+        [message, before, after, clip],
+        api_name="project",
     )
 
     @_user_errors
@@ -602,6 +722,7 @@ def _explore_tab(service: Service, languages: list[gr.Dropdown]) -> None:
         return service.clip_path(key) if key else None
 
     clip.change(play, clip, clip_audio, api_visibility="private")
+    clicked.change(play, clicked, clip_audio, api_visibility="private")
 
 
 def _export_tab(service: Service) -> None:

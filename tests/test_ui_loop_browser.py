@@ -9,8 +9,6 @@ A second browser tab acts while a round runs and sees messages, never component 
 from __future__ import annotations
 
 import re
-import threading
-import time
 import zipfile
 from pathlib import Path
 
