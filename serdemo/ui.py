@@ -312,19 +312,17 @@ class _VersionPicker:
     default: Callable[[], str | None]
 
 
-class _StoreDropdown(gr.Dropdown):
+def _store_dropdown(*args: Any, **kwargs: Any) -> gr.Dropdown:
     """A dropdown whose choices come from the store, so they grow after the page was built.
 
-    Built with ``allow_custom_value=True``: it takes any value (the service checks it and says what
-    exists), and its API description says "a string" rather than Gradio's enum of the choices known
-    when the page was built, which clients would trust and which is empty in a fresh data folder.
+    It takes any value (the service checks it and says what exists), and its API description says
+    "a string" rather than Gradio's enum of the choices known when the page was built, which clients
+    would trust and which is empty in a fresh data folder. (Set on the instance: a Dropdown subclass
+    would make Gradio write a .pyi file beside this module at import.)
     """
-
-    is_template = True  # Gradio's mark for a configured built-in: the browser draws a plain Dropdown
-    # (no __init__ of our own: Gradio reads the constructor's signature to send the props to the page)
-
-    def api_info(self) -> dict[str, Any]:
-        return {"type": "string"}
+    dropdown = gr.Dropdown(*args, allow_custom_value=True, **kwargs)
+    dropdown.api_info = lambda: {"type": "string"}  # type: ignore[method-assign]
+    return dropdown
 
 
 def _language_dropdown(
@@ -334,8 +332,7 @@ def _language_dropdown(
     info: str | None = None,
     elem_id: str | None = None,
 ) -> gr.Dropdown:
-    dropdown = _StoreDropdown(
-        allow_custom_value=True,
+    dropdown = _store_dropdown(
         choices=service.languages(),
         value=service.default_language(),
         label=label,
@@ -583,7 +580,9 @@ def _adapt_tab(
     gr.Markdown("### Model versions")
     versions = gr.Dataframe(service.versions(), interactive=False, elem_id="versions", wrap=True)
     with gr.Row():
-        version = _StoreDropdown(service.version_ids(), value=None, label="Version", elem_id="version-choice")
+        version = _store_dropdown(
+            service.version_ids(), value=None, label="Version", elem_id="version-choice"
+        )
         pickers.append(_VersionPicker(version, lambda: None))
         activate = gr.Button("Activate (roll back / forward)", elem_id="version-activate")
         activate_message = gr.Markdown(elem_id="activate-message")
@@ -673,18 +672,16 @@ def _explore_tab(service: Service, languages: list[gr.Dropdown], pickers: list[_
         dims = gr.Radio([2, 3], value=2, label="Dimensions")
         color_by = gr.Radio(list(COLOR_CHOICES), value="emotion", label="Colour by")
     with gr.Row():
-        baseline = _StoreDropdown(
+        baseline = _store_dropdown(
             service.version_ids(),
             value=service.baseline_version_id(),
-            allow_custom_value=True,
             label="Baseline (left)",
             info="default: the first source-only model",
             elem_id="explore-baseline",
         )
-        compared = _StoreDropdown(
+        compared = _store_dropdown(
             service.version_ids(),
             value=None,
-            allow_custom_value=True,
             label="Compared with (right)",
             info="empty: the active model",
             elem_id="explore-compared",
