@@ -36,11 +36,20 @@ from serdemo.projection import ColorBy, project, projection_figure, projection_t
 from serdemo.pseudo_labels import make_policy
 from serdemo.splits import speaker_split
 from serdemo.store import AnnotationStore, Clip, ClipSource
+from serdemo.target_eval import (
+    MIN_CLIPS_TO_JUDGE,
+    Comparison,
+    UAEstimate,
+    compare,
+    fold_of_each,
+    ua_with_interval,
+)
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 RANKING_RULES: tuple[str, ...] = tuple(rule.value for rule in UncertaintyRule)
 COLOR_CHOICES: tuple[str, ...] = tuple(choice.value for choice in ColorBy)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+CV_FOLDS = 5  # target UA from human labels: 5-fold cross-validation once there are 5 labeled clips
 
 Progress = Callable[[float, str], None]  # progress(fraction in [0, 1], what is happening)
 
@@ -182,22 +191,39 @@ class AdaptReport:
     epochs_run: int
     best_epoch: int
     seconds: float
+    comparison: Comparison | None = None  # this version and the previous one on the same target clips
+    previous_note: str = ""  # which clips the previous version is compared on, or why it is not
 
     def markdown(self) -> str:
-        """A short summary for the Adapt tab."""
-
-        def ua(metrics: dict[str, Any] | None) -> str:
-            return f"{metrics['ua']:.1%} (n={metrics['n']})" if metrics else "n/a"
-
+        """A short summary for the Adapt tab: what ran, and target UA with its uncertainty."""
         accepted = sum(self.pseudo_per_class.values())
+        source = self.source_metrics
+        rows = [f"| source (held-out speakers) | {source['ua']:.1%} (n={source['n']}) |"] if source else []
+        estimate = (self.target_metrics or {}).get("estimate")
+        if estimate:
+            rows.append(f"| target `{self.language}`, this version | {UAEstimate(**estimate).text()} |")
+        else:
+            rows.append(f"| target `{self.language}` | n/a |")
+        if self.comparison is not None:
+            rows.append(
+                f"| target `{self.language}`, previous version {self.parent}, same clips | "
+                f"{self.comparison.old.text()} |"
+            )
+        if estimate and self.comparison is not None:
+            verdict = self.comparison.verdict()
+        elif estimate and estimate["n"] < MIN_CLIPS_TO_JUDGE:
+            verdict = f"Too few clips to judge ({estimate['n']}; at least {MIN_CLIPS_TO_JUDGE} needed)."
+        else:
+            verdict = ""
         return (
             f"### New model {self.version_id} is active\n"
             f"Policy **{self.policy}**, {self.labeled} labeled + {self.unlabeled} unlabeled "
             f"`{self.language}` clips; "
             f"{self.epochs_run} epochs (best {self.best_epoch}) in {self.seconds:.1f} s; "
             f"{accepted} pseudo-labels accepted in the last round.\n\n"
-            f"| held-out | UA |\n|---|---|\n| source | {ua(self.source_metrics)} |\n"
-            f"| target ({self.language}) | {ua(self.target_metrics)} |\n\n{self.target_note}"
+            "| model on | UA (95% interval) |\n|---|---|\n"
+            + "\n".join(rows)
+            + f"\n\n**{verdict}**\n\n{self.target_note} {self.previous_note}".rstrip()
         )
 
 
@@ -848,14 +874,9 @@ class Service:
                 elif current is None:
                     unlabeled_clips.append(clip)
             self._embed_pool(labeled_clips + unlabeled_clips)
-        # 2) held-out target clips: corpus labels of pool clips nobody labeled (never trained on),
-        #    else a fifth of the human labels once there are enough to spare some
-        heldout_clips, heldout_labels, note = self._target_heldout(
-            unlabeled_clips, labeled_clips, labels, config
-        )
-        held_ids = {c.id for c in heldout_clips}
-        keep = [i for i, c in enumerate(labeled_clips) if c.id not in held_ids]
-        labeled_clips, labels = [labeled_clips[i] for i in keep], [labels[i] for i in keep]
+        # 2) how target accuracy is judged: corpus labels of pool clips nobody labeled (never trained on)
+        #    where the pool came from a corpus, else cross-validation over the human labels (step 4)
+        gold_clips, gold_labels = self._corpus_gold(unlabeled_clips, config)
         if not language:  # source only: the pool is scored, never trained on
             labeled_clips, labels, unlabeled_clips = [], [], []
         empty = self._empty_clipset(source.train)
@@ -866,35 +887,78 @@ class Service:
                 f"the `{language}` pool has no unlabeled clips for pseudo-labels: "
                 "add clips or choose policy 'none'"
             )
+        folds = min(CV_FOLDS, len(labeled_clips)) if not gold_clips and len(labeled_clips) >= CV_FOLDS else 0
+        stages = 1 + folds  # the round itself, then one training per cross-validation fold
 
         # 3) Algorithm 1, reporting every epoch to the caller and to the status line of other users
-        def on_epoch(event: ProgressEvent) -> None:
-            text = _epoch_text(event)
-            self._round_status = text
-            if progress is not None:
-                progress(event.epoch / event.total_epochs, text)
+        def on_epoch(stage: int, what: str) -> Callable[[ProgressEvent], None]:
+            def report(event: ProgressEvent) -> None:
+                text = what + _epoch_text(event)
+                self._round_status = text
+                if progress is not None:
+                    progress((stage + event.epoch / event.total_epochs) / stages, text)
+
+            return report
+
+        def train(labeled: ClipSet, stage: int, what: str = "") -> AdaptResult:
+            return run_adaptation(
+                source.train,
+                labeled,
+                target_unlabeled,
+                {"source": source.validation},
+                config,
+                progress=on_epoch(stage, what),
+            )
 
         t0 = time.perf_counter()
-        result = run_adaptation(
-            source.train,
-            target_labeled,
-            target_unlabeled,
-            {"source": source.validation},
-            config,
-            progress=on_epoch,
-        )
+        result = train(target_labeled, 0)
         seconds = time.perf_counter() - t0
-        # 4) held-out scores
+        # 4) held-out scores; the target clips are judged against the previous version on the same clips
         source_metrics = evaluate(source.test.labels, predict_proba(result, source.test), config.classes)
-        target_metrics = None
-        if heldout_clips:
-            target_probs = predict_proba(result, self._clipset(heldout_clips))
-            target_metrics = evaluate(heldout_labels, target_probs, config.classes)
+        parent = self.store.active_version()
+        if gold_clips:
+            judged_clips, judged_labels = gold_clips, gold_labels
+            target_probs = predict_proba(result, self._clipset(gold_clips))
+            note = (
+                f"Target UA on {len(gold_clips)} pool clips nobody labeled, against their corpus labels, "
+                "which training never sees (they are in the unlabeled pool, as in transductive evaluation)."
+            )
+        elif folds:
+            # every labeled clip is scored by a model trained without it: K rounds of the same settings
+            assignment = fold_of_each(np.asarray(labels), folds, self.config.seed)
+            target_probs = np.zeros((len(labeled_clips), len(config.classes)), np.float32)
+            for fold in range(folds):
+                inside = np.flatnonzero(assignment != fold)
+                held = np.flatnonzero(assignment == fold)
+                fold_model = train(
+                    target_labeled.subset(inside), 1 + fold, f"cross-validation fold {fold + 1}/{folds}: "
+                )
+                target_probs[held] = predict_proba(fold_model, target_labeled.subset(held))
+            judged_clips, judged_labels = labeled_clips, labels
+            note = (
+                f"Target UA by {folds}-fold cross-validation over your {len(labeled_clips)} labeled clips: "
+                "each is scored by a model trained with the same settings without it; "
+                "the new version itself trained on all of them."
+            )
+        else:
+            judged_clips, judged_labels, target_probs = [], [], None
+            note = (
+                f"No target UA: label at least {CV_FOLDS} clips (they are then cross-validated), "
+                "or seed the pool with --target-corpus."
+            )
+        target_metrics, comparison, previous_note = None, None, ""
+        if judged_clips:
+            target_metrics = evaluate(judged_labels, target_probs, config.classes)
+            target_metrics["estimate"] = ua_with_interval(
+                np.asarray(judged_labels), target_probs.argmax(1), seed=self.config.seed
+            ).to_dict()
+            comparison, previous_note = self._compare_with_parent(
+                parent, judged_clips, judged_labels, target_probs.argmax(1)
+            )
         pseudo = (
             result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
         )
         # 5) save, record and activate the new version
-        parent = self.store.active_version()
         folder = (
             self.config.data_dir
             / "models"
@@ -905,7 +969,14 @@ class Service:
             "language": language or (pool_language and f"({pool_language}, not trained on)"),
             "source_ua": source_metrics["ua"],
             "target_ua": target_metrics["ua"] if target_metrics else None,
+            "target_interval": (
+                [target_metrics["estimate"]["low"], target_metrics["estimate"]["high"]]
+                if target_metrics
+                else None
+            ),
             "target_note": note,
+            "previous": {"version": parent.id, **comparison.to_dict()} if comparison else None,
+            "trained_clip_ids": [c.id for c in labeled_clips],
             "labeled": len(labeled_clips),
             "unlabeled": len(unlabeled_clips),
             "pseudo_per_class": pseudo,
@@ -933,6 +1004,8 @@ class Service:
             source_metrics=source_metrics,
             target_metrics=target_metrics,
             target_note=note,
+            comparison=comparison,
+            previous_note=previous_note,
             pseudo_per_class=pseudo,
             epochs_run=result.epochs_run,
             best_epoch=result.best_epoch,
@@ -959,37 +1032,36 @@ class Service:
         ]
         self.store.add_labels(items, annotator=version_id, kind="machine", model_version=version_id)
 
-    def _target_heldout(
-        self, unlabeled: list[Clip], labeled: list[Clip], labels: list[int], config: AdaptConfig
-    ) -> tuple[list[Clip], list[int], str]:
+    def _corpus_gold(self, unlabeled: list[Clip], config: AdaptConfig) -> tuple[list[Clip], list[int]]:
+        """Pool clips nobody labeled whose corpus label is known (never trained on), with that label."""
         with self._lock:
             known = [
                 (c, self._corpus_labels[c.id])
                 for c in unlabeled
                 if self._corpus_labels.get(c.id) in config.classes
             ]
-        if known:
-            return (
-                [c for c, _ in known],
-                [config.classes.index(e) for _, e in known],
-                f"Target UA is measured on {len(known)} pool clips nobody labeled, "
-                "against their corpus labels, "
-                "which training never sees (they are in the unlabeled pool, as in transductive evaluation).",
-            )
-        if len(labeled) >= 10:
-            rng = random.Random(self.config.seed)
-            chosen = sorted(rng.sample(range(len(labeled)), k=len(labeled) // 5))
-            return (
-                [labeled[i] for i in chosen],
-                [labels[i] for i in chosen],
-                f"Target UA is measured on {len(chosen)} of your labeled clips held out from training.",
-            )
-        return (
-            [],
-            [],
-            "No target UA: label at least 10 clips (a fifth is then held out), "
-            "or seed the pool with --target-corpus.",
+        return [c for c, _ in known], [config.classes.index(e) for _, e in known]
+
+    def _compare_with_parent(
+        self, parent: Any, clips: list[Clip], labels: list[int], preds: np.ndarray
+    ) -> tuple[Comparison | None, str]:
+        """The previous version on the same clips, leaving out any it was trained on."""
+        if parent is None:
+            return None, "No previous version to compare with."
+        trained = parent.metrics.get("trained_clip_ids")
+        if trained is None and parent.metrics.get("labeled"):
+            return None, f"Previous version {parent.id} does not record which clips it trained on."
+        seen = set(trained or [])
+        keep = [i for i, c in enumerate(clips) if c.id not in seen]
+        if not keep:
+            return None, f"Previous version {parent.id} trained on all of these clips: no fair comparison."
+        parent_probs = predict_proba(self._model(parent.id), self._clipset([clips[i] for i in keep]))
+        comparison = compare(
+            np.asarray(labels)[keep], preds[keep], parent_probs.argmax(1), seed=self.config.seed
         )
+        left_out = len(clips) - len(keep)
+        note = f" ({left_out} clips it trained on left out)" if left_out else ""
+        return comparison, f"Previous version {parent.id} on the same {len(keep)} clips{note}."
 
     @staticmethod
     def _empty_clipset(like: ClipSet) -> ClipSet:
@@ -1018,7 +1090,8 @@ class Service:
                     "language": m.get("language") or "",
                     "labeled": m.get("labeled", ""),
                     "source UA": _pct(m.get("source_ua")),
-                    "target UA": _pct(m.get("target_ua")),
+                    "target UA": _pct(m.get("target_ua"))
+                    + (" [{:.0%}-{:.0%}]".format(*m["target_interval"]) if m.get("target_interval") else ""),
                 }
             )
         columns = [
