@@ -95,7 +95,7 @@ class Comparison:
         """One plain sentence: is there enough to judge, and did the new version help on these clips."""
         if self.new.n < MIN_CLIPS_TO_JUDGE:
             return (
-                f"Too few labeled clips to judge ({self.new.n}; at least {MIN_CLIPS_TO_JUDGE} needed): "
+                f"Too few clips to judge ({self.new.n}; at least {MIN_CLIPS_TO_JUDGE} needed): "
                 "the interval is too wide to tell a better model from a worse one. Label more clips."
             )
         change = (
