@@ -72,13 +72,12 @@ CLICK_TO_PLAY_JS = """
       plot.dataset.serdemoClick = "1";
       plot.on("plotly_click", (data) => {
         const key = data && data.points && data.points[0] && data.points[0].customdata;
-        const box = document.querySelector("#explore-clicked textarea, #explore-clicked input");
-        if (!key || !box) return;
+        const button = document.querySelector("#explore-play-clicked button, button#explore-play-clicked");
+        if (!key || !button) return;
         const value = Array.isArray(key) ? String(key[0]) : String(key);
         if (!value.startsWith("t:") && !value.startsWith("s:")) return;
-        box.value = value;
-        box.dispatchEvent(new Event("input", { bubbles: true }));
-        box.dispatchEvent(new Event("change", { bubbles: true }));
+        window.serdemoClickedPoint = value;
+        button.click();
       });
     }
   };
@@ -555,7 +554,7 @@ def _adapt_tab(
     """The Adapt tab; returns its versions table, which follows the store like the pickers."""
     with gr.Row():
         with gr.Column(scale=1):
-            language = _language_dropdown(service, languages)
+            language = _language_dropdown(service, languages, elem_id="adapt-language")
             policy = gr.Radio(["hard", "soft", "none"], value="hard", label="Pseudo-label policy")
             tau = gr.Slider(
                 0.0, 1.0, value=0.5, step=0.05, label="tau (hard: keep pseudo-labels with p >= tau)"
@@ -697,8 +696,10 @@ def _explore_tab(service: Service, languages: list[gr.Dropdown], pickers: list[_
         clip_audio = gr.Audio(
             label="Selected clip", interactive=False, type="filepath", elem_id="explore-audio"
         )
-    # the page script (CLICK_TO_PLAY_JS) writes the id of a clicked point here
+    # the page script (CLICK_TO_PLAY_JS) keeps the clicked point's key and presses this hidden button,
+    # whose js hands that key to the server as the textbox's value
     clicked = gr.Textbox(visible="hidden", elem_id="explore-clicked")
+    play_clicked = gr.Button(visible="hidden", elem_id="explore-play-clicked")
 
     @_user_errors
     def project(
@@ -719,7 +720,13 @@ def _explore_tab(service: Service, languages: list[gr.Dropdown], pickers: list[_
         return service.clip_path(key) if key else None
 
     clip.change(play, clip, clip_audio, api_visibility="private")
-    clicked.change(play, clicked, clip_audio, api_visibility="private")
+    play_clicked.click(
+        play,
+        clicked,
+        clip_audio,
+        js="() => window.serdemoClickedPoint || null",
+        api_visibility="private",
+    )
 
 
 def _export_tab(service: Service) -> None:

@@ -8,6 +8,7 @@ A second browser tab acts while a round runs and sees messages, never component 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zipfile
 from pathlib import Path
@@ -53,7 +54,7 @@ def app(tmp_path_factory):
     data = tmp / "data"  # empty: nothing but what the user does in the browser
     log = tmp / "app.log"
     with running_app(["--data-dir", str(data)], log, timeout=240) as url:
-        yield {"url": url, "zip": emodb_zip(emodb, tmp / "clips.zip"), "log": log}
+        yield {"url": url, "zip": emodb_zip(emodb, tmp / "clips.zip"), "log": log, "data": data}
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +110,104 @@ def test_2_label_in_the_same_tab_with_keys_and_buttons(page):
         wait_for_text(page, "#label-progress", f"{start + i + 1} labeled", timeout=60)
         assert current_clip(page)[0] != clip
     assert "no clip on screen" not in page.content()
+
+
+def test_3_adapt_shows_target_accuracy_with_its_interval_and_the_previous_version(page):
+    open_tab(page, "Adapt")
+    assert page.locator("#adapt-language input").input_value() == LANGUAGE  # filled from the store
+    page.get_by_label("Epochs E").fill("10")
+    page.get_by_label("Re-label every W epochs").fill("5")
+    page.locator("#adapt-start").click()
+    result = wait_for_text(page, "#adapt-result", "is active", timeout=600)
+    # 12 human labels, no corpus labels: cross-validated, with an interval, beside the previous version
+    assert "5-fold cross-validation over your 12 labeled clips" in result, result
+    this = re.search(r"this version\s+(\d+\.\d)% \(95% CI (\d+\.\d)%-(\d+\.\d)%, n=12\)", result)
+    previous = re.search(r"previous version (v1-\w+), same clips\s+(\d+\.\d)% \(95% CI", result)
+    assert this and previous, result
+    assert float(this.group(2)) <= float(this.group(1)) <= float(this.group(3))
+    assert "Too few clips to judge (12" in result
+    version = re.search(r"New model (v2-\w+) is active", result).group(1)
+    wait_for_text(page, "#versions", version)
+    wait_for_text(page, "#status", f"Model {version} active")
+
+
+def test_4_explore_with_a_chosen_baseline_and_play_a_clicked_point(page, app):
+    open_tab(page, "Explore")
+    # the baseline defaults to the first source-only model; both pickers list the versions made here
+    baseline = page.locator("#explore-baseline input").input_value()
+    assert baseline.startswith("v1-"), baseline
+    page.locator("#explore-compared input").click()
+    page.get_by_role("option", name=re.compile(r"^v2-")).click()
+    page.locator("#explore-draw").click()
+    wait_for_text(page, "#explore-message", "target", timeout=180)
+    before = page.locator("#explore-before .gtitle").text_content()
+    after = page.locator("#explore-after .gtitle").text_content()
+    assert before.startswith(f"Before: model {baseline}") and after.startswith("After: model v2-"), after
+    assert "embeddings only" in page.locator("#explore-message").inner_text()  # shipped set: no audio
+    # clicking a target point plays it: the audio element gets a source
+    page.wait_for_function(
+        """() => {
+          const gd = document.querySelector('#explore-after .js-plotly-plot');
+          return gd && gd.dataset.serdemoClick && gd.data && gd.data.length;
+        }""",
+        timeout=30_000,
+    )
+    page.evaluate(
+        """() => {
+          const gd = document.querySelector('#explore-after .js-plotly-plot');
+          const trace = gd.data.findIndex((t) => t.customdata.some((c) => String(c[0]).startsWith('t:')));
+          const point = gd.data[trace].customdata.findIndex((c) => String(c[0]).startsWith('t:'));
+          gd.emit('plotly_click', {points: [{customdata: gd.data[trace].customdata[point]}]});
+        }"""
+    )
+    # Gradio's player decodes the file it links for download: that link is the clicked clip's audio
+    link = page.locator("#explore-audio a[href*='/file=']")
+    link.wait_for(state="attached", timeout=30_000)
+    response = page.request.get(link.get_attribute("href"))
+    assert response.ok
+    played = hashlib.sha256(response.body()).hexdigest()
+    assert played == clicked_sha(page, app), "the player holds another file than the clicked clip's"
+    wait_for_text(page, "#explore-audio", "0:02", timeout=30)  # EMO-DB clips here are 2.0 s long
+
+
+def clicked_sha(page, app) -> str:
+    """SHA-256 of the pool clip whose point was clicked (the store names its copies by their hash)."""
+    key = page.evaluate("() => window.serdemoClickedPoint")
+    assert key and key.startswith("t:"), key
+    from serdemo.store import AnnotationStore
+
+    return AnnotationStore(app["data"]).clip(int(key[2:])).sha256
+
+
+def test_5_a_second_tab_during_a_round_gets_messages_not_errors(page, app):
+    # a second user opens the app while the first one starts a round
+    other = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # its own session
+    try:
+        other.goto(app["url"])
+        wait_for_text(other, "#status", "active", timeout=60)
+        open_tab(page, "Adapt")
+        page.get_by_label("Epochs E").fill("60")
+        page.get_by_label("Re-label every W epochs").fill("20")
+        page.locator("#adapt-start").click()
+        wait_for_text(other, "#status", "adaptation round running", timeout=60)
+        open_tab(other, "Adapt")
+        other.get_by_label("Epochs E").fill("5")
+        other.locator("#adapt-start").click()
+        wait_for_text(other, "#adapt-result", "round is running", timeout=60)
+        other.locator("#version-choice input").click()
+        other.get_by_role("option", name=re.compile(r"^v1-")).click()
+        other.locator("#version-activate").click()
+        wait_for_text(other, "#activate-message", "round is running", timeout=60)
+        # nothing in the second tab is marked as an error, and its table and picker still work
+        for part in ("#versions", "#version-choice", "#adapt-result", "#activate-message"):
+            # Gradio marks every output of a failed event with an "Error" badge
+            assert not re.search(r"^Error$", other.locator(part).inner_text(), re.M), part
+        assert re.search(r"v2-\w+", other.locator("#versions").inner_text())
+        # the round in the first tab ends, and the second tab learns of the new version without a reload
+        result = wait_for_text(page, "#adapt-result", "v3-", timeout=600)
+        version = re.search(r"New model (v3-\w+) is active", result).group(1)
+        wait_for_text(other, "#versions", version, timeout=30)
+        other.locator("#version-choice input").click()
+        assert other.get_by_role("option", name=version).count() == 1
+    finally:
+        other.close()
