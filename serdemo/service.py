@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from serdemo.active import UncertaintyRule, rank_for_labeling
+from serdemo.active import COVERAGE_RULE, UncertaintyRule, rank_by_coverage, rank_for_labeling
 from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, embed, load_model, predict_proba, save_model
 from serdemo.adapt import adapt as run_adaptation
 from serdemo.audio import SAMPLE_RATE, AudioError, load_audio, load_audio_checked, segment
@@ -46,7 +46,8 @@ from serdemo.target_eval import (
 )
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-RANKING_RULES: tuple[str, ...] = tuple(rule.value for rule in UncertaintyRule)
+# the first is the default: docs/active-learning.md (bench/active_learning.py) measures each against random
+RANKING_RULES: tuple[str, ...] = (COVERAGE_RULE, *(rule.value for rule in UncertaintyRule))
 COLOR_CHOICES: tuple[str, ...] = tuple(choice.value for choice in ColorBy)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 CV_FOLDS = 5  # target UA from human labels: 5-fold cross-validation once there are 5 labeled clips
@@ -134,7 +135,7 @@ class LabelState:
     """One browser session's place in the labeling queue (kept in ``gr.State``, never shared)."""
 
     language: str = ""
-    rule: str = UncertaintyRule.LEAST_CONFIDENCE.value
+    rule: str = RANKING_RULES[0]
     current: int | None = None  # clip on screen
     skipped: tuple[int, ...] = ()  # skipped in this session; they come back after the rest
 
@@ -737,13 +738,12 @@ class Service:
         state = dataclasses.replace(state, language=language)
         if state.rule not in RANKING_RULES:
             raise ServiceError(f"unknown ranking rule {state.rule!r}: use one of {', '.join(RANKING_RULES)}")
-        rule = UncertaintyRule(state.rule)
         unlabeled = self.store.clips(language, labeled=False) if language else []
         item = None
         if unlabeled:
             version_id, _ = self._require_model()
             probs = self._probabilities(version_id, unlabeled)
-            ranking = rank_for_labeling(probs, rule)
+            ranking = self._rank(version_id, state.rule, unlabeled, probs, language)
             by_id = {c.id: i for i, c in enumerate(unlabeled)}
             if state.current in by_id:
                 pick = by_id[state.current]
@@ -760,6 +760,19 @@ class Service:
             state = dataclasses.replace(state, current=None)
         counts = self.store.label_counts(language) if language else dict.fromkeys(EMOTIONS, 0)
         return LabelView(state=state, item=item, counts=counts, unlabeled=len(unlabeled))
+
+    def _rank(
+        self, version_id: str, rule: str, unlabeled: list[Clip], probs: np.ndarray, language: str
+    ) -> Any:
+        """The labeling order of ``unlabeled`` under ``rule`` (see serdemo.active)."""
+        if rule != COVERAGE_RULE:
+            return rank_for_labeling(probs, UncertaintyRule(rule))
+        model = self._model(version_id)
+        labeled = self.store.clips(language, labeled=True)
+        self._embed_pool(labeled)
+        points = embed(model, self._clipset(unlabeled))
+        done = embed(model, self._clipset(labeled)) if labeled else np.zeros((0, points.shape[1]))
+        return rank_by_coverage(probs, points, done, seed=self.config.seed)
 
     def skip(self, state: LabelState) -> LabelView:
         """Put the current clip at the back of this session's queue and show the next."""

@@ -428,7 +428,7 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         rule = gr.Radio(
             [(rule.replace("_", " "), rule) for rule in RANKING_RULES],
             value=RANKING_RULES[0],
-            label="Which clip next (active learning: most uncertain first)",
+            label="Which clip next (coverage: the least-labeled region first, its most uncertain clip)",
         )
         annotator = gr.Textbox(label="Your name (for the label log)", placeholder="anonymous", max_lines=1)
     with gr.Row():

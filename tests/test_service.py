@@ -137,7 +137,7 @@ def test_predict_rejects_a_broken_file_with_a_clear_message(service, tmp_path):
 
 
 def test_label_queue_shows_the_most_uncertain_clip_and_saves_labels(service):
-    view = service.label_view(LabelState(language="de"))
+    view = service.label_view(LabelState(language="de", rule="least_confidence"))
     assert view.item is not None and view.state.current == view.item.clip_id
     unlabeled = service.store.clips("de", labeled=False)
     version = service.store.active_version().id
