@@ -50,6 +50,9 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 RANKING_RULES: tuple[str, ...] = (COVERAGE_RULE, *(rule.value for rule in UncertaintyRule))
 COLOR_CHOICES: tuple[str, ...] = tuple(choice.value for choice in ColorBy)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+MIN_CLIP_SECONDS = (
+    0.5  # shorter clips hold too little speech for an emotion: warned in predict, refused in pools
+)
 CV_FOLDS = 5  # target UA from human labels: 5-fold cross-validation once there are 5 labeled clips
 
 Progress = Callable[[float, str], None]  # progress(fraction in [0, 1], what is happening)
@@ -84,6 +87,7 @@ class ServiceConfig:
     explore_source_clips: int = 300  # source clips drawn in the Explore plots, beside the target pool
     explore_target_clips: int = 600
     seed: int = 0
+    warm_up_umap: bool = True  # compile UMAP's numba code in the background after start-up (~50 s once)
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class LabelState:
     rule: str = RANKING_RULES[0]
     current: int | None = None  # clip on screen
     skipped: tuple[int, ...] = ()  # skipped in this session; they come back after the rest
+    hide_names: bool = False  # file names can give the label away (e.g. "angry_03.wav")
 
     def with_settings(self, language: str | None, rule: str | None) -> LabelState:
         """This state under the dropdown values; a new language starts a fresh queue.
@@ -148,7 +153,7 @@ class LabelState:
         language = (language or "").strip().lower() or self.language
         rule = rule or self.rule
         if language != self.language:
-            return LabelState(language=language, rule=rule)
+            return LabelState(language=language, rule=rule, hide_names=self.hide_names)
         return dataclasses.replace(self, rule=rule)
 
 
@@ -160,6 +165,7 @@ class LabelView:
     item: QueueItem | None
     counts: dict[str, int]  # labels per emotion in this language
     unlabeled: int
+    message: str = ""  # what the action did, when the screen alone does not say it (undo)
 
 
 @dataclass(frozen=True)
@@ -399,6 +405,8 @@ class Service:
         self._say("ready")
         self._log(f"ready after {time.perf_counter() - t0:.1f} s")
         self._ready.set()
+        if self.config.warm_up_umap:
+            threading.Thread(target=_warm_up_umap, name="serdemo-umap-warm-up", daemon=True).start()
 
     def _say(self, text: str, done: int = 0, total: int = 0) -> None:
         self._stage.set(text, done, total)
@@ -675,6 +683,11 @@ class Service:
             )
         if info.clipped:
             warnings.append("the clip is clipped (distorted by too loud input): lower the recording level")
+        if info.duration_s < MIN_CLIP_SECONDS:
+            warnings.append(
+                f"the clip is only {info.duration_s:.2f} s long: below {MIN_CLIP_SECONDS} s there is too "
+                "little speech to tell an emotion, so the answer means little; record a whole word or phrase"
+            )
         top = int(probs[0].argmax())
         return Prediction(
             probs=_named(probs[0], classes),
@@ -694,9 +707,7 @@ class Service:
     ) -> str:
         """Add one clip to the unlabeled target pool of ``language``; returns a message for the user."""
         language = _language(language)
-        load_audio(
-            path, max_seconds=self.config.max_clip_seconds
-        )  # refuse unusable audio with a clear message
+        _check_pool_clip(path, self.config.max_clip_seconds)  # refuse unusable audio with a clear message
         before = self.store.clip_by_sha256(_sha256(path))
         clip = self.store.add_clip(path, language=language, source=source, original_name=Path(path).name)
         self._embed_pool([clip])
@@ -704,16 +715,23 @@ class Service:
             return f"Clip {clip.id} is already in the `{clip.language}` pool (same audio); nothing added."
         return f"Added clip {clip.id} to the `{language}` target pool ({clip.duration:.1f} s)."
 
-    def add_files(self, paths: Sequence[str | os.PathLike], language: str) -> str:
+    def add_files(
+        self, paths: Sequence[str | os.PathLike], language: str, progress: Progress | None = None
+    ) -> str:
         """Bulk-add audio files and/or zip archives of them to the ``language`` pool; returns a summary."""
         language = _language(language)
         if not paths:
             raise ServiceError("no files given: choose audio files or a .zip of them")
         added, duplicates, errors = [], 0, []
         with tempfile.TemporaryDirectory() as unpacked:
-            for path in _expand_archives([Path(p) for p in paths], Path(unpacked)):
+            files = _expand_archives([Path(p) for p in paths], Path(unpacked))
+            done, total = 0, max(1, len(files))
+            for path in files:
+                if progress is not None:
+                    progress(done / total, f"adding {path.name}")
+                done += 1
                 try:
-                    load_audio(path, max_seconds=self.config.max_clip_seconds)
+                    _check_pool_clip(path, self.config.max_clip_seconds)
                     known = self.store.clip_by_sha256(_sha256(path)) is not None
                     clip = self.store.add_clip(
                         path, language=language, source=ClipSource.BULK.value, original_name=path.name
@@ -724,6 +742,8 @@ class Service:
                 duplicates += known
                 if not known:
                     added.append(clip)
+            if progress is not None:
+                progress(1.0, f"embedding {len(added)} new clips")
             self._embed_pool(added)
         lines = [f"Added {len(added)} clips to the `{language}` pool; {duplicates} were already there."]
         if errors:
@@ -795,7 +815,12 @@ class Service:
         if undone is None:
             raise ServiceError(f"nothing to undo: {annotator} has no labels in force")
         clip = self.store.clip(undone.clip_id)
-        return self.label_view(dataclasses.replace(state, language=clip.language, current=clip.id))
+        view = self.label_view(dataclasses.replace(state, language=clip.language, current=clip.id))
+        name = "" if state.hide_names else f" ({clip.original_name or clip.path.name})"
+        message = (
+            f"Undid {annotator}'s label **{undone.emotion}** on clip {clip.id}{name}; it is back on screen."
+        )
+        return dataclasses.replace(view, message=message)
 
     def label(self, clip_id: int, emotion: str, annotator: str) -> dict[str, Any]:
         """Save a human label for any pool clip; returns the clip's language and labels per emotion."""
@@ -1360,6 +1385,28 @@ def _spread(n: int, limit: int, seed: int) -> np.ndarray:
     if n <= limit:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def _warm_up_umap() -> None:
+    """Run UMAP once on random points, so the first Explore UMAP does not wait for numba to compile."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: this thread only
+    except (AttributeError, OSError):
+        pass
+    try:
+        project(np.random.default_rng(0).normal(size=(64, 8)), "umap", 2, seed=0)
+    except Exception:  # a failed warm-up only means the first real UMAP compiles instead  # noqa: BLE001
+        pass
+
+
+def _check_pool_clip(path: str | os.PathLike, max_seconds: float) -> None:
+    """Refuse audio a pool should not hold: unreadable, too long, or too short to carry an emotion."""
+    wave = load_audio(path, max_seconds=max_seconds)
+    if len(wave) < MIN_CLIP_SECONDS * SAMPLE_RATE:
+        raise AudioError(
+            f"{Path(path).name}: only {len(wave) / SAMPLE_RATE:.2f} s long; clips in a pool need at least "
+            f"{MIN_CLIP_SECONDS} s of speech to be labeled by emotion"
+        )
 
 
 def _language(language: str | None) -> str:

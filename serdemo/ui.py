@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -26,13 +27,16 @@ from serdemo.service import (
 )
 
 TITLE = "serdemo: speech emotion recognition for a new language"
-EMOTION_COLORS = {  # one fixed colour per emotion everywhere in the app
-    "anger": "#d62728",
-    "fear": "#9467bd",
-    "happiness": "#ff7f0e",
-    "neutral": "#7f7f7f",
-    "sadness": "#1f77b4",
+EMOTION_COLORS = {  # one fixed colour per emotion everywhere in the app (Okabe-Ito, colour-blind safe)
+    "anger": "#D55E00",
+    "fear": "#CC79A7",
+    "happiness": "#E69F00",
+    "neutral": "#7A7A7A",
+    "sadness": "#0072B2",
 }
+# ... and a line style and marker of its own, so no plot tells emotions apart by colour alone
+EMOTION_DASHES = dict(zip(EMOTIONS, ["solid", "dash", "dot", "dashdot", "longdash"], strict=True))
+EMOTION_MARKERS = dict(zip(EMOTIONS, ["circle", "square", "diamond", "triangle-up", "x"], strict=True))
 SHORTCUT_KEYS = {str(i + 1): f"label-{emotion}" for i, emotion in enumerate(EMOTIONS)} | {
     "s": "label-skip",
     "u": "label-undo",
@@ -97,7 +101,14 @@ CSS = """
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch`` that Gradio 6 no longer takes in ``gr.Blocks(...)``."""
     js = f"() => {{ ({KEYBOARD_JS})(); ({CLICK_TO_PLAY_JS})(); }}"
-    return {"js": js, "css": CSS, "theme": gr.themes.Soft()}
+    # Soft's hint text (info under a field, placeholders) is ~2.5:1 on white; WCAG AA asks 4.5:1
+    # (gray-600 #4b5563: 7.6:1; gray-500 #6b7280: 4.8:1)
+    theme = gr.themes.Soft().set(
+        block_info_text_color="*neutral_600",
+        input_placeholder_color="*neutral_500",
+        block_info_text_color_dark="*neutral_300",
+    )
+    return {"js": js, "css": CSS, "theme": theme}
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,9 +119,23 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except (ServiceError, ValueError) as error:  # AudioError and ConfigError are ValueErrors
-            raise gr.Error(str(error), print_exception=False) from None
+            raise gr.Error(_own_names(str(error)), print_exception=False) from None
 
     return wrapper
+
+
+# an absolute path in a message: uploads live in Gradio's temporary folder under a hash
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:'\"`]+/)+([^\s/:'\"`]+)")
+
+
+def _own_names(message: str) -> str:
+    """A message with every absolute path cut to its file name: the user's own, not the server's folders.
+
+    Example:
+        >>> _own_names("/tmp/gradio/3f9a/notes.wav: not a readable audio file")
+        'notes.wav: not a readable audio file'
+    """
+    return _ABSOLUTE_PATH.sub(r"\1", message)
 
 
 # -- figures (presentation only: the numbers come from the service) --------------------------------
@@ -127,7 +152,8 @@ def timeline_figure(prediction: Prediction) -> go.Figure:
                 y=[s.probs[emotion] for s in prediction.segments],
                 name=emotion,
                 mode="lines+markers",
-                line={"color": EMOTION_COLORS.get(emotion)},
+                line={"color": EMOTION_COLORS.get(emotion), "dash": EMOTION_DASHES.get(emotion, "solid")},
+                marker={"symbol": EMOTION_MARKERS.get(emotion, "circle"), "size": 7},
                 customdata=[[s.start, s.end] for s in prediction.segments],
                 hovertemplate="%{customdata[0]:.1f}-%{customdata[1]:.1f} s: %{y:.2f}<extra>"
                 + emotion
@@ -230,8 +256,9 @@ def suggestion_markdown(item: QueueItem | None, state: LabelState) -> str:
         return (
             "### Nothing left to label\nAdd clips (Predict tab or bulk add below), or pick another language."
         )
+    name = "(file name hidden)" if state.hide_names else item.name
     return (
-        f"### Clip {item.clip_id}: {item.name}\n"
+        f"### Clip {item.clip_id}: {name}\n"
         f"Model suggests **{item.suggestion}** ({item.confidence:.0%}) · {item.duration:.1f} s · "
         f"ranked by {state.rule.replace('_', ' ')} (score {item.score:.3f})\n\n"
         "Keys: **1** anger · **2** fear · **3** happiness · **4** neutral · **5** sadness · "
@@ -291,7 +318,10 @@ def build_app(service: Service) -> gr.Blocks:
                 return [gr.skip()] * (2 + len(pickers))
             choices, default, ids = service.languages(), service.default_language(), service.version_ids()
             updates: list[Any] = [signature, service.versions()]
-            updates += [gr.Dropdown(choices=choices, value=v or default) for v in values[: len(languages)]]
+            updates += [
+                gr.Dropdown(choices=choices, value=v or (default if d.serdemo_preset else None))
+                for d, v in zip(languages, values[: len(languages)], strict=True)
+            ]
             for picker, value in zip(versions, values[len(languages) :], strict=True):
                 updates.append(gr.Dropdown(choices=ids, value=value if value in ids else picker.default()))
             return updates
@@ -330,15 +360,17 @@ def _language_dropdown(
     label: str = "Target language",
     info: str | None = None,
     elem_id: str | None = None,
+    preset: bool = True,
 ) -> gr.Dropdown:
     dropdown = _store_dropdown(
         choices=service.languages(),
-        value=service.default_language(),
+        value=service.default_language() if preset else None,
         label=label,
         info=info or "ISO 639-1 code, e.g. de, it, fr; type a new one to start a pool",
         filterable=True,
         elem_id=elem_id,
     )
+    dropdown.serdemo_preset = preset  # read by the store refresh in build_app
     registry.append(dropdown)
     return dropdown
 
@@ -362,7 +394,9 @@ def _predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
                     languages,
                     "Language of this clip",
                     "normalises features like this language's clips; "
-                    "needed to add the clip to that language's pool",
+                    "choose it to add the clip to that language's pool",
+                    elem_id="predict-language",
+                    preset=False,  # a clip joins a pool only in a language someone chose for it
                 )
                 add_button = gr.Button("Add to target pool", interactive=False, elem_id="add-to-pool")
             pool_message = gr.Markdown()
@@ -390,10 +424,21 @@ def _predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
     outputs = [probs, summary, timeline, details]
     # Predict fires when an upload or a recording has *finished*, and the button only becomes clickable
     # once the audio component holds a complete file, so a half-uploaded file is never submitted.
+    # Each starts by clearing the last answer: a refused file or a cleared clip must not leave it shown.
     inputs = [audio, language]
-    predict_button.click(predict, inputs, outputs, api_name="predict", concurrency_limit=2)
-    audio.upload(predict, inputs, outputs, api_visibility="private", concurrency_limit=2)
-    audio.stop_recording(predict, inputs, outputs, api_visibility="private", concurrency_limit=2)
+
+    def clear() -> tuple[Any, ...]:
+        return None, "Upload or record a clip, or click an example.", gr.Plot(visible=False), None
+
+    quick = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+    predict_button.click(clear, None, outputs, **quick).then(
+        predict, inputs, outputs, api_name="predict", concurrency_limit=2
+    )
+    for finished in (audio.upload, audio.stop_recording):
+        finished(clear, None, outputs, **quick).then(
+            predict, inputs, outputs, api_visibility="private", concurrency_limit=2
+        )
+    audio.clear(clear, None, outputs, **quick)
 
     def ready(path: str | None) -> tuple[Any, Any]:
         enabled = bool(path)
@@ -401,11 +446,17 @@ def _predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
 
     audio.change(ready, audio, [predict_button, add_button], api_visibility="private", queue=False)
     if examples:
+        # an example fills only the audio: its language is read from its name, and never left in the
+        # picker, where it would silently become the language of the next upload added to a pool
+        @_user_errors
+        def predict_example(path: str | None) -> tuple[Any, ...]:
+            return predict(path, service.example_language(path) if path else None)
+
         gr.Examples(
-            examples=[[path, service.example_language(path)] for path in examples],
-            inputs=[audio, language],
+            examples=[[path] for path in examples],
+            inputs=[audio],
             outputs=outputs,
-            fn=predict,
+            fn=predict_example,
             run_on_click=True,
             cache_examples=False,
             label="Examples (synthetic speech, CC0)",
@@ -430,7 +481,13 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
             value=RANKING_RULES[0],
             label="Which clip next (coverage: the least-labeled region first, its most uncertain clip)",
         )
-        annotator = gr.Textbox(label="Your name (for the label log)", placeholder="anonymous", max_lines=1)
+        with gr.Column():
+            annotator = gr.Textbox(
+                label="Your name (for the label log)", placeholder="anonymous", max_lines=1
+            )
+            hide_names = gr.Checkbox(
+                False, label="Hide file names (they can give the label away)", elem_id="label-hide-names"
+            )
     with gr.Row():
         with gr.Column(scale=3):
             clip_audio = gr.Audio(
@@ -475,7 +532,8 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
             item.path if item else None,
             spectrogram_figure(item) if item else None,
             suggestion_markdown(item, view.state),
-            progress_markdown(view.counts, view.unlabeled),
+            progress_markdown(view.counts, view.unlabeled)
+            + (f"\n\n↩️ {view.message}" if view.message else ""),
             counts_figure(view.counts, f"Labels so far ({view.state.language})"),
         )
 
@@ -504,6 +562,11 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
 
     settings = [language, rule, state]
     private = {"api_visibility": "private", "show_progress": "minimal"}
+
+    def hide(flag: bool, current: LabelState) -> LabelState:
+        return dataclasses.replace(current, hide_names=bool(flag))
+
+    hide_names.change(hide, [hide_names, state], state, **private).then(refresh, settings, outputs, **private)
     tab.select(refresh, settings, outputs, **private)
     # .change, not .input: the store refresh fills a blank picker, and the queue must follow it
     language.change(refresh, settings, outputs, **private)
@@ -517,8 +580,12 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         )
 
     @_user_errors
-    def bulk_add(paths: list[str] | None, lang: str) -> str:
-        return service.add_files(paths or [], lang)
+    def bulk_add(
+        paths: list[str] | None,
+        lang: str,
+        progress=gr.Progress(),  # noqa: B008  (Gradio's way to ask for a progress bar)
+    ) -> str:
+        return service.add_files(paths or [], lang, progress=lambda frac, text: progress(frac, desc=text))
 
     def follow(lang: str | None, current: str | None) -> Any:
         # the clips just added are what this person wants to label next
