@@ -71,14 +71,18 @@ def pick(rule: str, model, pool: ClipSet, labeled: ClipSet, batch: int, rng: np.
     return rank_for_labeling(probs, UncertaintyRule(rule)).order[:batch]
 
 
-def replay(rule: str, seed: int, data: dict, args: argparse.Namespace) -> list[float]:
-    """UA on the EMO-DB test speakers after 0, batch, 2*batch, ... labels chosen by ``rule``."""
+def replay(rule: str, seed: int, data: dict, args: argparse.Namespace) -> tuple[list[float], list[dict]]:
+    """UA on the EMO-DB test speakers after 0, batch, 2*batch, ... labels chosen by ``rule``.
+
+    Also returns, per step, how sure the model was of the clips the rule picked and how many of them
+    it had wrong: an over-confident head shows as picks at ~99% confidence that are still wrong.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     source, validation, pool_all, test = data["source"], data["validation"], data["pool"], data["test"]
     config = AdaptConfig(policy="hard", epochs=args.epochs, window=args.window, seed=seed)
     chosen: list[int] = []
-    curve = []
+    curve, picks = [], []
     for step in range(args.steps + 1):
         inside = np.zeros(len(pool_all), bool)
         inside[chosen] = True
@@ -96,8 +100,13 @@ def replay(rule: str, seed: int, data: dict, args: argparse.Namespace) -> list[f
             break
         remaining = np.flatnonzero(~inside)
         picked = pick(rule, model, unlabeled_blind, labeled, args.batch, rng, seed)
+        probs = predict_proba(model, unlabeled_blind.subset(picked))
+        truth = np.asarray(unlabeled.labels)[picked]
+        picks.append(
+            {"confidence": float(probs.max(1).mean()), "wrong": float((probs.argmax(1) != truth).mean())}
+        )
         chosen += remaining[picked].tolist()
-    return curve
+    return curve, picks
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     de, de_features = corpus_set("emodb", args.corpora / "emodb", encoder, cache)
     en_index, de_index = {u.id: i for i, u in enumerate(en)}, {u.id: i for i, u in enumerate(de)}
     curves: dict[str, dict[int, list[float]]] = {rule: {} for rule in args.rules}
+    picked: dict[str, dict[int, list[dict]]] = {rule: {} for rule in args.rules}
     tick = time.perf_counter()
     for seed in args.seeds:
         en_split, de_split = speaker_split(en, seed=seed), speaker_split(de, seed=seed)
@@ -135,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
             "test": as_clipset(de_split.test, de_features, de_index),
         }
         for rule in args.rules:
-            curves[rule][seed] = replay(rule, seed, data, args)
+            curves[rule][seed], picked[rule][seed] = replay(rule, seed, data, args)
             print(
                 f"seed {seed} {rule:>16}: " + " ".join(f"{ua:.3f}" for ua in curves[rule][seed]),
                 f"({time.perf_counter() - tick:.0f} s)",
@@ -149,9 +159,23 @@ def main(argv: list[str] | None = None) -> None:
         mean = np.mean(list(by_seed.values()), axis=0)
         summary[rule] = {"mean": mean.tolist(), "area": float(mean[1:].mean())}
         print(f"{rule:>16} " + " ".join(f"{100 * v:6.1f}" for v in mean) + f"   {100 * mean[1:].mean():.1f}")
+    print("\nclips picked at each step: mean model confidence / share the model had wrong (mean over seeds)")
+    for rule, by_seed in picked.items():
+        steps = list(zip(*by_seed.values(), strict=True))
+        cells = [
+            f"{np.mean([p['confidence'] for p in step]):.2f}/{np.mean([p['wrong'] for p in step]):.2f}"
+            for step in steps
+        ]
+        summary.setdefault(rule, {})["picks"] = cells
+        print(f"{rule:>16} " + " ".join(cells))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"labels": labels, "args": {k: str(v) for k, v in vars(args).items()}, "curves": curves}
+        payload = {
+            "labels": labels,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "curves": curves,
+            "picks": picked,
+        }
         args.out.write_text(json.dumps({**payload, "summary": summary}, indent=1))
     if args.plot:
         plot(labels, curves, args.plot)

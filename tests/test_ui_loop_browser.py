@@ -80,6 +80,39 @@ def labeled_count(page) -> int:
     return int(re.search(r"(\d+) labeled", page.locator("#label-progress").inner_text()).group(1))
 
 
+CONTRAST_JS = """(needle) => {
+  const leaf = [...document.querySelectorAll('body *')].find(
+    (e) => e.children.length === 0 && e.offsetParent !== null && e.textContent.trim().startsWith(needle));
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  let node = leaf, background = null;
+  while (node && !background) {
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length < 4 || c[3] > 0) background = c;
+    node = node.parentElement;
+  }
+  return [rgb(getComputedStyle(leaf).color), background || [255, 255, 255]];
+}"""
+
+
+def contrast(foreground: list[float], background: list[float]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours."""
+
+    def luminance(rgb: list[float]) -> float:
+        linear = [
+            (c / 255) / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb[:3]
+        ]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    lighter, darker = sorted([luminance(foreground), luminance(background)], reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def test_0_hint_text_meets_wcag_aa_contrast(page):
+    open_tab(page, "Label")
+    foreground, background = page.evaluate(CONTRAST_JS, "ISO 639-1 code")
+    assert contrast(foreground, background) >= 4.5, (foreground, background)
+
+
 def test_1_bulk_add_a_zip_in_a_new_language(page, app):
     open_tab(page, "Label")
     page.get_by_text("Bulk add clips to the target pool").click()
