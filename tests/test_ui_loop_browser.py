@@ -244,3 +244,30 @@ def test_5_a_second_tab_during_a_round_gets_messages_not_errors(page, app):
         assert other.get_by_role("option", name=version).count() == 1
     finally:
         other.close()
+
+
+def test_6_predict_forgets_the_last_answer_and_names_the_users_file(page, tmp_path):
+    open_tab(page, "Predict")
+    page.get_by_role("button", name="en · happy news").click()
+    wait_for_text(page, "#predict-summary", "Model version", timeout=120)
+    # an example does not choose the language a later upload would join a pool in
+    assert page.locator("#predict-language input").input_value() == ""
+    # clearing the clip clears the answer
+    labels = page.evaluate(
+        "() => [...document.querySelectorAll('#predict-audio button')]"
+        ".map((b) => b.getAttribute('aria-label'))"
+    )
+    assert "Clear" in labels, labels
+    page.locator("#predict-audio button[aria-label='Clear']").click()
+    wait_for_text(page, "#predict-summary", "Upload or record a clip", timeout=30)
+    # a refused file: the message names the user's own file, and no earlier answer stays on screen
+    page.get_by_role("button", name="en · happy news").click()
+    wait_for_text(page, "#predict-summary", "Model version", timeout=120)
+    page.locator("#predict-audio button[aria-label='Clear']").click()
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    page.locator("#predict-audio input[type=file]").set_input_files(str(bad))
+    toast = wait_for_text(page, ".toast-body", "notes.wav", timeout=60)
+    assert "/tmp" not in toast and "gradio" not in toast.lower(), toast
+    summary = page.locator("#predict-summary").inner_text()
+    assert "Model version" not in summary, summary  # the previous answer is gone
