@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
-        plot(saved["labels"], saved["curves"], args.plot)
+        print_areas(saved["curves"])
+        if args.plot:
+            plot(saved["labels"], saved["curves"], args.plot)
         return
     torch.set_num_threads(args.threads)
     cache = EmbeddingCache(default_cache_dir())
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
         summary.setdefault(rule, {})["picks"] = cells
         print(f"{rule:>16} " + " ".join(cells))
+    print_areas(curves)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -179,6 +182,25 @@ def main(argv: list[str] | None = None) -> None:
         args.out.write_text(json.dumps({**payload, "summary": summary}, indent=1))
     if args.plot:
         plot(labels, curves, args.plot)
+
+
+def print_areas(curves: dict) -> None:
+    """Mean UA over the labeled steps (labels > 0) per rule and seed, and each rule's lead over random."""
+    areas = {
+        rule: {seed: float(np.mean(c[1:])) for seed, c in by_seed.items()} for rule, by_seed in curves.items()
+    }
+    print("\nmean UA (%) over 10..60 labels, per seed, and the lead over random order in that seed:")
+    for rule, by_seed in areas.items():
+        cells = [
+            f"seed {seed}: {100 * area:.1f}"
+            + (
+                f" ({100 * (area - areas['random'][seed]):+.1f})"
+                if "random" in areas and rule != "random"
+                else ""
+            )
+            for seed, area in by_seed.items()
+        ]
+        print(f"{rule:>16}  " + "  ".join(cells))
 
 
 COLOURS = {  # Okabe-Ito (colour-blind safe); the markers and the legend tell the rules apart too
