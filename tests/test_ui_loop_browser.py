@@ -143,6 +143,18 @@ def test_2_label_in_the_same_tab_with_keys_and_buttons(page):
         wait_for_text(page, "#label-progress", f"{start + i + 1} labeled", timeout=60)
         assert current_clip(page)[0] != clip
     assert "no clip on screen" not in page.content()
+    # undo says what it undid; hiding file names (they give EMO-DB's labels away) hides them
+    page.keyboard.press("u")
+    undone = wait_for_text(page, "#label-progress", "Undid", timeout=60)
+    assert re.search(r"label \w+ on clip \d+ \(\w+\.flac\)", undone), undone
+    page.locator("#label-hide-names input").check()
+    wait_for_text(page, "#label-suggestion", "(file name hidden)", timeout=60)
+    assert ".flac" not in page.locator("#label-suggestion").inner_text()
+    page.locator("#label-hide-names input").uncheck()
+    wait_for_text(page, "#label-suggestion", ".flac", timeout=60)
+    _, name = current_clip(page)
+    page.locator(f"#label-{gold(name)}").click()  # label the undone clip again: 12 labels for the round
+    wait_for_text(page, "#label-progress", f"{start + 12} labeled", timeout=60)
 
 
 def test_3_adapt_shows_target_accuracy_with_its_interval_and_the_previous_version(page):
