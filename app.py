@@ -88,10 +88,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound now (e.g. "address already in use"), or None if it can."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))  # no SO_REUSEADDR: the answer Gradio's own bind will get
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Composition root: arguments -> config -> service -> UI -> server."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline; no phoning home
     args = parse_args(argv)
+    busy = port_in_use(args.host, args.port)
+    if busy:  # before the model loads: a taken port would otherwise fail only after that
+        sys.exit(
+            f"serdemo: cannot serve on {args.host}:{args.port}: {busy}. Stop what uses it or pass --port N."
+        )
     from serdemo.auth import Accounts, AuthError
     from serdemo.service import Service, ServiceConfig
     from serdemo.ui import build_app, launch_options

@@ -69,6 +69,73 @@ def rank_for_labeling(
     return Ranking(order=order, scores=scores)
 
 
+COVERAGE_RULE = "coverage"  # least-labeled cluster first, the most uncertain (margin) clip within it
+COVERAGE_CLUSTERS = 10
+
+
+def rank_by_coverage(
+    probs: np.ndarray,
+    embeddings: np.ndarray,
+    labeled_embeddings: np.ndarray,
+    clusters: int = COVERAGE_CLUSTERS,
+    seed: int = 0,
+) -> Ranking:
+    """Order clips so labels cover the pool's regions, the most uncertain clip of each region first.
+
+    Uncertainty alone fails twice on a new language: with few labels the model's doubts sit in one
+    corner of the pool, and after a pseudo-labeling round the head is over-confident everywhere, so
+    "least confident" clips at 99% are no more informative than any other. Here the pool (and the
+    clips labeled so far) is cut into ``clusters`` k-means regions of the model's representation;
+    the next clip comes from the region with the fewest labels (counting the clips picked before it),
+    and within a region by margin (Settles 2009; the cluster step follows the diversity idea of
+    core-set / cluster-margin selection, Citovsky et al. 2021).
+
+    Args:
+        probs: (N, C) probabilities of the N unlabeled clips.
+        embeddings: (N, P) representation of the same clips (e.g. :func:`serdemo.adapt.embed`).
+        labeled_embeddings: (M, P) representation of the clips labeled so far (M may be 0).
+        clusters: number of regions; at most N.
+        seed: seeds k-means, so the order is reproducible.
+
+    Returns:
+        A :class:`Ranking` whose ``scores`` are margin uncertainties; ``order`` interleaves regions,
+        so ``scores[order]`` is not sorted.
+
+    Example:
+        >>> probs = np.array([[0.5, 0.5], [0.9, 0.1], [0.6, 0.4], [0.55, 0.45]])
+        >>> emb = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.1], [0.1, 1.0]])
+        >>> rank_by_coverage(probs, emb, np.zeros((0, 2)), clusters=2).order.tolist()
+        [0, 2, 3, 1]
+    """
+    from sklearn.cluster import KMeans  # imported here: only this rule needs it
+
+    probs = _check_probs(probs)
+    scores = uncertainty(probs, UncertaintyRule.MARGIN)
+    n = len(probs)
+    if n == 0:
+        return Ranking(order=np.zeros(0, np.int64), scores=scores)
+    points = np.concatenate(
+        [np.asarray(embeddings), np.asarray(labeled_embeddings).reshape(-1, embeddings.shape[1])]
+    )
+    points = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)  # cosine geometry
+    k = max(1, min(clusters, n))
+    regions = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(points)
+    covered = np.bincount(regions[n:], minlength=k).astype(np.int64)
+    # each region's clips, most uncertain first (stable: ties keep input order)
+    queues = [
+        list(np.flatnonzero(regions[:n] == r)[np.argsort(-scores[regions[:n] == r], kind="stable")])
+        for r in range(k)
+    ]
+    order = []
+    while len(order) < n:
+        open_regions = [r for r in range(k) if queues[r]]
+        # fewest labels first; among equals the region whose next clip is the most uncertain
+        region = min(open_regions, key=lambda r: (covered[r], -scores[queues[r][0]], r))
+        order.append(queues[region].pop(0))
+        covered[region] += 1
+    return Ranking(order=np.asarray(order, np.int64), scores=scores)
+
+
 def _check_rule(rule: UncertaintyRule | str) -> UncertaintyRule:
     try:
         return UncertaintyRule(rule)

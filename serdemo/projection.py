@@ -21,15 +21,15 @@ UMAP_MIN_POINTS = 4  # below this UMAP has no neighbourhood graph to speak of; p
 SILHOUETTE_METRIC = "cosine"  # speech embeddings compare by direction; also what project() gives UMAP
 
 # Fixed colours per emotion so "before" and "after" figures read the same way.
-EMOTION_COLORS: dict[str, str] = {
-    "anger": "#d62728",
-    "fear": "#9467bd",
-    "happiness": "#ff7f0e",
-    "neutral": "#7f7f7f",
-    "sadness": "#1f77b4",
+EMOTION_COLORS: dict[str, str] = {  # Okabe & Ito's colour-blind-safe palette; the legend names each
+    "anger": "#D55E00",
+    "fear": "#CC79A7",
+    "happiness": "#E69F00",
+    "neutral": "#7A7A7A",
+    "sadness": "#0072B2",
 }
 UNLABELED = "unlabeled"
-UNLABELED_COLOR = "#c7c7c7"
+UNLABELED_COLOR = "#d4d4d4"
 # Symbols that both Scatter and Scatter3d draw; languages get them in sorted order.
 LANGUAGE_SYMBOLS: tuple[str, ...] = (
     "circle",
@@ -251,7 +251,13 @@ def projection_figure(
             _scatter(coords[index], f"{name} ({language})", name, marker, [customdata[i] for i in index])
         )
         fig.data[-1].hovertemplate = hovertemplate
-    fig.update_layout(title={"text": title}, legend={"title": {"text": f"{color_by.value} (language)"}})
+    # the legend goes under the plot: on the right it sat on the confidence colour bar
+    fig.update_layout(
+        title={"text": title},
+        legend={"title": {"text": f"{color_by.value} (language)"}, "orientation": "h", "y": -0.05},
+    )
+    if coords.shape[1] == 3:  # a camera further out, so the axis labels stay inside the figure
+        fig.update_layout(scene={"camera": {"eye": {"x": 1.6, "y": 1.6, "z": 1.0}}, "aspectmode": "cube"})
     return fig
 
 

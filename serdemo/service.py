@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from serdemo.active import UncertaintyRule, rank_for_labeling
+from serdemo.active import COVERAGE_RULE, UncertaintyRule, rank_by_coverage, rank_for_labeling
 from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, embed, load_model, predict_proba, save_model
 from serdemo.adapt import adapt as run_adaptation
 from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, load_audio, load_audio_checked, segment
@@ -42,13 +42,26 @@ from serdemo.safezip import ArchiveError, ZipLimits, unpack
 from serdemo.speech import MIN_SPEECH_S, FrontEnd, SpeechActivity, speech_activity, with_frontend
 from serdemo.splits import speaker_split
 from serdemo.store import AnnotationStore, Clip, ClipSource
+from serdemo.target_eval import (
+    MIN_CLIPS_TO_JUDGE,
+    Comparison,
+    UAEstimate,
+    compare,
+    fold_of_each,
+    ua_with_interval,
+)
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-RANKING_RULES: tuple[str, ...] = tuple(rule.value for rule in UncertaintyRule)
-EMBED_BATCH = 16  # clips embedded per hold of the encoder lock
-EXPORT_FORMATS = ("csv", "jsonl", "bundle")
+# the first is the default: docs/active-learning.md (bench/active_learning.py) measures each against random
+RANKING_RULES: tuple[str, ...] = (COVERAGE_RULE, *(rule.value for rule in UncertaintyRule))
 COLOR_CHOICES: tuple[str, ...] = tuple(choice.value for choice in ColorBy)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+MIN_CLIP_SECONDS = (
+    0.5  # shorter clips hold too little speech for an emotion: warned in predict, refused in pools
+)
+CV_FOLDS = 5  # target UA from human labels: 5-fold cross-validation once there are 5 labeled clips
+EMBED_BATCH = 16  # clips embedded per hold of the encoder lock
+EXPORT_FORMATS = ("csv", "jsonl", "bundle")
 QUIET_DBFS = -40.0  # speech RMS below this: a laptop microphone at arm's length, ~25 dB under normal speech
 
 Progress = Callable[[float, str], None]  # progress(fraction in [0, 1], what is happening)
@@ -56,6 +69,10 @@ Progress = Callable[[float, str], None]  # progress(fraction in [0, 1], what is 
 
 class ServiceError(RuntimeError):
     """Something the user asked for that cannot be done now; the message says what to do instead."""
+
+
+class BusyError(ServiceError):
+    """The app is busy with something shared (an adaptation round, start-up): try again later."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,7 @@ class ServiceConfig:
     explore_source_clips: int = 300  # source clips drawn in the Explore plots, beside the target pool
     explore_target_clips: int = 600
     seed: int = 0
+    warm_up_umap: bool = True  # compile UMAP's numba code in the background after start-up (~50 s once)
 
 
 @dataclass(frozen=True)
@@ -139,16 +157,21 @@ class LabelState:
     """One browser session's place in the labeling queue (kept in ``gr.State``, never shared)."""
 
     language: str = ""
-    rule: str = UncertaintyRule.LEAST_CONFIDENCE.value
+    rule: str = RANKING_RULES[0]
     current: int | None = None  # clip on screen
     skipped: tuple[int, ...] = ()  # skipped in this session; they come back after the rest
+    hide_names: bool = False  # file names can give the label away (e.g. "angry_03.wav")
 
     def with_settings(self, language: str | None, rule: str | None) -> LabelState:
-        """This state under the dropdown values; a new language starts a fresh queue."""
-        language = (language or "").strip().lower()
+        """This state under the dropdown values; a new language starts a fresh queue.
+
+        A blank picker keeps the language on screen (a page can show the default language's clip before
+        its picker has the choice), so a label never lands on "no clip on screen".
+        """
+        language = (language or "").strip().lower() or self.language
         rule = rule or self.rule
         if language != self.language:
-            return LabelState(language=language, rule=rule)
+            return LabelState(language=language, rule=rule, hide_names=self.hide_names)
         return dataclasses.replace(self, rule=rule)
 
 
@@ -160,6 +183,7 @@ class LabelView:
     item: QueueItem | None
     counts: dict[str, int]  # labels per emotion in this language
     unlabeled: int
+    message: str = ""  # what the action did, when the screen alone does not say it (undo)
 
 
 @dataclass(frozen=True)
@@ -192,22 +216,39 @@ class AdaptReport:
     epochs_run: int
     best_epoch: int
     seconds: float
+    comparison: Comparison | None = None  # this version and the previous one on the same target clips
+    previous_note: str = ""  # which clips the previous version is compared on, or why it is not
 
     def markdown(self) -> str:
-        """A short summary for the Adapt tab."""
-
-        def ua(metrics: dict[str, Any] | None) -> str:
-            return f"{metrics['ua']:.1%} (n={metrics['n']})" if metrics else "n/a"
-
+        """A short summary for the Adapt tab: what ran, and target UA with its uncertainty."""
         accepted = sum(self.pseudo_per_class.values())
+        source = self.source_metrics
+        rows = [f"| source (held-out speakers) | {source['ua']:.1%} (n={source['n']}) |"] if source else []
+        estimate = (self.target_metrics or {}).get("estimate")
+        if estimate:
+            rows.append(f"| target `{self.language}`, this version | {UAEstimate(**estimate).text()} |")
+        else:
+            rows.append(f"| target `{self.language}` | n/a |")
+        if self.comparison is not None:
+            rows.append(
+                f"| target `{self.language}`, previous version {self.parent}, same clips | "
+                f"{self.comparison.old.text()} |"
+            )
+        if estimate and self.comparison is not None:
+            verdict = self.comparison.verdict()
+        elif estimate and estimate["n"] < MIN_CLIPS_TO_JUDGE:
+            verdict = f"Too few clips to judge ({estimate['n']}; at least {MIN_CLIPS_TO_JUDGE} needed)."
+        else:
+            verdict = ""
         return (
             f"### New model {self.version_id} is active\n"
             f"Policy **{self.policy}**, {self.labeled} labeled + {self.unlabeled} unlabeled "
             f"`{self.language}` clips; "
             f"{self.epochs_run} epochs (best {self.best_epoch}) in {self.seconds:.1f} s; "
             f"{accepted} pseudo-labels accepted in the last round.\n\n"
-            f"| held-out | UA |\n|---|---|\n| source | {ua(self.source_metrics)} |\n"
-            f"| target ({self.language}) | {ua(self.target_metrics)} |\n\n{self.target_note}"
+            "| model on | UA (95% interval) |\n|---|---|\n"
+            + "\n".join(rows)
+            + f"\n\n**{verdict}**\n\n{self.target_note} {self.previous_note}".rstrip()
         )
 
 
@@ -402,6 +443,8 @@ class Service:
         self._say("ready")
         self._log(f"ready after {time.perf_counter() - t0:.1f} s")
         self._ready.set()
+        if self.config.warm_up_umap:
+            threading.Thread(target=_warm_up_umap, name="serdemo-umap-warm-up", daemon=True).start()
 
     def _say(self, text: str, done: int = 0, total: int = 0) -> None:
         self._stage.set(text, done, total)
@@ -602,6 +645,16 @@ class Service:
         """Languages of the target pool, sorted."""
         return sorted({clip.language for clip in self.store.clips()})
 
+    def choices_signature(self) -> str:
+        """A fingerprint of everything the UI's pickers list: pool languages, model versions, the active one.
+
+        Tabs poll it and reload their pickers only when it changes, so a language or version created in
+        one tab (or by the API) appears in every open tab.
+        """
+        versions = self.store.model_versions()
+        active = next((v.id for v in versions if v.active), "")
+        return "|".join([",".join(self.languages()), ",".join(v.id for v in versions), active])
+
     def default_language(self) -> str | None:
         """The language the tabs start on: the first target corpus's, else the pool's first."""
         languages = self.languages()
@@ -717,7 +770,7 @@ class Service:
         if self._error:
             raise ServiceError(f"the app failed to start ({self._error}); restart it")
         if not self._ready.is_set():
-            raise ServiceError(f"still starting ({self._stage.describe()}); try again in a moment")
+            raise BusyError(f"still starting ({self._stage.describe()}); try again in a moment")
         active = self.store.active_version()
         if active is None:
             raise ServiceError(self._no_model_reason or "no model yet")
@@ -832,6 +885,11 @@ class Service:
                 f"model version {version_id} was trained with the speech front end {trained_with!r}, "
                 f"this app embeds with {str(self.frontend)!r}: run an adaptation round to retrain it"
             )
+        if info.duration_s < MIN_CLIP_SECONDS:
+            warnings.append(
+                f"the clip is only {info.duration_s:.2f} s long: below {MIN_CLIP_SECONDS} s there is too "
+                "little speech to tell an emotion, so the answer means little; record a whole word or phrase"
+            )
         top = int(probs[0].argmax())
         return Prediction(
             probs=_named(probs[0], classes),
@@ -856,6 +914,7 @@ class Service:
         _, info = load_audio_checked(
             path, max_seconds=self.config.max_clip_seconds, min_seconds=self.config.min_clip_seconds
         )
+        _check_pool_clip(path, self.config.max_clip_seconds)  # too short to carry an emotion
         before = self.store.clip_by_sha256(_sha256(path))
         clip = self.store.add_clip(path, language=language, source=source, original_name=name)
         self._embed_pool([clip])
@@ -865,7 +924,9 @@ class Service:
             f"\n\n⚠️ {warning}" for warning in _audio_warnings(info)
         )
 
-    def add_files(self, paths: Sequence[str | os.PathLike], language: str) -> str:
+    def add_files(
+        self, paths: Sequence[str | os.PathLike], language: str, progress: Progress | None = None
+    ) -> str:
         """Bulk-add audio files and/or zip archives of them to the ``language`` pool; returns a summary."""
         language = _language(language)
         if not paths:
@@ -877,13 +938,18 @@ class Service:
         try:
             files, skipped = _expand_archives([Path(p) for p in paths], unpacked, self.config.max_bulk_files)
             errors += skipped
+            done, total = 0, max(1, len(files))
             for path in files:
+                if progress is not None:
+                    progress(done / total, f"adding {path.name}")
+                done += 1
                 try:
                     _, info = load_audio_checked(
                         path,
                         max_seconds=self.config.max_clip_seconds,
                         min_seconds=self.config.min_clip_seconds,
                     )
+                    _check_pool_clip(path, self.config.max_clip_seconds)
                     known = self.store.clip_by_sha256(_sha256(path)) is not None
                     clip = self.store.add_clip(
                         path, language=language, source=ClipSource.BULK.value, original_name=path.name
@@ -895,6 +961,8 @@ class Service:
                 if not known:
                     added.append(clip)
                     flagged += [f"{path.name}: {w.split(':')[0]}" for w in _audio_warnings(info)]
+            if progress is not None:
+                progress(1.0, f"embedding {len(added)} new clips")
             self._embed_pool(added)
         finally:
             shutil.rmtree(unpacked, ignore_errors=True)
@@ -916,13 +984,12 @@ class Service:
         state = dataclasses.replace(state, language=language)
         if state.rule not in RANKING_RULES:
             raise ServiceError(f"unknown ranking rule {state.rule!r}: use one of {', '.join(RANKING_RULES)}")
-        rule = UncertaintyRule(state.rule)
         unlabeled = self.store.clips(language, labeled=False) if language else []
         item = None
         if unlabeled:
             version_id, _ = self._require_model()
             probs = self._probabilities(version_id, unlabeled)
-            ranking = rank_for_labeling(probs, rule)
+            ranking = self._rank(version_id, state.rule, unlabeled, probs, language)
             by_id = {c.id: i for i, c in enumerate(unlabeled)}
             if state.current in by_id:
                 pick = by_id[state.current]
@@ -939,6 +1006,19 @@ class Service:
             state = dataclasses.replace(state, current=None)
         counts = self.store.label_counts(language) if language else dict.fromkeys(EMOTIONS, 0)
         return LabelView(state=state, item=item, counts=counts, unlabeled=len(unlabeled))
+
+    def _rank(
+        self, version_id: str, rule: str, unlabeled: list[Clip], probs: np.ndarray, language: str
+    ) -> Any:
+        """The labeling order of ``unlabeled`` under ``rule`` (see serdemo.active)."""
+        if rule != COVERAGE_RULE:
+            return rank_for_labeling(probs, UncertaintyRule(rule))
+        model = self._model(version_id)
+        labeled = self.store.clips(language, labeled=True)
+        self._embed_pool(labeled)
+        points = embed(model, self._clipset(unlabeled))
+        done = embed(model, self._clipset(labeled)) if labeled else np.zeros((0, points.shape[1]))
+        return rank_by_coverage(probs, points, done, seed=self.config.seed)
 
     def skip(self, state: LabelState) -> LabelView:
         """Put the current clip at the back of this session's queue and show the next."""
@@ -961,7 +1041,12 @@ class Service:
         if undone is None:
             raise ServiceError(f"nothing to undo: {annotator} has no labels in force")
         clip = self.store.clip(undone.clip_id)
-        return self.label_view(dataclasses.replace(state, language=clip.language, current=clip.id))
+        view = self.label_view(dataclasses.replace(state, language=clip.language, current=clip.id))
+        name = "" if state.hide_names else f" ({clip.original_name or clip.path.name})"
+        message = (
+            f"Undid {annotator}'s label **{undone.emotion}** on clip {clip.id}{name}; it is back on screen."
+        )
+        return dataclasses.replace(view, message=message)
 
     def label(self, clip_id: int, emotion: str, annotator: str) -> dict[str, Any]:
         """Save a human label for any pool clip; returns the clip's language and labels per emotion."""
@@ -1027,9 +1112,7 @@ class Service:
             frontend=str(self.frontend),
         )
         if not self._round_lock.acquire(blocking=False):
-            raise ServiceError(
-                f"an adaptation round is running ({self._round_status}); wait for it to finish"
-            )
+            raise BusyError(f"an adaptation round is running ({self._round_status}); wait for it to finish")
         try:
             self._round_status = f"{language}, {config.policy}, starting"
             return self._train_and_register(config, language, progress)
@@ -1056,14 +1139,9 @@ class Service:
                 elif current is None:
                     unlabeled_clips.append(clip)
             self._embed_pool(labeled_clips + unlabeled_clips)
-        # 2) held-out target clips: corpus labels of pool clips nobody labeled (never trained on),
-        #    else a fifth of the human labels once there are enough to spare some
-        heldout_clips, heldout_labels, note = self._target_heldout(
-            unlabeled_clips, labeled_clips, labels, config
-        )
-        held_ids = {c.id for c in heldout_clips}
-        keep = [i for i, c in enumerate(labeled_clips) if c.id not in held_ids]
-        labeled_clips, labels = [labeled_clips[i] for i in keep], [labels[i] for i in keep]
+        # 2) how target accuracy is judged: corpus labels of pool clips nobody labeled (never trained on)
+        #    where the pool came from a corpus, else cross-validation over the human labels (step 4)
+        gold_clips, gold_labels = self._corpus_gold(unlabeled_clips, config)
         if not language:  # source only: the pool is scored, never trained on
             labeled_clips, labels, unlabeled_clips = [], [], []
         empty = self._empty_clipset(source.train)
@@ -1074,35 +1152,80 @@ class Service:
                 f"the `{language}` pool has no unlabeled clips for pseudo-labels: "
                 "add clips or choose policy 'none'"
             )
+        folds = min(CV_FOLDS, len(labeled_clips)) if not gold_clips and len(labeled_clips) >= CV_FOLDS else 0
+        stages = 1 + folds  # the round itself, then one training per cross-validation fold
 
         # 3) Algorithm 1, reporting every epoch to the caller and to the status line of other users
-        def on_epoch(event: ProgressEvent) -> None:
-            text = _epoch_text(event)
-            self._round_status = text
-            if progress is not None:
-                progress(event.epoch / event.total_epochs, text)
+        def on_epoch(stage: int, what: str) -> Callable[[ProgressEvent], None]:
+            def report(event: ProgressEvent) -> None:
+                text = what + _epoch_text(event)
+                self._round_status = text
+                if progress is not None:
+                    progress((stage + event.epoch / event.total_epochs) / stages, text)
+
+            return report
+
+        def train(labeled: ClipSet, stage: int, what: str = "") -> AdaptResult:
+            return run_adaptation(
+                source.train,
+                labeled,
+                target_unlabeled,
+                {"source": source.validation},
+                config,
+                progress=on_epoch(stage, what),
+            )
 
         t0 = time.perf_counter()
-        result = run_adaptation(
-            source.train,
-            target_labeled,
-            target_unlabeled,
-            {"source": source.validation},
-            config,
-            progress=on_epoch,
-        )
+        result = train(target_labeled, 0)
         seconds = time.perf_counter() - t0
-        # 4) held-out scores
+        # 4) held-out scores; the target clips are judged against the previous version on the same clips
         source_metrics = evaluate(source.test.labels, predict_proba(result, source.test), config.classes)
-        target_metrics = None
-        if heldout_clips:
-            target_probs = predict_proba(result, self._clipset(heldout_clips))
-            target_metrics = evaluate(heldout_labels, target_probs, config.classes)
+        parent = self.store.active_version()
+        if gold_clips:
+            judged_clips, judged_labels = gold_clips, gold_labels
+            target_probs = predict_proba(result, self._clipset(gold_clips))
+            note = (
+                f"Target UA on {len(gold_clips)} pool clips nobody labeled, against their corpus labels, "
+                "which training never sees (they are in the unlabeled pool, as in transductive evaluation)."
+            )
+        elif folds:
+            # every labeled clip is scored by a model trained without it: K rounds of the same settings
+            started = time.perf_counter()
+            assignment = fold_of_each(np.asarray(labels), folds, self.config.seed)
+            target_probs = np.zeros((len(labeled_clips), len(config.classes)), np.float32)
+            for fold in range(folds):
+                inside = np.flatnonzero(assignment != fold)
+                held = np.flatnonzero(assignment == fold)
+                fold_model = train(
+                    target_labeled.subset(inside), 1 + fold, f"cross-validation fold {fold + 1}/{folds}: "
+                )
+                target_probs[held] = predict_proba(fold_model, target_labeled.subset(held))
+            judged_clips, judged_labels = labeled_clips, labels
+            note = (
+                f"Target UA by {folds}-fold cross-validation over your {len(labeled_clips)} labeled clips: "
+                "each is scored by a model trained with the same settings without it; "
+                "the new version itself trained on all of them "
+                f"(the {folds} extra trainings took {time.perf_counter() - started:.0f} s)."
+            )
+        else:
+            judged_clips, judged_labels, target_probs = [], [], None
+            note = (
+                f"No target UA: label at least {CV_FOLDS} clips (they are then cross-validated), "
+                "or seed the pool with --target-corpus."
+            )
+        target_metrics, comparison, previous_note = None, None, ""
+        if judged_clips:
+            target_metrics = evaluate(judged_labels, target_probs, config.classes)
+            target_metrics["estimate"] = ua_with_interval(
+                np.asarray(judged_labels), target_probs.argmax(1), seed=self.config.seed
+            ).to_dict()
+            comparison, previous_note = self._compare_with_parent(
+                parent, judged_clips, judged_labels, target_probs.argmax(1)
+            )
         pseudo = (
             result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
         )
         # 5) save, record and activate the new version
-        parent = self.store.active_version()
         folder = (
             self.config.data_dir
             / "models"
@@ -1113,7 +1236,14 @@ class Service:
             "language": language or (pool_language and f"({pool_language}, not trained on)"),
             "source_ua": source_metrics["ua"],
             "target_ua": target_metrics["ua"] if target_metrics else None,
+            "target_interval": (
+                [target_metrics["estimate"]["low"], target_metrics["estimate"]["high"]]
+                if target_metrics
+                else None
+            ),
             "target_note": note,
+            "previous": {"version": parent.id, **comparison.to_dict()} if comparison else None,
+            "trained_clip_ids": [c.id for c in labeled_clips],
             "labeled": len(labeled_clips),
             "unlabeled": len(unlabeled_clips),
             "pseudo_per_class": pseudo,
@@ -1145,6 +1275,8 @@ class Service:
             source_metrics=source_metrics,
             target_metrics=target_metrics,
             target_note=note,
+            comparison=comparison,
+            previous_note=previous_note,
             pseudo_per_class=pseudo,
             epochs_run=result.epochs_run,
             best_epoch=result.best_epoch,
@@ -1170,37 +1302,36 @@ class Service:
             if accepted[row]
         ]
 
-    def _target_heldout(
-        self, unlabeled: list[Clip], labeled: list[Clip], labels: list[int], config: AdaptConfig
-    ) -> tuple[list[Clip], list[int], str]:
+    def _corpus_gold(self, unlabeled: list[Clip], config: AdaptConfig) -> tuple[list[Clip], list[int]]:
+        """Pool clips nobody labeled whose corpus label is known (never trained on), with that label."""
         with self._lock:
             known = [
                 (c, self._corpus_labels[c.id])
                 for c in unlabeled
                 if self._corpus_labels.get(c.id) in config.classes
             ]
-        if known:
-            return (
-                [c for c, _ in known],
-                [config.classes.index(e) for _, e in known],
-                f"Target UA is measured on {len(known)} pool clips nobody labeled, "
-                "against their corpus labels, "
-                "which training never sees (they are in the unlabeled pool, as in transductive evaluation).",
-            )
-        if len(labeled) >= 10:
-            rng = random.Random(self.config.seed)
-            chosen = sorted(rng.sample(range(len(labeled)), k=len(labeled) // 5))
-            return (
-                [labeled[i] for i in chosen],
-                [labels[i] for i in chosen],
-                f"Target UA is measured on {len(chosen)} of your labeled clips held out from training.",
-            )
-        return (
-            [],
-            [],
-            "No target UA: label at least 10 clips (a fifth is then held out), "
-            "or seed the pool with --target-corpus.",
+        return [c for c, _ in known], [config.classes.index(e) for _, e in known]
+
+    def _compare_with_parent(
+        self, parent: Any, clips: list[Clip], labels: list[int], preds: np.ndarray
+    ) -> tuple[Comparison | None, str]:
+        """The previous version on the same clips, leaving out any it was trained on."""
+        if parent is None:
+            return None, "No previous version to compare with."
+        trained = parent.metrics.get("trained_clip_ids")
+        if trained is None and parent.metrics.get("labeled"):
+            return None, f"Previous version {parent.id} does not record which clips it trained on."
+        seen = set(trained or [])
+        keep = [i for i, c in enumerate(clips) if c.id not in seen]
+        if not keep:
+            return None, f"Previous version {parent.id} trained on all of these clips: no fair comparison."
+        parent_probs = predict_proba(self._model(parent.id), self._clipset([clips[i] for i in keep]))
+        comparison = compare(
+            np.asarray(labels)[keep], preds[keep], parent_probs.argmax(1), seed=self.config.seed
         )
+        left_out = len(clips) - len(keep)
+        note = f" ({left_out} clips it trained on left out)" if left_out else ""
+        return comparison, f"Previous version {parent.id} on the same {len(keep)} clips{note}."
 
     @staticmethod
     def _empty_clipset(like: ClipSet) -> ClipSet:
@@ -1229,7 +1360,8 @@ class Service:
                     "language": m.get("language") or "",
                     "labeled": m.get("labeled", ""),
                     "source UA": _pct(m.get("source_ua")),
-                    "target UA": _pct(m.get("target_ua")),
+                    "target UA": _pct(m.get("target_ua"))
+                    + (" [{:.0%}-{:.0%}]".format(*m["target_interval"]) if m.get("target_interval") else ""),
                 }
             )
         columns = [
@@ -1254,18 +1386,55 @@ class Service:
         if not version_id:
             raise ServiceError("choose a version to activate")
         if self._round_lock.locked():
-            raise ServiceError("an adaptation round is running: activate a version after it finished")
+            raise BusyError("an adaptation round is running: activate a version after it finished")
+        if version_id not in self.version_ids():
+            raise ServiceError(f"no model version {version_id!r}: choose one listed in the versions table")
         self._model(version_id)  # fails before switching if the weights are gone
         version = self.store.activate(version_id)
         return f"Model {version.id} is active now."
 
     # -- explore ----------------------------------------------------------------------------------
 
+    def baseline_version_id(self) -> str | None:
+        """The first source-only model (trained on no target label), else the oldest version."""
+        versions = self.store.model_versions()
+        source_only = [
+            v
+            for v in versions
+            if v.config.get("policy") == Policy.NONE.value and not v.metrics.get("labeled")
+        ]
+        candidates = source_only or versions
+        return candidates[0].id if candidates else None
+
     def project(
-        self, language: str | None, method: str = "pca", dims: int = 2, color_by: str = "emotion"
+        self,
+        language: str | None,
+        method: str = "pca",
+        dims: int = 2,
+        color_by: str = "emotion",
+        before: str | None = None,
+        after: str | None = None,
     ) -> ProjectionView:
-        """2-D/3-D maps of the learned representation before and after the latest round, with silhouettes."""
-        version_id, after_model = self._require_model()
+        """2-D/3-D maps of the learned representation under two model versions, with silhouettes.
+
+        Args:
+            language: the target pool drawn beside held-out source clips.
+            method: ``pca`` or ``umap``.
+            dims: 2 or 3.
+            color_by: one of ``COLOR_CHOICES``.
+            before: the baseline version; default: the first source-only model.
+            after: the version to compare with it; default: the active one.
+        """
+        active_id, _ = self._require_model()
+        known = self.version_ids()
+        for name, vid in (("baseline", before), ("compared", after)):
+            if vid and vid not in known:
+                raise ServiceError(f"no model version {vid!r} as the {name} version: pick one from the list")
+        version_id = after or active_id
+        parent_id = before or self.baseline_version_id()
+        if parent_id == version_id and not before:
+            parent_id = None  # one model so far: compare it with the encoder's own features
+        after_model = self._model(version_id)
         language = (language or "").strip().lower() or self.default_language()
         color = ColorBy(color_by) if color_by in COLOR_CHOICES else None
         if color is None:
@@ -1289,8 +1458,7 @@ class Service:
         if not sets:
             raise ServiceError("nothing to draw: no source set and no target clips yet")
         clips = ClipSet.concat(sets)
-        # 2) before = the active version's parent (or the raw encoder features), after = the active version
-        parent_id = next((v.parent for v in self.store.model_versions() if v.id == version_id), None)
+        # 2) before = the baseline version, after = the version compared with it
         figures = []
         for name, model, vid in (
             ("before", self._model(parent_id) if parent_id else None, parent_id),
@@ -1322,15 +1490,20 @@ class Service:
                 height=480, margin={"l": 10, "r": 10, "t": 60, "b": 10}, title={"font": {"size": 13}}
             )
             figures.append(figure)
+        # only clips with audio can be played: the shipped source set holds embeddings, no audio
+        source_paths = self._source.paths if self._source is not None else {}
         choices = [
             (f"{k[2:]} ({g or 'unlabeled'}, {lang})", k)
             for k, g, lang in zip(keys, gold, clips.languages, strict=True)
+            if k.startswith("t:") or k[2:] in source_paths
         ]
+        silent = len(keys) - len(target) if not source_paths else 0
         message = (
             f"{len(keys)} clips ({len(keys) - len(target)} held-out source, "
             f"{len(target)} target `{language}`); "
             "colour = label where known (yours or the corpus's), else the prediction; symbol = language. "
-            "Hover a point for its id, then pick it below to play it."
+            "Click a point (or pick its id below) to play it."
+            + (f" The {silent} source points are embeddings only (no audio shipped)." if silent else "")
         )
         return ProjectionView(message=message, before=figures[0], after=figures[1], clip_choices=choices)
 
@@ -1472,6 +1645,28 @@ def _spread(n: int, limit: int, seed: int) -> np.ndarray:
     if n <= limit:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def _warm_up_umap() -> None:
+    """Run UMAP once on random points, so the first Explore UMAP does not wait for numba to compile."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: this thread only
+    except (AttributeError, OSError):
+        pass
+    try:
+        project(np.random.default_rng(0).normal(size=(64, 8)), "umap", 2, seed=0)
+    except Exception:  # a failed warm-up only means the first real UMAP compiles instead  # noqa: BLE001
+        pass
+
+
+def _check_pool_clip(path: str | os.PathLike, max_seconds: float) -> None:
+    """Refuse audio a pool should not hold: unreadable, too long, or too short to carry an emotion."""
+    wave = load_audio(path, max_seconds=max_seconds)
+    if len(wave) < MIN_CLIP_SECONDS * SAMPLE_RATE:
+        raise AudioError(
+            f"{Path(path).name}: only {len(wave) / SAMPLE_RATE:.2f} s long; clips in a pool need at least "
+            f"{MIN_CLIP_SECONDS} s of speech to be labeled by emotion"
+        )
 
 
 def _language(language: str | None) -> str:

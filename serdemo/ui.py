@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +20,7 @@ from serdemo.service import (
     EXPORT_FORMATS,
     RANKING_RULES,
     AdaptRequest,
+    BusyError,
     LabelState,
     Prediction,
     QueueItem,
@@ -29,13 +32,16 @@ from serdemo.service import _scrub as scrub_paths
 LOG = logging.getLogger("serdemo")
 
 TITLE = "serdemo: speech emotion recognition for a new language"
-EMOTION_COLORS = {  # one fixed colour per emotion everywhere in the app
-    "anger": "#d62728",
-    "fear": "#9467bd",
-    "happiness": "#ff7f0e",
-    "neutral": "#7f7f7f",
-    "sadness": "#1f77b4",
+EMOTION_COLORS = {  # one fixed colour per emotion everywhere in the app (Okabe-Ito, colour-blind safe)
+    "anger": "#D55E00",
+    "fear": "#CC79A7",
+    "happiness": "#E69F00",
+    "neutral": "#7A7A7A",
+    "sadness": "#0072B2",
 }
+# ... and a line style and marker of its own, so no plot tells emotions apart by colour alone
+EMOTION_DASHES = dict(zip(EMOTIONS, ["solid", "dash", "dot", "dashdot", "longdash"], strict=True))
+EMOTION_MARKERS = dict(zip(EMOTIONS, ["circle", "square", "diamond", "triangle-up", "x"], strict=True))
 SHORTCUT_KEYS = {str(i + 1): f"label-{emotion}" for i, emotion in enumerate(EMOTIONS)} | {
     "s": "label-skip",
     "u": "label-undo",
@@ -62,6 +68,31 @@ KEYBOARD_JS = """
   });
 }
 """.replace("KEYS", json.dumps(SHORTCUT_KEYS))
+
+# Explore: clicking a point plays its clip. Gradio's Plot has no click event, so the page hooks
+# plotly's own plotly_click on the two figures and writes the point's key (customdata[0]) into a
+# hidden textbox, whose change event asks the server for the audio.
+CLICK_TO_PLAY_JS = """
+() => {
+  const hook = () => {
+    const plots = "#explore-before .js-plotly-plot, #explore-after .js-plotly-plot";
+    for (const plot of document.querySelectorAll(plots)) {
+      if (plot.dataset.serdemoClick || typeof plot.on !== "function") continue;
+      plot.dataset.serdemoClick = "1";
+      plot.on("plotly_click", (data) => {
+        const key = data && data.points && data.points[0] && data.points[0].customdata;
+        const button = document.querySelector("#explore-play-clicked button, button#explore-play-clicked");
+        if (!key || !button) return;
+        const value = Array.isArray(key) ? String(key[0]) : String(key);
+        if (!value.startsWith("t:") && !value.startsWith("s:")) return;
+        window.serdemoClickedPoint = value;
+        button.click();
+      });
+    }
+  };
+  setInterval(hook, 500);
+}
+"""
 
 CSS = """
 #status { font-size: 0.9em; }
@@ -99,7 +130,15 @@ RAW_MICROPHONE_HEAD = """
 
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch`` that Gradio 6 no longer takes in ``gr.Blocks(...)``."""
-    return {"js": KEYBOARD_JS, "css": CSS, "theme": gr.themes.Soft(), "head": RAW_MICROPHONE_HEAD}
+    js = f"() => {{ ({KEYBOARD_JS})(); ({CLICK_TO_PLAY_JS})(); }}"
+    # Soft's hint text (info under a field, placeholders) is ~2.5:1 on white; WCAG AA asks 4.5:1
+    # (gray-600 #4b5563: 7.6:1; gray-500 #6b7280: 4.8:1)
+    theme = gr.themes.Soft().set(
+        block_info_text_color="*neutral_600",
+        input_placeholder_color="*neutral_500",
+        block_info_text_color_dark="*neutral_300",
+    )
+    return {"js": js, "css": CSS, "theme": theme, "head": RAW_MICROPHONE_HEAD}
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -116,7 +155,7 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except (ServiceError, ValueError) as error:  # AudioError and ConfigError are ValueErrors
-            raise gr.Error(scrub_paths(str(error)), print_exception=False) from None
+            raise gr.Error(_own_names(scrub_paths(str(error))), print_exception=False) from None
         except Exception:
             LOG.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(
@@ -129,6 +168,20 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None)
+
+
+# an absolute path in a message: uploads live in Gradio's temporary folder under a hash
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:'\"`]+/)+([^\s/:'\"`]+)")
+
+
+def _own_names(message: str) -> str:
+    """A message with every absolute path cut to its file name: the user's own, not the server's folders.
+
+    Example:
+        >>> _own_names("/tmp/gradio/3f9a/notes.wav: not a readable audio file")
+        'notes.wav: not a readable audio file'
+    """
+    return _ABSOLUTE_PATH.sub(r"\1", message)
 
 
 # -- figures (presentation only: the numbers come from the service) --------------------------------
@@ -146,7 +199,8 @@ def timeline_figure(prediction: Prediction) -> go.Figure:
                 y=[s.probs.get(emotion) for s in prediction.segments],
                 name=emotion,
                 mode="lines+markers",
-                line={"color": EMOTION_COLORS.get(emotion)},
+                line={"color": EMOTION_COLORS.get(emotion), "dash": EMOTION_DASHES.get(emotion, "solid")},
+                marker={"symbol": EMOTION_MARKERS.get(emotion, "circle"), "size": 7},
                 customdata=[[s.start, s.end] for s in prediction.segments],
                 hovertemplate="%{customdata[0]:.1f}-%{customdata[1]:.1f} s: %{y:.2f}<extra>"
                 + emotion
@@ -265,8 +319,9 @@ def suggestion_markdown(item: QueueItem | None, state: LabelState) -> str:
         return (
             "### Nothing left to label\nAdd clips (Predict tab or bulk add below), or pick another language."
         )
+    name = "(file name hidden)" if state.hide_names else item.name
     return (
-        f"### Clip {item.clip_id}: {item.name}\n"
+        f"### Clip {item.clip_id}: {name}\n"
         f"Model suggests **{item.suggestion}** ({item.confidence:.0%}) · {item.duration:.1f} s · "
         f"ranked by {state.rule.replace('_', ' ')} (score {item.score:.3f})\n\n"
         "Keys: **1** anger · **2** fear · **3** happiness · **4** neutral · **5** sadness · "
@@ -302,26 +357,66 @@ def build_app(service: Service) -> gr.Blocks:
             service.status, None, status, show_progress="hidden", api_visibility="private", queue=False
         )
 
-        languages: list[gr.Dropdown] = []  # every language picker, refreshed when a page opens
+        languages: list[gr.Dropdown] = []  # every language picker: its choices are the store's languages
+        versions: list[_VersionPicker] = []  # every version picker: its choices are the store's versions
         with gr.Tabs():
             with gr.Tab("Predict", id="predict"):
                 _predict_tab(service, languages)
             with gr.Tab("Label", id="label") as label_tab:
                 _label_tab(service, label_tab, languages)
             with gr.Tab("Adapt", id="adapt") as adapt_tab:
-                _adapt_tab(service, adapt_tab, languages)
+                table = _adapt_tab(service, adapt_tab, languages, versions)
             with gr.Tab("Explore", id="explore"):
-                _explore_tab(service, languages)
+                _explore_tab(service, languages, versions)
             with gr.Tab("Export", id="export"):
                 _export_tab(service)
 
-        def refresh_languages() -> list[Any]:
-            # the pool's languages are only known once start-up has seeded it, after the UI was built
-            choices, default = service.languages(), service.default_language()
-            return [gr.Dropdown(choices=choices, value=default) for _ in languages]
+        # Pickers whose choices come from the store follow it in every open tab: each tick compares the
+        # store's fingerprint with the one this page last saw and reloads the pickers only when it moved
+        # (a pool or a version made in another tab, by the API, or by start-up after the page was built).
+        seen = gr.State("")
+        pickers = [*languages, *(v.dropdown for v in versions)]
 
-        app.load(refresh_languages, None, languages, api_visibility="private", show_progress="hidden")
-    return app
+        def sync_pickers(last: str, *values: Any) -> list[Any]:
+            signature = service.choices_signature()
+            if signature == last:
+                return [gr.skip()] * (2 + len(pickers))
+            choices, default, ids = service.languages(), service.default_language(), service.version_ids()
+            updates: list[Any] = [signature, service.versions()]
+            updates += [
+                gr.Dropdown(choices=choices, value=v or (default if d.serdemo_preset else None))
+                for d, v in zip(languages, values[: len(languages)], strict=True)
+            ]
+            for picker, value in zip(versions, values[len(languages) :], strict=True):
+                updates.append(gr.Dropdown(choices=ids, value=value if value in ids else picker.default()))
+            return updates
+
+        sync = {"fn": sync_pickers, "inputs": [seen, *pickers], "outputs": [seen, table, *pickers]}
+        hidden = {"api_visibility": "private", "show_progress": "hidden"}
+        app.load(**sync, **hidden)
+        timer.tick(**sync, **hidden, queue=False)
+        return app
+
+
+@dataclasses.dataclass(frozen=True)
+class _VersionPicker:
+    """A dropdown of model versions and the value it falls back to when its version is gone."""
+
+    dropdown: gr.Dropdown
+    default: Callable[[], str | None]
+
+
+def _store_dropdown(*args: Any, **kwargs: Any) -> gr.Dropdown:
+    """A dropdown whose choices come from the store, so they grow after the page was built.
+
+    It takes any value (the service checks it and says what exists), and its API description says
+    "a string" rather than Gradio's enum of the choices known when the page was built, which clients
+    would trust and which is empty in a fresh data folder. (Set on the instance: a Dropdown subclass
+    would make Gradio write a .pyi file beside this module at import.)
+    """
+    dropdown = gr.Dropdown(*args, allow_custom_value=True, **kwargs)
+    dropdown.api_info = lambda: {"type": "string"}  # type: ignore[method-assign]
+    return dropdown
 
 
 def _login_box(service: Service) -> None:
@@ -351,16 +446,22 @@ def _login_box(service: Service) -> None:
 
 
 def _language_dropdown(
-    service: Service, registry: list[gr.Dropdown], label: str = "Target language", info: str | None = None
+    service: Service,
+    registry: list[gr.Dropdown],
+    label: str = "Target language",
+    info: str | None = None,
+    elem_id: str | None = None,
+    preset: bool = True,
 ) -> gr.Dropdown:
-    dropdown = gr.Dropdown(
+    dropdown = _store_dropdown(
         choices=service.languages(),
-        value=service.default_language(),
-        allow_custom_value=True,
+        value=service.default_language() if preset else None,
         label=label,
         info=info or "ISO 639-1 code, e.g. de, it, fr; type a new one to start a pool",
         filterable=True,
+        elem_id=elem_id,
     )
+    dropdown.serdemo_preset = preset  # read by the store refresh in build_app
     registry.append(dropdown)
     return dropdown
 
@@ -384,7 +485,9 @@ def _predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
                     languages,
                     "Language of this clip",
                     "normalises features like this language's clips; "
-                    "needed to add the clip to that language's pool",
+                    "choose it to add the clip to that language's pool",
+                    elem_id="predict-language",
+                    preset=False,  # a clip joins a pool only in a language someone chose for it
                 )
                 add_button = gr.Button("Add to target pool", interactive=False, elem_id="add-to-pool")
             pool_message = gr.Markdown()
@@ -412,10 +515,21 @@ def _predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
     outputs = [probs, summary, timeline, details]
     # Predict fires when an upload or a recording has *finished*, and the button only becomes clickable
     # once the audio component holds a complete file, so a half-uploaded file is never submitted.
+    # Each starts by clearing the last answer: a refused file or a cleared clip must not leave it shown.
     inputs = [audio, language]
-    predict_button.click(predict, inputs, outputs, api_name="predict", concurrency_limit=2)
-    audio.upload(predict, inputs, outputs, api_visibility="private", concurrency_limit=2)
-    audio.stop_recording(predict, inputs, outputs, api_visibility="private", concurrency_limit=2)
+
+    def clear() -> tuple[Any, ...]:
+        return None, "Upload or record a clip, or click an example.", gr.Plot(visible=False), None
+
+    quick = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+    predict_button.click(clear, None, outputs, **quick).then(
+        predict, inputs, outputs, api_name="predict", concurrency_limit=2
+    )
+    for finished in (audio.upload, audio.stop_recording):
+        finished(clear, None, outputs, **quick).then(
+            predict, inputs, outputs, api_visibility="private", concurrency_limit=2
+        )
+    audio.clear(clear, None, outputs, **quick)
 
     def ready(path: str | None) -> tuple[Any, Any]:
         enabled = bool(path)
@@ -423,11 +537,17 @@ def _predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
 
     audio.change(ready, audio, [predict_button, add_button], api_visibility="private", queue=False)
     if examples:
+        # an example fills only the audio: its language is read from its name, and never left in the
+        # picker, where it would silently become the language of the next upload added to a pool
+        @_user_errors
+        def predict_example(path: str | None) -> tuple[Any, ...]:
+            return predict(path, service.example_language(path) if path else None)
+
         gr.Examples(
-            examples=[[path, service.example_language(path)] for path in examples],
-            inputs=[audio, language],
+            examples=[[path] for path in examples],
+            inputs=[audio],
             outputs=outputs,
-            fn=predict,
+            fn=predict_example,
             run_on_click=True,
             cache_examples=False,
             label="Examples (synthetic speech, CC0)",
@@ -447,13 +567,19 @@ def _predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
 def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> None:
     state = gr.State(LabelState())
     with gr.Row():
-        language = _language_dropdown(service, languages)
+        language = _language_dropdown(service, languages, elem_id="label-language")
         rule = gr.Radio(
             [(rule.replace("_", " "), rule) for rule in RANKING_RULES],
             value=RANKING_RULES[0],
-            label="Which clip next (active learning: most uncertain first)",
+            label="Which clip next (coverage: the least-labeled region first, its most uncertain clip)",
         )
-        annotator = gr.Textbox(label="Your name (for the label log)", placeholder="anonymous", max_lines=1)
+        with gr.Column():
+            annotator = gr.Textbox(
+                label="Your name (for the label log)", placeholder="anonymous", max_lines=1
+            )
+            hide_names = gr.Checkbox(
+                False, label="Hide file names (they can give the label away)", elem_id="label-hide-names"
+            )
     with gr.Row():
         with gr.Column(scale=3):
             clip_audio = gr.Audio(
@@ -483,9 +609,11 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
                 elem_id="bulk-files",
             )
             with gr.Column():
-                bulk_language = _language_dropdown(service, languages, "Language of these clips")
+                bulk_language = _language_dropdown(
+                    service, languages, "Language of these clips", elem_id="bulk-language"
+                )
                 bulk_button = gr.Button("Add to pool", elem_id="bulk-add")
-                bulk_message = gr.Markdown()
+                bulk_message = gr.Markdown(elem_id="bulk-message")
 
     outputs = [state, clip_audio, spectrogram, suggestion, progress, progress_plot]
 
@@ -496,7 +624,8 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
             item.path if item else None,
             spectrogram_figure(item) if item else None,
             suggestion_markdown(item, view.state),
-            progress_markdown(view.counts, view.unlabeled),
+            progress_markdown(view.counts, view.unlabeled)
+            + (f"\n\n↩️ {view.message}" if view.message else ""),
             counts_figure(view.counts, f"Labels so far ({view.state.language})"),
         )
 
@@ -529,8 +658,14 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
 
     settings = [language, rule, state]
     private = {"api_visibility": "private", "show_progress": "minimal"}
+
+    def hide(flag: bool, current: LabelState) -> LabelState:
+        return dataclasses.replace(current, hide_names=bool(flag))
+
+    hide_names.change(hide, [hide_names, state], state, **private).then(refresh, settings, outputs, **private)
     tab.select(refresh, settings, outputs, **private)
-    language.input(refresh, settings, outputs, **private)
+    # .change, not .input: the store refresh fills a blank picker, and the queue must follow it
+    language.change(refresh, settings, outputs, **private)
     rule.input(refresh, settings, outputs, **private)
     skip_button.click(skip, settings, outputs, **private)
     undo_button.click(undo, [language, rule, annotator, state], outputs, **private)
@@ -541,13 +676,23 @@ def _label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         )
 
     @_user_errors
-    def bulk_add(paths: list[str] | None, lang: str, request: gr.Request) -> str:
+    def bulk_add(
+        paths: list[str] | None,
+        lang: str,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008  (Gradio's way to ask for a progress bar)
+    ) -> str:
         service.require_login(_session(request), "add clips to a pool")
-        return service.add_files(paths or [], lang)
+        return service.add_files(paths or [], lang, progress=lambda frac, text: progress(frac, desc=text))
 
-    bulk_button.click(bulk_add, [files, bulk_language], bulk_message, api_name="bulk_add").then(
-        refresh, settings, outputs, **private
-    )
+    def follow(lang: str | None, current: str | None) -> Any:
+        # the clips just added are what this person wants to label next
+        added = (lang or "").strip().lower()
+        return gr.Dropdown(value=added or current)
+
+    bulk_button.click(bulk_add, [files, bulk_language], bulk_message, api_name="bulk_add").success(
+        follow, [bulk_language, language], language, **private
+    ).then(refresh, settings, outputs, **private)
 
     # The same action for scripts, any clip by id: client.predict(12, "anger", "ada", api_name="/label")
     @_user_errors
@@ -583,10 +728,13 @@ def _annotator(service: Service, name: str, request: gr.Request | None) -> str:
     return f"web-{session[:8]}"
 
 
-def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> None:
+def _adapt_tab(
+    service: Service, tab: gr.Tab, languages: list[gr.Dropdown], pickers: list[_VersionPicker]
+) -> gr.Dataframe:
+    """The Adapt tab; returns its versions table, which follows the store like the pickers."""
     with gr.Row():
         with gr.Column(scale=1):
-            language = _language_dropdown(service, languages)
+            language = _language_dropdown(service, languages, elem_id="adapt-language")
             policy = gr.Radio(["hard", "soft", "none"], value=AdaptConfig.policy, label="Pseudo-label policy")
             tau = gr.Slider(
                 0.0,
@@ -616,7 +764,10 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
     gr.Markdown("### Model versions")
     versions = gr.Dataframe(service.versions(), interactive=False, elem_id="versions", wrap=True)
     with gr.Row():
-        version = gr.Dropdown(service.version_ids(), label="Version", elem_id="version-choice")
+        version = _store_dropdown(
+            service.version_ids(), value=None, label="Version", elem_id="version-choice"
+        )
+        pickers.append(_VersionPicker(version, lambda: None))
         activate = gr.Button("Activate (roll back / forward)", elem_id="version-activate")
         activate_message = gr.Markdown(elem_id="activate-message")
 
@@ -636,7 +787,10 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         request = AdaptRequest(
             language=lang, policy=how, tau=t, epochs=int(e), window=int(w), rebalance=rb, pseudo_balance=bal
         )
-        report = service.adapt(request, progress=lambda frac, text: progress(frac, desc=text))
+        try:
+            report = service.adapt(request, progress=lambda frac, text: progress(frac, desc=text))
+        except BusyError as busy:  # another tab's round: a message here, the other outputs stay as they are
+            return _busy(busy, 6)
         figures = [
             gr.Plot(
                 confusion_figure(m["confusion"], m["classes"], f"{name}: UA {m['ua']:.1%} on {m['n']} clips"),
@@ -673,7 +827,10 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
     @_user_errors
     def activate_version(version_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         service.require_login(_session(request), "activate a model version")
-        message = service.activate(version_id or "")
+        try:
+            message = service.activate(version_id or "")
+        except BusyError as busy:
+            return _busy(busy, 3)
         return message, service.versions(), gr.Dropdown(choices=service.version_ids(), value=version_id)
 
     activate.click(activate_version, version, [activate_message, versions, version], api_name="activate")
@@ -682,32 +839,68 @@ def _adapt_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -> N
         return service.versions(), gr.Dropdown(choices=service.version_ids())
 
     tab.select(refresh_versions, None, [versions, version], api_name="versions", show_progress="hidden")
+    return versions
 
 
-def _explore_tab(service: Service, languages: list[gr.Dropdown]) -> None:
+def _busy(error: BusyError, outputs: int) -> tuple[Any, ...]:
+    """What an action answers while the app is busy: a message, and every other output left as it is.
+
+    Raising would put an "Error" badge on every output of the event (the versions table, the picker)
+    in this tab, although nothing is wrong with them.
+    """
+    gr.Warning(str(error))
+    return (f"⏳ {error}", *[gr.skip()] * (outputs - 1))
+
+
+def _explore_tab(service: Service, languages: list[gr.Dropdown], pickers: list[_VersionPicker]) -> None:
     with gr.Row():
         language = _language_dropdown(service, languages)
         method = gr.Radio(["pca", "umap"], value="pca", label="Projection")
         dims = gr.Radio([2, 3], value=2, label="Dimensions")
         color_by = gr.Radio(list(COLOR_CHOICES), value="emotion", label="Colour by")
+    with gr.Row():
+        baseline = _store_dropdown(
+            service.version_ids(),
+            value=service.baseline_version_id(),
+            label="Baseline (left)",
+            info="default: the first source-only model",
+            elem_id="explore-baseline",
+        )
+        compared = _store_dropdown(
+            service.version_ids(),
+            value=None,
+            label="Compared with (right)",
+            info="empty: the active model",
+            elem_id="explore-compared",
+        )
         draw = gr.Button("Draw", variant="primary", elem_id="explore-draw")
+    pickers += [_VersionPicker(baseline, service.baseline_version_id), _VersionPicker(compared, lambda: None)]
     message = gr.Markdown(elem_id="explore-message")
     with gr.Row():
-        before = gr.Plot(label="Before the latest round", elem_id="explore-before")
-        after = gr.Plot(label="After the latest round", elem_id="explore-after")
+        before = gr.Plot(label="Baseline", elem_id="explore-before")
+        after = gr.Plot(label="Compared", elem_id="explore-after")
     with gr.Row():
-        clip = gr.Dropdown([], label="Play a clip from the plot (hover shows its id)", elem_id="explore-clip")
+        clip = gr.Dropdown([], label="Play a clip (click a point, or pick its id)", elem_id="explore-clip")
         clip_audio = gr.Audio(
             label="Selected clip", interactive=False, type="filepath", elem_id="explore-audio"
         )
+    # the page script (CLICK_TO_PLAY_JS) keeps the clicked point's key and presses this hidden button,
+    # whose js hands that key to the server as the textbox's value
+    clicked = gr.Textbox(visible="hidden", elem_id="explore-clicked")
+    play_clicked = gr.Button(visible="hidden", elem_id="explore-play-clicked")
 
     @_user_errors
-    def project(lang: str, how: str, d: int, color: str) -> tuple[Any, ...]:
-        view = service.project(lang, method=how, dims=int(d), color_by=color)
+    def project(
+        lang: str, how: str, d: int, color: str, base: str | None = None, other: str | None = None
+    ) -> tuple[Any, ...]:
+        view = service.project(lang, method=how, dims=int(d), color_by=color, before=base, after=other)
         return view.message, view.before, view.after, gr.Dropdown(choices=view.clip_choices, value=None)
 
     draw.click(
-        project, [language, method, dims, color_by], [message, before, after, clip], api_name="project"
+        project,
+        [language, method, dims, color_by, baseline, compared],
+        [message, before, after, clip],
+        api_name="project",
     )
 
     @_user_errors
@@ -716,6 +909,13 @@ def _explore_tab(service: Service, languages: list[gr.Dropdown]) -> None:
         return service.clip_path(key) if key else None
 
     clip.change(play, clip, clip_audio, api_visibility="private")
+    play_clicked.click(
+        play,
+        clicked,
+        clip_audio,
+        js="() => window.serdemoClickedPoint || null",
+        api_visibility="private",
+    )
 
 
 def _export_tab(service: Service) -> None:

@@ -73,3 +73,32 @@ def test_no_clips_gives_an_empty_ranking() -> None:
 def test_bad_input_is_explained(probs: np.ndarray, rule: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         rank_for_labeling(probs, rule)
+
+
+def test_coverage_spreads_labels_over_regions_before_going_deeper() -> None:
+    from serdemo.active import rank_by_coverage
+
+    rng = np.random.default_rng(0)
+    # two well separated regions of the representation; region A holds every uncertain clip
+    a = rng.normal([5.0, 0.0], 0.1, size=(6, 2))
+    b = rng.normal([0.0, 5.0], 0.1, size=(6, 2))
+    flat = np.full(5, 0.2)
+    sure = np.array([0.96, 0.01, 0.01, 0.01, 0.01])
+    probs = np.array([flat] * 6 + [sure] * 6)
+    points = np.concatenate([a, b])
+    # plain uncertainty would take all six region-A clips first; coverage alternates regions
+    ranking = rank_by_coverage(probs, points, np.zeros((0, 2)), clusters=2)
+    assert sorted(ranking.order.tolist()) == list(range(12))
+    first_two = set(ranking.order[:2].tolist())
+    assert len(first_two & set(range(6))) == 1 and len(first_two & set(range(6, 12))) == 1
+    # clips labeled earlier count: with three labels in region A, the next three come from region B
+    done = rng.normal([5.0, 0.0], 0.1, size=(3, 2))
+    after = rank_by_coverage(probs, points, done, clusters=2)
+    assert all(i >= 6 for i in after.order[:3])
+
+
+def test_coverage_on_an_empty_pool() -> None:
+    from serdemo.active import rank_by_coverage
+
+    ranking = rank_by_coverage(np.zeros((0, 5)), np.zeros((0, 3)), np.zeros((2, 3)))
+    assert ranking.order.tolist() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import socket
 import threading
@@ -73,7 +74,7 @@ def make_service(tmp: Path, source: bool = True, target: bool = True, **override
         first_epochs=20,
         # tones are not speech to Silero; the energy detector keeps them, as the tests need
         frontend="energy-trim0.1-weighted",
-        **{"shipped_source_set": tmp / "no-source-set.npz", **overrides},
+        **{"shipped_source_set": tmp / "no-source-set.npz", "warm_up_umap": False, **overrides},
     )
     service = Service(config, encoder=tiny_encoder(), log=lambda text: None)
     return service.start(background=False)
@@ -140,7 +141,7 @@ def test_predict_rejects_a_broken_file_with_a_clear_message(service, tmp_path):
 
 
 def test_label_queue_shows_the_most_uncertain_clip_and_saves_labels(service):
-    view = service.label_view(LabelState(language="de"))
+    view = service.label_view(LabelState(language="de", rule="least_confidence"))
     assert view.item is not None and view.state.current == view.item.clip_id
     unlabeled = service.store.clips("de", labeled=False)
     version = service.store.active_version().id
@@ -404,3 +405,106 @@ def test_an_export_bundle_imports_into_a_fresh_store_with_its_audio_and_labels(t
     assert fresh.import_labels(bundle).startswith("Imported 0 new clips and 0 new labels")
     # the plain JSONL carries labels only: it adds nothing new here, and reads no audio
     assert fresh.import_labels(service.export("jsonl")).startswith("Imported 0 new clips and 0 new labels")
+
+
+# -- issue 10: the annotator's loop ----------------------------------------------------------------
+
+
+def test_target_ua_is_cross_validated_on_human_labels_beside_the_previous_version(tmp_path):
+    service = make_service(tmp_path, target=False)  # no corpus labels: only what a person labels
+    folder = tmp_path / "it"
+    folder.mkdir()
+    paths = []
+    for i in range(4):
+        for emotion in EMOTIONS:
+            paths.append(folder / f"{emotion}-{i}.wav")
+            sf.write(paths[-1], tone(PITCH[emotion] * 1.2 * (1 + 0.01 * i), 1.0, seed=900 + i), SR)
+    service.add_files([str(p) for p in paths], "it")
+    clips = service.store.clips("it")
+    for clip in clips[:10]:
+        service.label(clip.id, clip.original_name.split("-")[0], "ada")
+    first = service.store.active_version().id
+    report = service.adapt(AdaptRequest(language="it", policy="none", epochs=4, window=2))
+    estimate = report.target_metrics["estimate"]
+    assert report.target_metrics["n"] == estimate["n"] == 10  # every labeled clip, none held back
+    assert report.labeled == 10 and "5-fold cross-validation" in report.target_note
+    assert estimate["low"] <= estimate["ua"] <= estimate["high"]
+    assert report.comparison is not None and report.comparison.old.n == 10  # v1 never saw these clips
+    text = report.markdown()
+    assert f"previous version {first}, same clips" in text and "Too few clips to judge (10" in text
+    saved = {v.id: v for v in service.store.model_versions()}[report.version_id]
+    assert sorted(saved.metrics["trained_clip_ids"]) == sorted(c.id for c in clips[:10])
+    assert "[" in service.versions()["target UA"].iloc[0]  # the table shows the interval too
+
+    # the next round: the previous version trained on those 10, so only new labels compare fairly
+    for clip in clips[10:14]:
+        service.label(clip.id, clip.original_name.split("-")[0], "ada")
+    again = service.adapt(AdaptRequest(language="it", policy="none", epochs=4, window=2))
+    assert again.target_metrics["n"] == 14 and again.comparison.old.n == 4
+    assert "10 clips it trained on left out" in again.previous_note
+
+
+def test_few_labels_give_no_target_figure_and_say_how_many_are_needed(tmp_path, clip_file):
+    service = make_service(tmp_path, target=False)
+    service.add_to_pool(clip_file, "it")
+    service.label(service.store.clips("it")[0].id, "sadness", "ada")
+    report = service.adapt(AdaptRequest(language="it", policy="none", epochs=2, window=1))
+    assert report.target_metrics is None and "label at least 5 clips" in report.target_note
+
+
+def test_pickers_fingerprint_moves_with_pools_and_versions(tmp_path, clip_file):
+    service = make_service(tmp_path, target=False)
+    before = service.choices_signature()
+    service.add_to_pool(clip_file, "it")
+    after_pool = service.choices_signature()
+    assert after_pool != before and "it" in after_pool
+    assert service.choices_signature() == after_pool  # nothing changed: the pages do nothing
+
+
+def test_a_blank_language_keeps_the_clip_on_screen():
+    state = LabelState(language="it", current=7, skipped=(3,))
+    assert state.with_settings("", None) == state
+    assert state.with_settings("de", None).current is None  # another language: a fresh queue
+
+
+def test_undo_says_what_it_undid(service):
+    view = service.label_view(LabelState(language="de"))
+    labeled = service.label_current(view.state, "fear", annotator="undo-test")
+    undone = service.undo(labeled.state, annotator="undo-test")
+    assert f"label **fear** on clip {view.item.clip_id} (" in undone.message  # with the file name
+    relabeled = service.label_current(undone.state, "anger", "undo-test")
+    hidden = service.undo(dataclasses.replace(relabeled.state, hide_names=True), "undo-test")
+    assert "label **anger** on clip" in hidden.message and ".wav" not in hidden.message
+
+
+def test_activate_names_what_exists_and_waits_for_a_round(service):
+    from serdemo.service import BusyError
+
+    with pytest.raises(ServiceError, match="no model version 'v9-nope'"):
+        service.activate("v9-nope")
+    assert service._round_lock.acquire()
+    try:
+        with pytest.raises(BusyError, match="round is running"):
+            service.activate(service.version_ids()[0])
+    finally:
+        service._round_lock.release()
+
+
+def test_very_short_clips_are_warned_in_predict_and_kept_out_of_pools(service, tmp_path):
+    short = tmp_path / "blip.wav"
+    sf.write(short, tone(440.0, 0.1, 3), SR)
+    assert any("only 0.10 s" in w for w in service.predict(short).warnings)
+    with pytest.raises(ValueError, match="blip.wav: only 0.10 s long"):
+        service.add_to_pool(short, "de")
+    assert "blip.wav: only 0.10 s" in service.add_files([str(short)], "de")
+
+
+def test_explore_compares_a_chosen_baseline_and_lists_only_playable_clips(service):
+    versions = service.version_ids()
+    assert service.baseline_version_id() == versions[-1]  # the first, source-only model
+    if len(versions) >= 2:
+        view = service.project("de", before=versions[-1], after=versions[0])
+        assert view.before.layout.title.text.startswith(f"Before: model {versions[-1]}")
+        assert view.after.layout.title.text.startswith(f"After: model {versions[0]}")
+    with pytest.raises(ServiceError, match="baseline"):
+        service.project("de", before="v9-nope")

@@ -139,8 +139,9 @@ def test_3_adaptation_round_runs_to_completion(page):
     page.get_by_label("Re-label every W epochs").fill("5")
     page.locator("#adapt-start").click()
     result = wait_for_text(page, "#adapt-result", "is active", timeout=600)
-    assert "source" in result and "target (de)" in result
-    assert re.search(r"source\s+\d+\.\d%", result), result
+    assert "target de, this version" in result and "previous version v1-" in result, result
+    assert re.search(r"source \(held-out speakers\)\s+\d+\.\d%", result), result
+    assert re.search(r"this version\s+\d+\.\d% \(95% CI \d+\.\d%-\d+\.\d%, n=\d+\)", result), result
     version = re.search(r"New model (v2-\w+) is active", result).group(1)
     # the versions table lists the new version (active) above the first one
     table = wait_for_text(page, "#versions", version)
