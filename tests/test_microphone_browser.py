@@ -65,7 +65,8 @@ def top_emotion(page, unlike: str = "") -> tuple[tuple[str, int], str]:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="after merging issue 10's UI into issue 16's branch the recording answered neutral, the upload anger;"
+    reason="after merging issue 10's UI into issue 16's branch the recording answered neutral,"
+    " the upload anger;"
     " passed on the issue16 branch alone; open in issue 16",
 )
 def test_recording_through_the_microphone_gives_the_uploaded_files_answer(app_url, fake_microphone_file):
