@@ -30,12 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from serdemo.active import UncertaintyRule, rank_by_coverage, rank_for_labeling  # noqa: E402
-from serdemo.adapt import ClipSet, adapt, embed, predict_proba  # noqa: E402
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files  # noqa: E402
 from serdemo.config import AdaptConfig  # noqa: E402
 from serdemo.corpora import load_corpus  # noqa: E402
 from serdemo.encoders import build_encoder  # noqa: E402
 from serdemo.labels import EMOTIONS  # noqa: E402
+from serdemo.learn import ClipSet, adapt, embed, predict_proba  # noqa: E402
 from serdemo.metrics import unweighted_accuracy  # noqa: E402
 from serdemo.splits import speaker_split  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Time one frozen-mode adaptation round (Algorithm 1 on cached features) for N target clips.
 
-A round is one call of :func:`serdemo.adapt.adapt` with the paper's settings (E = 100, W = 30, hard
+A round is one call of :func:`serdemo.learn.adapt.adapt` with the paper's settings (E = 100, W = 30, hard
 pseudo-labels, rebalancing) on whisper-base-shaped features (7 layers x 1024): what the app runs
 after a user labels a batch of clips. Features are synthetic (class-dependent Gaussian means, a
 shifted "target language"), so only the timing is meaningful, and the encoder's cost is excluded:
@@ -26,9 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from serdemo.adapt import ClipSet, adapt  # noqa: E402
 from serdemo.config import AdaptConfig  # noqa: E402
 from serdemo.experiment import machine_info  # noqa: E402
+from serdemo.learn import ClipSet, adapt  # noqa: E402
 
 
 def synthetic(

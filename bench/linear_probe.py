@@ -32,9 +32,9 @@ from representation import VARIANTS, clipset, load, split_sets  # noqa: E402
 
 from serdemo.cache import EmbeddingCache, default_cache_dir  # noqa: E402
 from serdemo.labels import EMOTIONS  # noqa: E402
+from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
+from serdemo.learn.pseudo_labels import balance_by_group  # noqa: E402
 from serdemo.metrics import unweighted_accuracy  # noqa: E402
-from serdemo.normalize import FeatureNormalizer  # noqa: E402
-from serdemo.pseudo_labels import balance_by_group  # noqa: E402
 
 VARIANT = VARIANTS["linear-speaker-nodrop"]  # only its feature choices matter here: all layers, per speaker
 

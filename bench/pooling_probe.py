@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from serdemo.audio import load_audio  # noqa: E402
 from serdemo.corpora import load_corpus  # noqa: E402
 from serdemo.labels import EMOTIONS  # noqa: E402
+from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
 from serdemo.metrics import unweighted_accuracy  # noqa: E402
-from serdemo.normalize import FeatureNormalizer  # noqa: E402
 from serdemo.splits import speaker_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Representation study (serdemo issue 5): which frozen whisper-base features adapt best, RAVDESS -> EMO-DB.
 
-Every variant runs the real :func:`serdemo.adapt.adapt` (Algorithm 1, hard pseudo-labels, the paper's
+Every variant runs the real :func:`serdemo.learn.adapt.adapt` (Algorithm 1, hard pseudo-labels, the paper's
 E=100, W=30, tau=0.5) on cached features, for 3 seeds of speaker-independent splits of both corpora,
 with 0, 25, 100 and all German training clips labeled (class-stratified; the rest of the German
 training clips are the unlabeled pool). Scores are UA on EMO-DB test speakers (de) and RAVDESS test
@@ -31,15 +31,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from serdemo.adapt import ClipSet, adapt, predict_proba  # noqa: E402
 from serdemo.alignment import CoralAligner  # noqa: E402
 from serdemo.audio import file_sha256, load_audio  # noqa: E402
 from serdemo.cache import CacheKey, EmbeddingCache, default_cache_dir, embed_files  # noqa: E402
 from serdemo.config import AdaptConfig  # noqa: E402
 from serdemo.corpora import load_corpus  # noqa: E402
 from serdemo.labels import EMOTIONS  # noqa: E402
+from serdemo.learn import ClipSet, adapt, predict_proba  # noqa: E402
+from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
 from serdemo.metrics import unweighted_accuracy  # noqa: E402
-from serdemo.normalize import FeatureNormalizer  # noqa: E402
 from serdemo.prosody import PROSODY_NAMES, prosody_features  # noqa: E402
 from serdemo.splits import speaker_split  # noqa: E402
 

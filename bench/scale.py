@@ -200,13 +200,14 @@ def _components(factory, paths: list[str]) -> dict:
 
 
 def _predict_cost(store_root: Path, tmp: Path) -> dict:
-    from serdemo.adapt import AdaptResult, _make_head, save_model
     from serdemo.config import AdaptConfig
-    from serdemo.normalize import FeatureNormalizer
+    from serdemo.learn import AdaptResult, save_model
+    from serdemo.learn.model import make_head
+    from serdemo.learn.normalize import FeatureNormalizer
 
     store = PoolStore.open(store_root)
     config = AdaptConfig()
-    head = _make_head(config, store.spec.layers, store.spec.dim).eval()
+    head = make_head(config, store.spec.layers, store.spec.dim).eval()
     fit = np.random.default_rng(0).standard_normal((20, store.spec.layers, store.spec.dim)).astype(np.float32)
     normalizer = FeatureNormalizer(config.normalization).fit(fit, ["en"] * 20, ["en/a"] * 20)
     model = save_model(AdaptResult(config=config, model=head, normalizer=normalizer), tmp / "model")

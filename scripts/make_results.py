@@ -384,7 +384,7 @@ def _table_rebalance(results: dict[str, dict[str, Any]]) -> list[str]:
 def _table_silhouette(results: dict[str, dict[str, Any]]) -> list[str]:
     any_run = next(iter(results.values()))
     dim = any_run["config"]["adapt"]["projection_dim"]
-    # a linear head has no hidden layer: its learned representation is the logits (serdemo.model)
+    # a linear head has no hidden layer: its learned representation is the logits (serdemo.learn.model)
     space = f"{dim}-d projection" if dim else "logits (linear head: no hidden layer)"
     lines = [
         "## Learned representation (paper Fig. 6)",

@@ -92,7 +92,7 @@ def rank_by_coverage(
 
     Args:
         probs: (N, C) probabilities of the N unlabeled clips.
-        embeddings: (N, P) representation of the same clips (e.g. :func:`serdemo.adapt.embed`).
+        embeddings: (N, P) representation of the same clips (e.g. :func:`serdemo.learn.inference.embed`).
         labeled_embeddings: (M, P) representation of the clips labeled so far (M may be 0).
         clusters: number of regions; at most N.
         seed: seeds k-means, so the order is reproducible.

@@ -30,7 +30,7 @@ class CoralAligner:
     """Map source features so their per-layer covariance equals the target's.
 
     ``transform`` applies ``x -> (x - mu_s) C_s^{-1/2} C_t^{1/2} + mu_t`` layer by layer. Fit it
-    on standardised features (e.g. after :class:`serdemo.normalize.FeatureNormalizer`): the
+    on standardised features (e.g. after :class:`serdemo.learn.normalize.FeatureNormalizer`): the
     shrinkage is relative to the mean variance, and the means are then already aligned.
 
     Args:

@@ -26,7 +26,7 @@ class Mode(str, Enum):
 
 
 class Normalization(str, Enum):
-    """Feature standardisation groups (frozen mode), see :mod:`serdemo.normalize`."""
+    """Feature standardisation groups (frozen mode), see :mod:`serdemo.learn.normalize`."""
 
     NONE = "none"
     GLOBAL = "global"
@@ -121,7 +121,7 @@ class AdaptConfig:
     # EMO-DB with one emotion per speaker); per-language balancing needs no speaker id (docs/results.md)
     pseudo_balance: str = Balance.AUTO_LANGUAGE.value
     # weight of label propagation over the target pool's kNN graph in the pseudo-labeling probabilities
-    # (serdemo.propagation), used while some target clips are labeled (frozen mode); 0 = the model's alone
+    # (serdemo.learn.propagation), used while some target clips are labeled (frozen mode); 0 = model alone
     propagation: float = 0.0
     # --- optimisation ---
     lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
@@ -151,7 +151,7 @@ class AdaptConfig:
     # emotion per speaker they fall to 30 UA at 0 labels, nap holds 57 (docs/results.md, issue 9); nap
     # needs no target speaker id, which app recordings lack. "per-speaker" and "per-language" stay selectable
     normalization: str = Normalization.NAP.value
-    nap_dim: int = 10  # "nap" normalisation: speaker directions projected out (serdemo.normalize)
+    nap_dim: int = 10  # "nap" normalisation: speaker directions projected out (serdemo.learn.normalize)
     # --- reproducibility ---
     seed: int = 0  # seed of this run: same seed, same inputs -> same result
     seeds: tuple[int, ...] = (0, 1, 2)  # seeds an experiment repeats the run with (paper: 3 runs)

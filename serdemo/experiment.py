@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 
 from serdemo import __version__
-from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, adapt, embed, predict_proba
 from serdemo.audio import load_audio
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files
 from serdemo.config import AdaptConfig, Mode, Policy
@@ -51,6 +50,7 @@ from serdemo.confound import confine_speaker_emotions
 from serdemo.corpora import CORPORA, CorpusError, Utterance, corpus_names, load_corpus
 from serdemo.encoders import ENCODERS, build_encoder, encoder_names
 from serdemo.encoders.base import UtteranceEncoder
+from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, adapt, embed, predict_proba
 from serdemo.metrics import evaluate, silhouette
 from serdemo.speech import with_frontend
 from serdemo.splits import Split, speaker_split

@@ -263,7 +263,7 @@ class PredictWorker:
     def __init__(self, store_root: str, model_dir: str, out_root: str, normalizer: Any = None) -> None:
         import torch
 
-        from serdemo.adapt import load_model
+        from serdemo.learn import load_model
 
         torch.set_num_threads(1)  # the head is tiny: one thread per worker is plenty and deterministic
         self.store = PoolStore.open(store_root)
@@ -282,7 +282,7 @@ class PredictWorker:
         import pyarrow as pa
 
         from serdemo.active import uncertainty
-        from serdemo.adapt import ClipSet, predict_proba
+        from serdemo.learn import ClipSet, predict_proba
 
         started = time.perf_counter()
         table, vectors, valid = self.store.read_vectors(name)
@@ -496,7 +496,7 @@ def predict_pool(
     the model's normaliser has not seen, the driver merges them in shard order, and the second
     predicts with those statistics; so a clip's probabilities are the same whatever its shard.
     """
-    from serdemo.adapt import load_model
+    from serdemo.learn import load_model
 
     require_pyarrow()
     store = PoolStore.open(store_root)

@@ -23,8 +23,6 @@ import plotly.graph_objects as go
 import torch
 
 from serdemo.active import COVERAGE_RULE, UncertaintyRule, rank_by_coverage, rank_for_labeling
-from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, embed, load_model, predict_proba, save_model
-from serdemo.adapt import adapt as run_adaptation
 from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, load_audio, load_audio_checked, segment
 from serdemo.auth import Accounts, AuthError, Sessions
 from serdemo.bundle import clean_work, export_bundle, import_bundle
@@ -35,9 +33,11 @@ from serdemo.corpora.base import Utterance
 from serdemo.encoders import build_encoder
 from serdemo.encoders.base import UtteranceEncoder
 from serdemo.labels import EMOTIONS, emotion_index
+from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, embed, load_model, predict_proba, save_model
+from serdemo.learn import adapt as run_adaptation
+from serdemo.learn.pseudo_labels import make_policy
 from serdemo.metrics import evaluate
 from serdemo.projection import ColorBy, project, projection_figure, projection_title
-from serdemo.pseudo_labels import make_policy
 from serdemo.safezip import ArchiveError, ZipLimits, unpack
 from serdemo.speech import MIN_SPEECH_S, FrontEnd, SpeechActivity, speech_activity, with_frontend
 from serdemo.splits import speaker_split

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from serdemo.adapt import (
+from serdemo.config import AdaptConfig
+from serdemo.corpora.base import Utterance
+from serdemo.learn import (
     AdaptError,
     ClipSet,
     adapt,
@@ -15,8 +17,6 @@ from serdemo.adapt import (
     predict_proba,
     save_model,
 )
-from serdemo.config import AdaptConfig
-from serdemo.corpora.base import Utterance
 from serdemo.metrics import unweighted_accuracy
 from tests.test_model import TinyEncoder
 

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from serdemo.encoders.base import UtteranceEncoder
-from serdemo.model import EmotionHead, SERModel
+from serdemo.learn.model import EmotionHead, SERModel
 
 
 class TinyEncoder(UtteranceEncoder):
@@ -26,7 +26,7 @@ class TinyEncoder(UtteranceEncoder):
 
 
 def test_head_shapes_and_layer_weights():
-    head = EmotionHead(num_layers=3, feature_dim=6, num_classes=5, projection_dim=4)
+    head = EmotionHead(num_layers=3, feature_dim=6, num_classes=5, projection_dim=4, combination="mix")
     x = torch.randn(7, 3, 6)
     assert head(x).shape == (7, 5)
     assert head.embedding(x).shape == (7, 4)
@@ -36,7 +36,7 @@ def test_head_shapes_and_layer_weights():
 
 def test_head_ignores_layers_it_was_not_given():
     torch.manual_seed(0)
-    head = EmotionHead(num_layers=3, feature_dim=6, num_classes=2, layers=[0, 2]).eval()
+    head = EmotionHead(num_layers=3, feature_dim=6, num_classes=2, layers=[0, 2], combination="mix").eval()
     x = torch.randn(4, 3, 6)
     changed = x.clone()
     changed[:, 1] += 100.0
@@ -76,7 +76,10 @@ def test_concat_head_sees_every_layer_and_rejects_unknown_combinations():
     changed = x.clone()
     changed[:, 2] = torch.randn(2, 4)  # only the last layer differs
     assert not torch.allclose(head(x), head(changed))
-    assert EmotionHead(3, 4, 5, combination="concat", layers=[0, 1]).projection.in_features == 8
+    assert (
+        EmotionHead(3, 4, 5, projection_dim=8, combination="concat", layers=[0, 1]).projection.in_features
+        == 8
+    )
     with pytest.raises(ValueError, match="combination"):
         EmotionHead(3, 4, 5, combination="sum")
 
@@ -94,6 +97,20 @@ def test_linear_head_is_one_linear_map_over_every_layer_and_plots_its_logits():
     changed = x.clone()
     changed[:, 0] = torch.randn(6, 4)  # only the first layer differs
     assert not torch.allclose(head(x), head(changed))
-    assert EmotionHead(3, 4, 5, projection_dim=0).classifier.in_features == 4  # mix: one layer's width
+    assert (
+        EmotionHead(3, 4, 5, projection_dim=0, combination="mix").classifier.in_features == 4
+    )  # mix: one layer's width
     with pytest.raises(ValueError, match="projection_dim"):
         EmotionHead(3, 4, 5, projection_dim=-1)
+
+
+def test_head_defaults_are_the_configs():
+    import inspect
+
+    from serdemo.config import AdaptConfig
+
+    params = inspect.signature(EmotionHead).parameters
+    defaults = {name: params[name].default for name in ("projection_dim", "layers", "dropout", "combination")}
+    config = AdaptConfig()
+    expected = (config.projection_dim, config.layers, config.dropout, config.layer_combination)
+    assert tuple(defaults.values()) == expected

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from serdemo.normalize import FeatureNormalizer
+from serdemo.learn.normalize import FeatureNormalizer
 
 
 @pytest.fixture
@@ -119,3 +119,10 @@ def test_nap_learns_only_from_labeled_clips_of_known_speakers_and_survives_a_rou
     # a single clip of an unknown speaker is transformed without speaker statistics, the same after loading
     np.testing.assert_allclose(again.transform(x[:1], ["en"], [""]), nap.transform(x[:1], ["en"], [""]))
     assert again.nap_dim == 2
+
+
+def test_normalizer_defaults_are_the_configs():
+    from serdemo.config import AdaptConfig
+
+    norm = FeatureNormalizer()
+    assert (norm.mode, norm.nap_dim) == (AdaptConfig().normalization, AdaptConfig().nap_dim)

@@ -17,13 +17,14 @@ pytest.importorskip("pyarrow", reason="pool stores need pyarrow: pip install -r 
 
 from serdemo import cli, scale  # noqa: E402
 from serdemo.active import rank_for_labeling  # noqa: E402
-from serdemo.adapt import AdaptResult, ClipSet, _make_head, predict_proba, save_model  # noqa: E402
 from serdemo.audio import SAMPLE_RATE, file_sha256  # noqa: E402
 from serdemo.cache import CacheKey, EmbeddingCache, embed_files  # noqa: E402
 from serdemo.config import AdaptConfig  # noqa: E402
 from serdemo.corpora import load_corpus  # noqa: E402
 from serdemo.encoders.whisper import WhisperEncoder, base_config  # noqa: E402
-from serdemo.normalize import FeatureNormalizer  # noqa: E402
+from serdemo.learn import AdaptResult, ClipSet, predict_proba, save_model  # noqa: E402
+from serdemo.learn.model import make_head  # noqa: E402
+from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
 from serdemo.pool_store import PoolStore, PoolStoreError  # noqa: E402
 
 TINY = base_config(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32)
@@ -264,7 +265,7 @@ def saved_model(folder: Path, store: PoolStore, normalization: str = "per-speake
     """A frozen head over the tiny encoder's features, its normaliser fitted on other speakers."""
     config = AdaptConfig(normalization=normalization)
     torch.manual_seed(0)
-    head = _make_head(config, store.spec.layers, store.spec.dim).eval()
+    head = make_head(config, store.spec.layers, store.spec.dim).eval()
     rng = np.random.default_rng(1)
     fit = rng.standard_normal((40, store.spec.layers, store.spec.dim)).astype(np.float32)
     normalizer = FeatureNormalizer(normalization).fit(fit, ["en"] * 40, ["en/a"] * 20 + ["en/b"] * 20)
@@ -288,7 +289,7 @@ def test_predictions_do_not_depend_on_the_shard_a_clip_is_in(tmp_path: Path, emb
     probs = predictions(tmp_path / "pred")
 
     # the app's own inference over the whole pool at once (each 12-clip speaker gets its own statistics)
-    from serdemo.adapt import load_model
+    from serdemo.learn import load_model
 
     result = load_model(model)
     vectors = store_arrays(root)
@@ -371,7 +372,7 @@ def test_the_queue_feeds_the_app_the_least_sure_clips_from_the_cache(tmp_path: P
 def test_predict_refuses_a_model_of_another_encoder(tmp_path: Path, embedded_pool) -> None:
     _, root = embedded_pool
     config = AdaptConfig()
-    head = _make_head(config, 7, 1024)
+    head = make_head(config, 7, 1024)
     save_model(AdaptResult(config=config, model=head, normalizer=None), tmp_path / "model")
     with pytest.raises(scale.ScaleError, match="use a model of that encoder"):
         scale.predict_pool(root, tmp_path / "model", tmp_path / "pred", scale.Engine("local"))

@@ -24,9 +24,9 @@ import pytest
 import soundfile as sf
 from test_service import SR, make_service, tiny_encoder, tone
 
-from serdemo.adapt import load_model
 from serdemo.audio import AudioError, decode_bytes, load_audio
 from serdemo.bundle import export_bundle, import_bundle
+from serdemo.learn import load_model
 from serdemo.safezip import ArchiveError, ZipLimits, unpack
 from serdemo.service import Service, ServiceError
 from serdemo.store import AnnotationStore
@@ -381,7 +381,7 @@ KILL_SAVER = textwrap.dedent(
     import sys, itertools
     from pathlib import Path
     sys.path.insert(0, {root!r})
-    from serdemo.adapt import load_model, save_model
+    from serdemo.learn import load_model, save_model
     result = load_model({model!r})
     print("ready", flush=True)
     for i in itertools.count():

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from serdemo.config import AdaptConfig
 from serdemo.encoders.base import UtteranceEncoder, mean_std_pool
 
 
@@ -43,10 +44,10 @@ class EmotionHead(nn.Module):
         num_layers: int,
         feature_dim: int,
         num_classes: int,
-        projection_dim: int = 256,
-        layers: str | Sequence[int] = "all",
-        dropout: float = 0.1,
-        combination: str = "mix",
+        projection_dim: int = AdaptConfig.projection_dim,
+        layers: str | Sequence[int] = AdaptConfig.layers,
+        dropout: float = AdaptConfig.dropout,
+        combination: str = AdaptConfig.layer_combination,
     ) -> None:
         super().__init__()
         if num_layers < 1 or feature_dim < 1 or num_classes < 2:
@@ -146,3 +147,16 @@ class SERModel(nn.Module):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) of a padded batch of 16 kHz waveforms."""
         return self.head(self.features(waveforms, lengths))
+
+
+def make_head(config: AdaptConfig, num_layers: int, feature_dim: int) -> EmotionHead:
+    """The head ``config`` describes, for inputs of ``num_layers`` x ``feature_dim``."""
+    return EmotionHead(
+        num_layers,
+        feature_dim,
+        len(config.classes),
+        config.projection_dim,
+        config.layers,
+        config.dropout,
+        config.layer_combination,
+    )

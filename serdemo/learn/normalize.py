@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from serdemo.config import Normalization
+from serdemo.config import AdaptConfig, Normalization
 
 
 class FeatureNormalizer:
@@ -36,7 +36,11 @@ class FeatureNormalizer:
     """
 
     def __init__(
-        self, mode: str = "per-language", min_group_size: int = 10, eps: float = 1e-5, nap_dim: int = 10
+        self,
+        mode: str = AdaptConfig.normalization,
+        min_group_size: int = 10,
+        eps: float = 1e-5,
+        nap_dim: int = AdaptConfig.nap_dim,
     ) -> None:
         self.mode = Normalization(mode).value
         self.min_group_size = min_group_size

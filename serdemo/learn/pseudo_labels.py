@@ -8,13 +8,17 @@ regularisers for the soft policy), as in Microsoft's USB (``semilearn/algorithms
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from serdemo.config import AdaptConfig, Policy
+from serdemo.config import AdaptConfig, Balance, Policy, Prior
+
+BALANCE_CLIPS_PER_CLASS = 4  # smallest group pseudo_balance rescales: this many clips per class
+BALANCE_UNTIL_LABELS_PER_CLASS = 10  # "auto-language" balances while fewer target labels per class
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -166,15 +170,13 @@ class HardPseudoLabels:
     uses_unlabeled = True
     uses_mixup = False
 
-    def __init__(self, tau: float = 0.5) -> None:
-        self.tau = tau
-        self.mask_ratio = 0.0  # share of the last selection that was accepted
+    def __init__(self, tau: float) -> None:
+        self.tau = tau  # default: AdaptConfig.tau
 
     def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One-hot argmax targets; weight 1 where max probability >= tau, else 0."""
         confidence, label = probs.max(dim=-1)
         weights = (confidence >= self.tau).to(probs.dtype)
-        self.mask_ratio = float(weights.mean()) if len(weights) else 0.0
         return F.one_hot(label, probs.shape[-1]).to(probs.dtype), weights
 
     def unlabeled_loss(
@@ -200,13 +202,10 @@ class SoftPseudoLabels:
     uses_unlabeled = True
     uses_mixup = True
 
-    def __init__(
-        self, lambda_a: float = 0.8, lambda_h: float = 0.4, prior: torch.Tensor | None = None
-    ) -> None:
-        self.lambda_a = lambda_a
+    def __init__(self, lambda_a: float, lambda_h: float, prior: torch.Tensor | None = None) -> None:
+        self.lambda_a = lambda_a  # defaults: AdaptConfig.lambda_a / lambda_h
         self.lambda_h = lambda_h
         self.prior = prior  # None: uniform, set from the number of classes at first use
-        self.last_terms: dict[str, float] = {}  # the last batch's R_A and R_H, for progress reports
 
     def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Use the probabilities themselves as targets, weight 1 each."""
@@ -223,15 +222,53 @@ class SoftPseudoLabels:
             self.prior if self.prior is not None else torch.full((probs.shape[-1],), 1.0 / probs.shape[-1])
         )
         r_a, r_h = prior_matching(probs, prior), entropy_term(probs)
-        self.last_terms = {"r_a": r_a.item(), "r_h": r_h.item()}
         ce = (soft_cross_entropy(logits, targets) * weights).mean()
         return ce + self.lambda_a * r_a + self.lambda_h * r_h
 
 
+# Policy name -> builder from the config's hyper-parameters and the class prior; one entry per Policy member.
+POLICIES: dict[str, Callable[[AdaptConfig, torch.Tensor | None], PseudoLabelPolicy]] = {
+    Policy.NONE.value: lambda config, prior: NoPseudoLabels(),
+    Policy.HARD.value: lambda config, prior: HardPseudoLabels(config.tau),
+    Policy.SOFT.value: lambda config, prior: SoftPseudoLabels(config.lambda_a, config.lambda_h, prior),
+}
+
+
 def make_policy(config: AdaptConfig, prior: torch.Tensor | None = None) -> PseudoLabelPolicy:
     """Build the policy ``config.policy`` names, with the config's hyper-parameters."""
-    if config.policy == Policy.HARD.value:
-        return HardPseudoLabels(config.tau)
-    if config.policy == Policy.SOFT.value:
-        return SoftPseudoLabels(config.lambda_a, config.lambda_h, prior)
-    return NoPseudoLabels()
+    return POLICIES[config.policy](config, prior)
+
+
+def balance_pseudo_probs(
+    config: AdaptConfig,
+    probs: np.ndarray,
+    languages: np.ndarray,
+    speakers: np.ndarray,
+    prior: torch.Tensor | None,
+    target_labels: int,
+) -> np.ndarray:
+    """Match the pool's mean prediction to the class prior, per speaker group or per language."""
+    if (
+        config.pseudo_balance == Balance.NONE.value
+        or (config.pseudo_balance == Balance.AUTO.value and target_labels > 0)
+        or (
+            config.pseudo_balance == Balance.AUTO_LANGUAGE.value
+            and target_labels >= BALANCE_UNTIL_LABELS_PER_CLASS * probs.shape[1]
+        )
+    ):
+        return probs
+    prior = np.full(probs.shape[1], 1.0 / probs.shape[1]) if prior is None else prior.numpy()
+    # a group needs a few clips per class before "every class is equally likely" is a fair guess
+    min_size = BALANCE_CLIPS_PER_CLASS * probs.shape[1]
+    if config.pseudo_balance in (Balance.PER_LANGUAGE.value, Balance.AUTO_LANGUAGE.value):
+        return balance_by_group(probs, languages, languages, prior, min_size)
+    # "<language>/unknown" speakers (app uploads) form one group per language, as in normalisation
+    return balance_by_group(probs, speakers, languages, prior, min_size)
+
+
+def class_prior(config: AdaptConfig, labels: np.ndarray) -> torch.Tensor | None:
+    """The class prior of R_A and of balancing: uniform (None), or the labeled target clips' frequencies."""
+    if config.prior == Prior.LABELED.value and len(labels):
+        counts = np.bincount(labels, minlength=len(config.classes)) + 1.0  # add-one smoothing
+        return torch.tensor(counts / counts.sum(), dtype=torch.float32)
+    return None  # uniform
