@@ -25,7 +25,6 @@ import torch
 from serdemo.active import COVERAGE_RULE, UncertaintyRule, rank_by_coverage, rank_for_labeling
 from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, load_audio, load_audio_checked, segment
 from serdemo.auth import Accounts, AuthError, Sessions
-from serdemo.bundle import clean_work, export_bundle, import_bundle
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files, embed_waveforms
 from serdemo.config import AdaptConfig, Policy
 from serdemo.corpora import load_corpus
@@ -42,6 +41,7 @@ from serdemo.safezip import ArchiveError, ZipLimits, unpack
 from serdemo.speech import MIN_SPEECH_S, FrontEnd, SpeechActivity, speech_activity, with_frontend
 from serdemo.splits import speaker_split
 from serdemo.store import AnnotationStore, Clip, ClipSource
+from serdemo.store.bundle import clean_work, export_bundle, import_bundle
 from serdemo.target_eval import (
     MIN_CLIPS_TO_JUDGE,
     Comparison,

@@ -920,7 +920,8 @@ def _explore_tab(service: Service, languages: list[gr.Dropdown], pickers: list[_
 
 def _export_tab(service: Service) -> None:
     gr.Markdown(
-        "Download every clip's labels (human, machine and corpus gold) with the label log. "
+        "Download every clip with its labels (yours and the models' pseudo-labels) and the label log; "
+        "the labels of a corpus that seeded the pool only measure accuracy and are not exported. "
         "**bundle**: a .zip with the audio, the labels and a manifest of SHA-256 sums, which another "
         "serdemo imports with its audio; **csv** / **jsonl**: the labels alone (label-only exchange, "
         "training elsewhere)."

@@ -20,8 +20,8 @@ import pytest
 import soundfile as sf
 
 from serdemo.audio import AudioError, decode_bytes
-from serdemo.bundle import export_bundle, import_bundle
 from serdemo.store import AnnotationStore
+from serdemo.store.bundle import export_bundle, import_bundle
 
 SCALE = float(os.environ.get("SERDEMO_FUZZ_CASES", "1"))
 SLOW_CASE_S = 5.0

@@ -46,7 +46,7 @@ def clip(store: AnnotationStore, tmp_path: Path) -> Clip:
 
 def test_add_clip_copies_audio_into_the_store(store: AnnotationStore, tmp_path: Path) -> None:
     source = make_wav(tmp_path, 1, seconds=0.5, name="rabbia.wav")
-    clip = store.add_clip(source, language="it", source="microphone", speaker="s1", session="a")
+    clip = store.add_clip(source, language="it", source="upload", speaker="s1", session="a")
 
     assert clip.path == store.root / "audio" / clip.sha256[:2] / f"{clip.sha256}.wav"
     assert clip.path.read_bytes() == source.read_bytes()
@@ -56,7 +56,7 @@ def test_add_clip_copies_audio_into_the_store(store: AnnotationStore, tmp_path: 
     assert (clip.original_name, clip.language, clip.source, clip.speaker, clip.session) == (
         "rabbia.wav",
         "it",
-        "microphone",
+        "upload",
         "s1",
         "a",
     )
@@ -95,7 +95,7 @@ def test_empty_recording_is_rejected(store: AnnotationStore, tmp_path: Path) -> 
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros(0, dtype="float32"), 16000)
     with pytest.raises(AudioError, match="no audio samples"):
-        store.add_clip(path, language="it", source="microphone")
+        store.add_clip(path, language="it", source="upload")
 
 
 def test_corpus_source_and_filters(store: AnnotationStore, tmp_path: Path) -> None:
@@ -245,7 +245,7 @@ def test_unknown_versions_are_refused(store: AnnotationStore) -> None:
 def _populate(store: AnnotationStore, folder: Path) -> None:
     version = store.add_model_version({"rule": "hard"})
     a = store.add_clip(make_wav(folder, 30), language="it", source="upload", speaker="s1")
-    b = store.add_clip(make_wav(folder, 31, name="tristezza, 1.wav"), language="it", source="microphone")
+    b = store.add_clip(make_wav(folder, 31, name="tristezza, 1.wav"), language="it", source="upload")
     store.add_clip(make_wav(folder, 32), language="de", source="corpus:emodb", session="x")  # no labels
     store.add_label(a.id, "neutral", annotator="emodb", kind="gold")
     store.add_label(a.id, "anger", annotator="ada")

@@ -25,11 +25,11 @@ import soundfile as sf
 from test_service import SR, make_service, tiny_encoder, tone
 
 from serdemo.audio import AudioError, decode_bytes, load_audio
-from serdemo.bundle import export_bundle, import_bundle
 from serdemo.learn import load_model
 from serdemo.safezip import ArchiveError, ZipLimits, unpack
 from serdemo.service import Service, ServiceError
 from serdemo.store import AnnotationStore
+from serdemo.store.bundle import export_bundle, import_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -239,7 +239,7 @@ def test_import_never_reads_outside_the_bundle_and_is_no_existence_oracle(tmp_pa
 
 
 def test_import_refuses_an_oversized_label_file_before_reading_it(tmp_path, monkeypatch):
-    import serdemo.store as store_module
+    import serdemo.store.exchange as store_module
 
     monkeypatch.setattr(store_module, "MAX_IMPORT_BYTES", 1000)
     big = tmp_path / "big.jsonl"

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from serdemo.safezip import ArchiveError, ZipLimits, unpack
-from serdemo.store import MAX_AUDIO_BYTES, AnnotationStore, ImportReport
+from serdemo.store.db import AnnotationStore
+from serdemo.store.records import MAX_AUDIO_BYTES, ImportReport
 
 FORMAT = "serdemo-bundle"
 VERSION = 1
