@@ -86,28 +86,51 @@ def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) ->
     return skm.confusion_matrix(y_true, y_pred, labels=np.arange(num_classes))
 
 
-def silhouette(
-    representation: np.ndarray, groups: Sequence[Any], max_samples: int = 5000, seed: int = 0
-) -> float:
-    """Silhouette score (Euclidean) of ``representation`` (N, D) grouped by ``groups`` (N,).
+SILHOUETTE_METRIC = "cosine"  # speech embeddings compare by direction; also what projection gives UMAP
 
-    High when clips of one group (an emotion, or a language) sit together and apart from other
-    groups. Above ``max_samples`` clips a seeded random subset is scored, as sklearn allows, to keep
-    the O(N^2) cost bounded.
+
+def silhouette(
+    representation: np.ndarray,
+    groups: Sequence[Any | None],
+    metric: str = SILHOUETTE_METRIC,
+    max_samples: int = 5000,
+    seed: int = 0,
+) -> float | None:
+    """Silhouette score of ``representation`` (N, D) grouped by ``groups`` (N,); the one in serdemo.
+
+    High (near 1) when clips of one group (an emotion, or a language) sit together and apart from
+    other groups; near 0 when groups overlap. Clips whose group is None are left out. Above
+    ``max_samples`` clips a seeded random subset is scored, as sklearn allows, to keep the O(N^2)
+    cost bounded.
+
+    Returns:
+        The mean silhouette, or None with fewer than 2 groups or no more clips than groups (where
+        the score is undefined).
 
     Raises:
-        ValueError: fewer than 2 groups, or every clip in its own group.
+        ValueError: ``representation`` is not (N, D) with one group per row.
+
+    Example:
+        >>> points = np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.1]])
+        >>> round(silhouette(points, ["a", "a", "b", "b"]), 2)
+        0.99
+        >>> silhouette(points, ["a", "a", "a", None]) is None
+        True
 
     """
     x = np.asarray(representation, dtype=np.float64)
-    labels = np.asarray(groups)
-    if x.ndim != 2 or len(x) != len(labels):
-        raise ValueError(f"need (N, D) vectors and N groups, got {x.shape} and {labels.shape}")
-    n_groups = len(np.unique(labels))
-    if not 2 <= n_groups < len(x):
-        raise ValueError(f"silhouette needs 2..N-1 groups, got {n_groups} groups for {len(x)} clips")
+    if x.ndim != 2 or len(x) != len(groups):
+        raise ValueError(f"need one group per row of (N, D) vectors: {x.shape} vs {len(groups)} groups")
+    keep = np.array([g is not None for g in groups], dtype=bool)
+    labels = np.array([str(g) for g in groups if g is not None], dtype=object)
+    n_groups = len(set(labels.tolist()))
+    if n_groups < 2 or len(labels) <= n_groups:
+        return None
+    x = x[keep]
     sample = max_samples if len(x) > max_samples else None
-    return float(skm.silhouette_score(x, labels, sample_size=sample, random_state=seed))
+    return float(
+        skm.silhouette_score(x, labels.astype(str), metric=metric, sample_size=sample, random_state=seed)
+    )
 
 
 def evaluate(y_true: Sequence[int], probs: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:

@@ -11,14 +11,13 @@ from typing import TypeVar
 import numpy as np
 import plotly.graph_objects as go
 from sklearn.decomposition import PCA
-from sklearn.metrics import silhouette_score
 
 from serdemo.labels import EMOTIONS
+from serdemo.metrics import SILHOUETTE_METRIC, silhouette
 
 E = TypeVar("E", bound=Enum)
 
 UMAP_MIN_POINTS = 4  # below this UMAP has no neighbourhood graph to speak of; project() uses PCA instead
-SILHOUETTE_METRIC = "cosine"  # speech embeddings compare by direction; also what project() gives UMAP
 
 # Fixed colours per emotion so "before" and "after" figures read the same way.
 EMOTION_COLORS: dict[str, str] = {  # Okabe & Ito's colour-blind-safe palette; the legend names each
@@ -121,36 +120,13 @@ def _umap(embeddings: np.ndarray, dims: int, seed: int) -> np.ndarray:
         return np.asarray(reducer.fit_transform(embeddings), dtype=np.float64)
 
 
-def silhouette_by(
-    embeddings: np.ndarray, groups: Sequence[str | None], metric: str = SILHOUETTE_METRIC
-) -> float | None:
-    """Silhouette of ``groups`` (e.g. emotions or languages) in the full-dimensional embedding space.
-
-    Points whose group is None are left out. Near 1: tight, separate groups; near 0: overlapping.
-
-    Returns:
-        The mean silhouette (cosine distance by default), or None with fewer than 2 groups or no more
-        points than groups (where the score is undefined).
-
-    """
-    embeddings = np.asarray(embeddings, dtype=np.float64)
-    if embeddings.ndim != 2 or len(embeddings) != len(groups):
-        raise ValueError(f"need one group per embedding row: {embeddings.shape} vs {len(groups)} groups")
-    keep = np.array([g is not None for g in groups], dtype=bool)
-    labels = np.array([g for g in groups if g is not None], dtype=object)
-    n_groups = len(set(labels.tolist()))
-    if n_groups < 2 or len(labels) <= n_groups:
-        return None
-    return float(silhouette_score(embeddings[keep], labels.astype(str), metric=metric))
-
-
 def projection_title(
     title: str, embeddings: np.ndarray, emotions: Sequence[str | None], languages: Sequence[str]
 ) -> str:
     """``title`` followed by the silhouette by emotion and by language, e.g. for before/after figures."""
     parts = []
     for name, groups in (("emotion", emotions), ("language", languages)):
-        score = silhouette_by(embeddings, groups)
+        score = silhouette(embeddings, list(groups))
         parts.append(f"{name} {score:.2f}" if score is not None else f"{name} n/a")
     return f"{title} (silhouette, {SILHOUETTE_METRIC}: {', '.join(parts)})"
 

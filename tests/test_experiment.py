@@ -14,7 +14,8 @@ import soundfile as sf
 import torch
 from torch import nn
 
-import serdemo.experiment as experiment
+import serdemo.experiment.protocol as protocol
+import serdemo.experiment.runner as runner_module
 from serdemo.audio import SAMPLE_RATE
 from serdemo.cli import main
 from serdemo.config import AdaptConfig
@@ -256,7 +257,7 @@ def test_interrupted_run_leaves_no_output(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    real_adapt, calls = experiment.adapt, []
+    real_adapt, calls = runner_module.adapt, []
 
     def interrupted_adapt(*args, **kwargs):
         calls.append(1)
@@ -264,7 +265,7 @@ def test_interrupted_run_leaves_no_output(
             raise KeyboardInterrupt
         return real_adapt(*args, **kwargs)
 
-    monkeypatch.setattr(experiment, "adapt", interrupted_adapt)
+    monkeypatch.setattr(runner_module, "adapt", interrupted_adapt)
     code, out = run_cli(corpora, tmp_path, "--labeled", "5", "--seeds", "0", "1")
     assert code == 130
     assert "interrupted" in capsys.readouterr().err
@@ -337,7 +338,7 @@ def confined(corpora: dict[str, Path], tmp_path: Path, k: int, seed: int):
     runner = ExperimentRunner(cache_dir=tmp_path / "cache")
     source = runner._corpus(spec.sources[0], EMOTIONS, keep_unlabeled=False)
     target = runner._corpus(spec.target, EMOTIONS, keep_unlabeled=True)
-    return experiment._seed_data([source], target, spec, seed)
+    return protocol.seed_data([source], target, spec, seed)
 
 
 def emotions_by_speaker(utterances) -> dict[str, set[str]]:

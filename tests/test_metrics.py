@@ -37,14 +37,16 @@ def test_confusion_keeps_fixed_class_order_with_absent_classes():
     assert matrix.tolist() == [[1, 0, 0, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
 
 
-def test_silhouette_matches_sklearn_and_rejects_one_group():
+def test_silhouette_matches_sklearn_and_is_none_for_one_group():
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.normal(0, 1, (30, 3)), rng.normal(5, 1, (30, 3))])
     groups = ["en"] * 30 + ["de"] * 30
-    assert silhouette(x, groups) == pytest.approx(silhouette_score(x, groups))
-    assert silhouette(x, groups) > 0.5
-    with pytest.raises(ValueError, match="groups"):
-        silhouette(x, ["en"] * 60)
+    assert silhouette(x, groups, metric="euclidean") == pytest.approx(silhouette_score(x, groups))
+    assert silhouette(x, groups) == pytest.approx(silhouette_score(x, groups, metric="cosine"))
+    assert silhouette(x, groups, metric="euclidean") > 0.5
+    assert silhouette(x, ["en"] * 60) is None
+    with pytest.raises(ValueError, match="one group per row"):
+        silhouette(x, groups[:-1])
 
 
 def test_evaluate_is_json_ready_and_consistent():

@@ -8,13 +8,13 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from serdemo.metrics import silhouette
 from serdemo.projection import (
     EMOTION_COLORS,
     UNLABELED_COLOR,
     project,
     projection_figure,
     projection_title,
-    silhouette_by,
 )
 
 
@@ -47,7 +47,7 @@ def test_pca_keeps_clusters_apart_in_3d() -> None:
     points, groups = clusters()
     coords = project(points, "pca", dims=3)
     assert coords.shape == (60, 3)
-    assert silhouette_by(coords, groups.astype(str).tolist(), metric="euclidean") > 0.9
+    assert silhouette(coords, groups.astype(str).tolist(), metric="euclidean") > 0.9
 
 
 @pytest.mark.parametrize(("n", "method"), [(1, "pca"), (2, "pca"), (3, "umap")])
@@ -80,7 +80,7 @@ def test_umap_separates_clusters_and_is_seeded() -> None:
     points, groups = clusters()
     coords = project(points, "umap", dims=2, seed=0)
     assert coords.shape == (60, 2)
-    assert silhouette_by(coords, groups.astype(str).tolist(), metric="euclidean") > 0.5
+    assert silhouette(coords, groups.astype(str).tolist(), metric="euclidean") > 0.5
     np.testing.assert_allclose(project(points, "umap", dims=2, seed=0), coords)
     assert project(points[:6], "umap", dims=3).shape == (6, 3)  # few points: random init, still works
 
@@ -91,18 +91,18 @@ def test_umap_separates_clusters_and_is_seeded() -> None:
 def test_silhouette_high_for_separable_low_for_random() -> None:
     points, groups = clusters()
     labels = [("anger", "fear", "sadness")[g] for g in groups]
-    assert silhouette_by(points, labels) > 0.8
+    assert silhouette(points, labels) > 0.8
     shuffled = list(np.random.default_rng(1).permutation(labels))
-    assert abs(silhouette_by(points, shuffled)) < 0.1
+    assert abs(silhouette(points, shuffled)) < 0.1
 
 
 def test_silhouette_undefined_cases_give_none() -> None:
     points, groups = clusters(n_per=2, k=2)
-    assert silhouette_by(points, ["it"] * 4) is None  # one group
-    assert silhouette_by(points, ["a", "b", None, None]) is None  # two points in two groups
-    assert silhouette_by(points, ["a", "a", "b", None]) is not None  # unlabeled points are left out
-    with pytest.raises(ValueError, match="one group per embedding"):
-        silhouette_by(points, ["a", "b"])
+    assert silhouette(points, ["it"] * 4) is None  # one group
+    assert silhouette(points, ["a", "b", None, None]) is None  # two points in two groups
+    assert silhouette(points, ["a", "a", "b", None]) is not None  # unlabeled points are left out
+    with pytest.raises(ValueError, match="one group per row"):
+        silhouette(points, ["a", "b"])
 
 
 def test_title_reports_both_silhouettes() -> None:
