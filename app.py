@@ -109,9 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(
             f"serdemo: cannot serve on {args.host}:{args.port}: {busy}. Stop what uses it or pass --port N."
         )
-    from serdemo.auth import Accounts, AuthError
-    from serdemo.service import Service, ServiceConfig
-    from serdemo.ui import build_app, launch_options
+    from serdemo.app import Service, ServiceConfig
+    from serdemo.app.auth import Accounts, AuthError
+    from serdemo.app.ui import build_app, launch_options
 
     config = ServiceConfig(
         data_dir=args.data_dir,

@@ -1,7 +1,7 @@
 """Does the app's answer survive what a real recording has around the speech? (issue 16)
 
 Takes held-out clips of any corpus (the speaker-independent test part, seed 0, at most ``--clips``
-balanced over the five emotions), predicts each with :meth:`serdemo.service.Service.predict` as it is
+balanced over the five emotions), predicts each with :meth:`serdemo.app.service.Service.predict` as it is
 and padded with 0.5 s before and 1 s after of (a) digital silence and (b) low Gaussian room noise
 (about -50 dBFS RMS), and prints in how many clips the top emotion stays the same, plus the UA of the
 unpadded clips. The model is the one the app trains at its first start (the shipped source set, or
@@ -28,13 +28,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import corpus_arg  # noqa: E402
+from serdemo.app import Service, ServiceConfig  # noqa: E402
 from serdemo.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from serdemo.corpora import load_corpus  # noqa: E402
 from serdemo.corpora.base import Utterance  # noqa: E402
 from serdemo.experiment import machine_info  # noqa: E402
 from serdemo.labels import EMOTIONS  # noqa: E402
 from serdemo.metrics import unweighted_accuracy  # noqa: E402
-from serdemo.service import Service, ServiceConfig  # noqa: E402
 from serdemo.splits import speaker_split  # noqa: E402
 
 BEFORE_S, AFTER_S = 0.5, 1.0  # the padding of the issue's table

@@ -26,11 +26,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import corpus_arg  # noqa: E402
+from serdemo.app import ASSETS, Service, ServiceConfig  # noqa: E402
 from serdemo.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from serdemo.config import AdaptConfig  # noqa: E402
 from serdemo.encoders import build_encoder  # noqa: E402
 from serdemo.experiment import machine_info  # noqa: E402
-from serdemo.service import ASSETS, Service, ServiceConfig  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import corpus_arg  # noqa: E402
-from serdemo.service import ASSETS, Service, ServiceConfig  # noqa: E402
+from serdemo.app import ASSETS, Service, ServiceConfig  # noqa: E402
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def api(tmp_path_factory):
     from gradio_client import Client
 
-    from serdemo.ui import build_app
+    from serdemo.app.ui import build_app
 
     tmp = tmp_path_factory.mktemp("api")
     service = make_service(tmp, target=False)  # a source set, no target pool: no language known yet

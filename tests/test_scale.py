@@ -446,7 +446,7 @@ def labeled_source(folder: Path) -> Path:
     " pool checks) re-embeds 4 queued clips; open in issue 14's follow-up",
 )
 def test_the_app_labels_the_queue_without_embedding_it_again(tmp_path: Path, embedded_pool) -> None:
-    from serdemo.service import LabelState, Service, ServiceConfig
+    from serdemo.app import LabelState, Service, ServiceConfig
 
     clips, root = embedded_pool
     model = saved_model(tmp_path / "model", PoolStore.open(root))

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serdemo.config import AdaptConfig
-from serdemo.encoders.whisper import WhisperEncoder, base_config
-from serdemo.labels import EMOTIONS
-from serdemo.service import (
+from serdemo.app import (
     AdaptRequest,
     LabelState,
     Service,
     ServiceConfig,
     ServiceError,
-    spectrogram,
 )
+from serdemo.app.views import spectrogram
+from serdemo.config import AdaptConfig
+from serdemo.encoders.whisper import WhisperEncoder, base_config
+from serdemo.labels import EMOTIONS
 
 SR = 16_000
 # Each emotion is a tone of its own pitch (plus a language-specific shift), so even a random encoder's
@@ -145,7 +145,7 @@ def test_label_queue_shows_the_most_uncertain_clip_and_saves_labels(service):
     assert view.item is not None and view.state.current == view.item.clip_id
     unlabeled = service.store.clips("de", labeled=False)
     version = service.store.active_version().id
-    probs = service._probabilities(version, unlabeled)
+    probs = service.ws.probabilities(version, unlabeled)
     assert view.item.confidence == pytest.approx(probs.max(1).min(), abs=1e-6)  # least confidence first
     assert (
         view.item.spectrogram.ndim == 2 and len(view.item.spectrogram_times) == view.item.spectrogram.shape[1]
@@ -212,14 +212,14 @@ def test_adaptation_round_adds_an_active_version_with_scores(service):
 
 
 def test_only_one_round_at_a_time(service):
-    assert service._round_lock.acquire()
+    assert service.ws.round_lock.acquire()
     try:
-        service._round_status = "epoch 3/100"
+        service.ws.round_status = "epoch 3/100"
         with pytest.raises(ServiceError, match="round is running"):
             service.adapt(AdaptRequest(language="de", epochs=2, window=1))
         assert "adaptation round running:** epoch 3/100" in service.status()
     finally:
-        service._round_lock.release()
+        service.ws.round_lock.release()
 
 
 def test_bad_adapt_settings_name_the_field(service):
@@ -312,7 +312,7 @@ def free_port() -> int:
 def test_api_endpoints_work_with_gradio_client(tmp_path, clip_file):
     from gradio_client import Client, handle_file
 
-    from serdemo.ui import build_app
+    from serdemo.app.ui import build_app
 
     service = make_service(tmp_path)
     app = build_app(service)
@@ -359,7 +359,7 @@ def test_a_shipped_source_set_lets_a_fresh_install_predict_and_adapt(service, tm
     report = fresh.adapt(AdaptRequest(language="de", policy="hard", tau=0.3, epochs=4, window=2))
     assert report.version_id == fresh.store.active_version().id and report.source_metrics["n"] > 0
     with pytest.raises(ServiceError, match="no audio for source clip"):
-        fresh.clip_path("s:" + fresh._source.train.ids[0])
+        fresh.clip_path("s:" + fresh.ws.source.train.ids[0])
 
 
 def test_a_source_set_from_another_encoder_is_refused(service, tmp_path):
@@ -478,16 +478,16 @@ def test_undo_says_what_it_undid(service):
 
 
 def test_activate_names_what_exists_and_waits_for_a_round(service):
-    from serdemo.service import BusyError
+    from serdemo.app import BusyError
 
     with pytest.raises(ServiceError, match="no model version 'v9-nope'"):
         service.activate("v9-nope")
-    assert service._round_lock.acquire()
+    assert service.ws.round_lock.acquire()
     try:
         with pytest.raises(BusyError, match="round is running"):
             service.activate(service.version_ids()[0])
     finally:
-        service._round_lock.release()
+        service.ws.round_lock.release()
 
 
 def test_very_short_clips_are_warned_in_predict_and_kept_out_of_pools(service, tmp_path):

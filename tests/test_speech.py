@@ -9,12 +9,13 @@ import pytest
 import soundfile as sf
 import torch
 
+from serdemo.app import NO_SPEECH_LABEL, Service, ServiceConfig
+from serdemo.app.predict import recording_warnings
 from serdemo.audio import SAMPLE_RATE, load_audio
 from serdemo.cache import EmbeddingCache, embed_waveforms
 from serdemo.config import AdaptConfig, ConfigError
 from serdemo.encoders.base import mean_std_pool
 from serdemo.encoders.whisper import WhisperEncoder, base_config
-from serdemo.service import NO_SPEECH_LABEL, Service, ServiceConfig, recording_warnings
 from serdemo.speech import (
     FrontEnd,
     SpeechEncoder,
@@ -170,5 +171,5 @@ def test_a_model_trained_on_another_front_end_is_flagged(tmp_path, speech):
     path = tmp_path / "clip.wav"
     sf.write(path, speech, SR)
     assert not any("front end" in w for w in service.predict(path).warnings)
-    service.frontend = FrontEnd.parse("energy-trim0.1")  # as if the app's default changed after training
+    service.ws.frontend = FrontEnd.parse("energy-trim0.1")  # as if the app's default changed after training
     assert any("front end 'silero-trim0.25-weighted'" in w for w in service.predict(path).warnings)

@@ -24,10 +24,10 @@ import pytest
 import soundfile as sf
 from test_service import SR, make_service, tiny_encoder, tone
 
+from serdemo.app import Service, ServiceError
 from serdemo.audio import AudioError, decode_bytes, load_audio
 from serdemo.learn import load_model
 from serdemo.safezip import ArchiveError, ZipLimits, unpack
-from serdemo.service import Service, ServiceError
 from serdemo.store import AnnotationStore
 from serdemo.store.bundle import export_bundle, import_bundle
 
@@ -201,7 +201,7 @@ def test_an_import_cannot_retract_another_annotators_label(tmp_path):
 
 
 def test_login_sets_the_annotator_and_guards_the_actions(tmp_path):
-    from serdemo.auth import Accounts
+    from serdemo.app.auth import Accounts
 
     service = make_service(tmp_path, target=True)
     service.sessions = Service(service.config, accounts=Accounts.parse("ada:pw1,bob:pw2")).sessions
@@ -358,7 +358,7 @@ def test_predict_stays_responsive_during_a_bulk_add(tmp_path):
     files = [wav(tmp_path / f"c{i}.wav", tone(200.0 + 7 * i, 0.5, i)) for i in range(96)]
     probe = wav(tmp_path / "probe.wav", tone(900.0, 0.7, 999))
     service.predict(probe)  # warm: model loaded, probe embedded into the cache
-    service._encoder = _SlowEncoder()
+    service.ws.encoder = _SlowEncoder()
     done = threading.Event()
     bulk = threading.Thread(target=lambda: (service.add_files([str(f) for f in files], "it"), done.set()))
     bulk.start()
@@ -423,7 +423,7 @@ def test_a_version_and_its_pseudo_labels_are_one_transaction(tmp_path):
 
 
 def test_a_truncated_active_model_falls_back_to_the_last_good_version(tmp_path):
-    from serdemo.service import AdaptRequest
+    from serdemo.app import AdaptRequest
 
     service = make_service(tmp_path)
     first = service.store.active_version()

@@ -13,21 +13,12 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
+from serdemo.app.config import COLOR_CHOICES, EXPORT_FORMATS, RANKING_RULES, BusyError, ServiceError
+from serdemo.app.config import scrub as scrub_paths
+from serdemo.app.service import Service
+from serdemo.app.views import AdaptRequest, LabelState, Prediction, QueueItem
 from serdemo.config import AdaptConfig, Balance
 from serdemo.labels import EMOTIONS
-from serdemo.service import (
-    COLOR_CHOICES,
-    EXPORT_FORMATS,
-    RANKING_RULES,
-    AdaptRequest,
-    BusyError,
-    LabelState,
-    Prediction,
-    QueueItem,
-    Service,
-    ServiceError,
-)
-from serdemo.service import _scrub as scrub_paths
 
 LOG = logging.getLogger("serdemo")
 

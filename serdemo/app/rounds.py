@@ -1,0 +1,330 @@
+"""Adaptation rounds: Algorithm 1 on the source set and a language's pool, judged, saved and activated."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serdemo.app.config import CV_FOLDS, BusyError, Progress, ServiceError
+from serdemo.app.target_eval import Comparison, compare, fold_of_each, ua_with_interval
+from serdemo.app.views import AdaptReport, AdaptRequest
+from serdemo.app.workspace import Workspace, language_code
+from serdemo.config import AdaptConfig, Policy
+from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, build_clipset, predict_proba, save_model
+from serdemo.learn import adapt as run_adaptation
+from serdemo.metrics import evaluate
+from serdemo.store import Clip
+
+
+def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None) -> AdaptReport:
+    """Run one round of Algorithm 1 on the source set and the ``request.language`` pool; activate it.
+
+    Only one round runs at a time; a second caller gets a ServiceError saying a round is running.
+
+    Raises:
+        ServiceError: no source set, still starting, or a round already running.
+        ConfigError: settings out of range (a ValueError naming the field).
+    """
+    ws.require_model()
+    if ws.source is None:
+        raise ServiceError("adaptation needs a labeled source set: restart with --source-corpus NAME=PATH")
+    language = language_code(request.language)
+    # normalisation, selection and the rest: AdaptConfig's defaults, the same as the experiment CLI's
+    # (docs/results.md, "Speakers who show few emotions"); recordings without a speaker id share a
+    # "<language>/unknown" group, which the default normalisation does not need
+    config = AdaptConfig(
+        policy=request.policy,
+        tau=float(request.tau),
+        epochs=int(request.epochs),
+        window=int(request.window),
+        rebalance=bool(request.rebalance),
+        pseudo_balance=request.pseudo_balance,
+        encoder=ws.config.encoder,
+        seed=ws.config.seed,
+        frontend=str(ws.frontend),
+    )
+    if not ws.round_lock.acquire(blocking=False):
+        raise BusyError(f"an adaptation round is running ({ws.round_status}); wait for it to finish")
+    try:
+        ws.round_status = f"{language}, {config.policy}, starting"
+        return train_and_register(ws, config, language, progress)
+    finally:
+        ws.round_status = ""
+        ws.round_lock.release()
+
+
+def train_and_register(
+    ws: Workspace, config: AdaptConfig, language: str | None, progress: Progress | None
+) -> AdaptReport:
+    """Train one round with ``config``, judge it, save it and activate it (steps below)."""
+    source = ws.source
+    assert source is not None  # callers check
+    # 1) the target clips: human labels are trained on, the rest is the unlabeled pool U_t
+    labeled_clips, labels = [], []
+    unlabeled_clips = []
+    # a source-only model (no language) is still scored on the pool, as the baseline of later rounds
+    pool_language = language or ws.default_language()
+    if pool_language:
+        for clip in ws.store.clips(pool_language):
+            current = ws.store.current_label(clip.id)
+            if current is not None and current.emotion in config.classes:
+                labeled_clips.append(clip)
+                labels.append(config.classes.index(current.emotion))
+            elif current is None:
+                unlabeled_clips.append(clip)
+        ws.embed_pool(labeled_clips + unlabeled_clips)
+    # 2) how target accuracy is judged: corpus labels of pool clips nobody labeled (never trained on)
+    #    where the pool came from a corpus, else cross-validation over the human labels (step 4)
+    gold_clips, gold_labels = _corpus_gold(ws, unlabeled_clips, config)
+    if not language:  # source only: the pool is scored, never trained on
+        labeled_clips, labels, unlabeled_clips = [], [], []
+    empty = _empty_clipset(source.train)
+    target_labeled = ws.clipset(labeled_clips, labels) if labeled_clips else empty
+    target_unlabeled = ws.clipset(unlabeled_clips) if unlabeled_clips else empty
+    if config.policy != Policy.NONE.value and not unlabeled_clips:
+        raise ServiceError(
+            f"the `{language}` pool has no unlabeled clips for pseudo-labels: "
+            "add clips or choose policy 'none'"
+        )
+    folds = min(CV_FOLDS, len(labeled_clips)) if not gold_clips and len(labeled_clips) >= CV_FOLDS else 0
+    stages = 1 + folds  # the round itself, then one training per cross-validation fold
+
+    # 3) Algorithm 1, reporting every epoch to the caller and to the status line of other users
+    def on_epoch(stage: int, what: str) -> Callable[[ProgressEvent], None]:
+        def report(event: ProgressEvent) -> None:
+            text = what + _epoch_text(event)
+            ws.round_status = text
+            if progress is not None:
+                progress((stage + event.epoch / event.total_epochs) / stages, text)
+
+        return report
+
+    def train(labeled: ClipSet, stage: int, what: str = "") -> AdaptResult:
+        return run_adaptation(
+            source.train,
+            labeled,
+            target_unlabeled,
+            {"source": source.validation},
+            config,
+            progress=on_epoch(stage, what),
+        )
+
+    t0 = time.perf_counter()
+    result = train(target_labeled, 0)
+    seconds = time.perf_counter() - t0
+    # 4) held-out scores; the target clips are judged against the previous version on the same clips
+    source_metrics = evaluate(source.test.labels, predict_proba(result, source.test), config.classes)
+    parent = ws.store.active_version()
+    if gold_clips:
+        judged_clips, judged_labels = gold_clips, gold_labels
+        target_probs = predict_proba(result, ws.clipset(gold_clips))
+        note = (
+            f"Target UA on {len(gold_clips)} pool clips nobody labeled, against their corpus labels, "
+            "which training never sees (they are in the unlabeled pool, as in transductive evaluation)."
+        )
+    elif folds:
+        # every labeled clip is scored by a model trained without it: K rounds of the same settings
+        started = time.perf_counter()
+        assignment = fold_of_each(np.asarray(labels), folds, ws.config.seed)
+        target_probs = np.zeros((len(labeled_clips), len(config.classes)), np.float32)
+        for fold in range(folds):
+            inside = np.flatnonzero(assignment != fold)
+            held = np.flatnonzero(assignment == fold)
+            fold_model = train(
+                target_labeled.subset(inside), 1 + fold, f"cross-validation fold {fold + 1}/{folds}: "
+            )
+            target_probs[held] = predict_proba(fold_model, target_labeled.subset(held))
+        judged_clips, judged_labels = labeled_clips, labels
+        note = (
+            f"Target UA by {folds}-fold cross-validation over your {len(labeled_clips)} labeled clips: "
+            "each is scored by a model trained with the same settings without it; "
+            "the new version itself trained on all of them "
+            f"(the {folds} extra trainings took {time.perf_counter() - started:.0f} s)."
+        )
+    else:
+        judged_clips, judged_labels, target_probs = [], [], None
+        note = (
+            f"No target UA: label at least {CV_FOLDS} clips (they are then cross-validated), "
+            "or seed the pool with --target-corpus."
+        )
+    target_metrics, comparison, previous_note = None, None, ""
+    if judged_clips:
+        target_metrics = evaluate(judged_labels, target_probs, config.classes)
+        target_metrics["estimate"] = ua_with_interval(
+            np.asarray(judged_labels), target_probs.argmax(1), seed=ws.config.seed
+        ).to_dict()
+        comparison, previous_note = _compare_with_parent(
+            ws, parent, judged_clips, judged_labels, target_probs.argmax(1)
+        )
+    pseudo = result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
+    # 5) save, record and activate the new version
+    folder = (
+        ws.config.data_dir / "models" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
+    )
+    save_model(result, folder)
+    metrics = {
+        "language": language or (pool_language and f"({pool_language}, not trained on)"),
+        "source_ua": source_metrics["ua"],
+        "target_ua": target_metrics["ua"] if target_metrics else None,
+        "target_interval": (
+            [target_metrics["estimate"]["low"], target_metrics["estimate"]["high"]]
+            if target_metrics
+            else None
+        ),
+        "target_note": note,
+        "previous": {"version": parent.id, **comparison.to_dict()} if comparison else None,
+        "trained_clip_ids": [c.id for c in labeled_clips],
+        "labeled": len(labeled_clips),
+        "unlabeled": len(unlabeled_clips),
+        "pseudo_per_class": pseudo,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "source": {"test": source_metrics},
+        "target": {"heldout": target_metrics},
+    }
+    # the version row and its pseudo-labels in one transaction: a crash leaves both or neither
+    version = ws.store.add_model_version(
+        config.to_dict(),
+        metrics,
+        weights_path=folder,
+        parent=parent.id if parent else None,
+        machine_labels=_pseudo_labels(result, unlabeled_clips),
+    )
+    with ws.lock:
+        ws.models[version.id] = result
+    ws.log(f"model {version.id}: source UA {source_metrics['ua']:.3f}, target UA {metrics['target_ua']}")
+    return AdaptReport(
+        version_id=version.id,
+        parent=parent.id if parent else None,
+        language=language or pool_language or "-",
+        policy=config.policy,
+        labeled=len(labeled_clips),
+        unlabeled=len(unlabeled_clips),
+        source_metrics=source_metrics,
+        target_metrics=target_metrics,
+        target_note=note,
+        comparison=comparison,
+        previous_note=previous_note,
+        pseudo_per_class=pseudo,
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        seconds=seconds,
+    )
+
+
+def _pseudo_labels(result: AdaptResult, clips: list[Clip]) -> list[tuple[int, str, float]]:
+    """The pseudo-labels the round's last pseudo-labeling step trained on, as machine labels of its version.
+
+    Exactly those (after balancing and the policy's selection, with the probability they were selected
+    at), not a re-selection by the finished model. Kept apart from human labels in the store (they
+    never count as a clip's label), so exports show which labels a person gave and which the model
+    guessed, with its confidence.
+    """
+    used = result.pseudo_labels
+    if used is None:
+        return []
+    by_id = {str(clip.id): clip for clip in clips}
+    return [
+        (by_id[clip_id].id, result.classes[int(guess)], float(confidence))
+        for clip_id, guess, confidence in zip(used.ids, used.classes, used.confidence, strict=True)
+    ]
+
+
+def _corpus_gold(ws: Workspace, unlabeled: list[Clip], config: AdaptConfig) -> tuple[list[Clip], list[int]]:
+    """Pool clips nobody labeled whose corpus label is known (never trained on), with that label."""
+    with ws.lock:
+        known = [
+            (c, ws.corpus_labels[c.id]) for c in unlabeled if ws.corpus_labels.get(c.id) in config.classes
+        ]
+    return [c for c, _ in known], [config.classes.index(e) for _, e in known]
+
+
+def _compare_with_parent(
+    ws: Workspace, parent: Any, clips: list[Clip], labels: list[int], preds: np.ndarray
+) -> tuple[Comparison | None, str]:
+    """The previous version on the same clips, leaving out any it was trained on."""
+    if parent is None:
+        return None, "No previous version to compare with."
+    trained = parent.metrics.get("trained_clip_ids")
+    if trained is None and parent.metrics.get("labeled"):
+        return None, f"Previous version {parent.id} does not record which clips it trained on."
+    seen = set(trained or [])
+    keep = [i for i, c in enumerate(clips) if c.id not in seen]
+    if not keep:
+        return None, f"Previous version {parent.id} trained on all of these clips: no fair comparison."
+    parent_probs = predict_proba(ws.model(parent.id), ws.clipset([clips[i] for i in keep]))
+    comparison = compare(np.asarray(labels)[keep], preds[keep], parent_probs.argmax(1), seed=ws.config.seed)
+    left_out = len(clips) - len(keep)
+    note = f" ({left_out} clips it trained on left out)" if left_out else ""
+    return comparison, f"Previous version {parent.id} on the same {len(keep)} clips{note}."
+
+
+def _empty_clipset(like: ClipSet) -> ClipSet:
+    return build_clipset(ids=[], languages=[], feature_shape=like.features.shape[1:])
+
+
+def versions(ws: Workspace) -> pd.DataFrame:
+    """Model versions, newest first, with their held-out scores."""
+    rows = []
+    for v in reversed(ws.store.model_versions()):
+        m = v.metrics
+        rows.append(
+            {
+                "version": v.id,
+                "active": "✓" if v.active else "",
+                "created (UTC)": v.created_at[:19].replace("T", " "),
+                "parent": v.parent or "",
+                "policy": v.config.get("policy", ""),
+                "language": m.get("language") or "",
+                "labeled": m.get("labeled", ""),
+                "source UA": _pct(m.get("source_ua")),
+                "target UA": _pct(m.get("target_ua"))
+                + (" [{:.0%}-{:.0%}]".format(*m["target_interval"]) if m.get("target_interval") else ""),
+            }
+        )
+    columns = [
+        "version",
+        "active",
+        "created (UTC)",
+        "parent",
+        "policy",
+        "language",
+        "labeled",
+        "source UA",
+        "target UA",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def activate(ws: Workspace, version_id: str) -> str:
+    """Serve ``version_id`` from now on (roll back or forward); returns a message."""
+    if not version_id:
+        raise ServiceError("choose a version to activate")
+    if ws.round_lock.locked():
+        raise BusyError("an adaptation round is running: activate a version after it finished")
+    if version_id not in ws.version_ids():
+        raise ServiceError(f"no model version {version_id!r}: choose one listed in the versions table")
+    ws.model(version_id)  # fails before switching if the weights are gone
+    version = ws.store.activate(version_id)
+    return f"Model {version.id} is active now."
+
+
+def _epoch_text(event: ProgressEvent) -> str:
+    text = f"epoch {event.epoch}/{event.total_epochs}"
+    if event.pseudo_counts is not None:
+        accepted = sum(event.pseudo_counts.values())
+        per_class = ", ".join(f"{k} {v}" for k, v in event.pseudo_counts.items())
+        text += f" · {accepted} pseudo-labels ({per_class})"
+    if event.val_ua:
+        text += " · validation UA " + ", ".join(f"{k} {v:.0%}" for k, v in event.val_ua.items())
+    return text
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else ""
