@@ -20,24 +20,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from serdemo.active import UncertaintyRule, rank_by_coverage, rank_for_labeling  # noqa: E402
-from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files  # noqa: E402
-from serdemo.config import AdaptConfig  # noqa: E402
-from serdemo.corpora import load_corpus  # noqa: E402
-from serdemo.encoders import build_encoder  # noqa: E402
-from serdemo.labels import EMOTIONS  # noqa: E402
-from serdemo.learn import ClipSet, adapt, embed, predict_proba  # noqa: E402
-from serdemo.metrics import unweighted_accuracy  # noqa: E402
-from serdemo.splits import speaker_split  # noqa: E402
+from serdemo.active import UncertaintyRule, rank_by_coverage, rank_for_labeling
+from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files
+from serdemo.config import AdaptConfig
+from serdemo.corpora import load_corpus
+from serdemo.encoders import build_encoder
+from serdemo.labels import EMOTIONS
+from serdemo.learn import ClipSet, adapt, embed, predict_proba
+from serdemo.metrics import unweighted_accuracy
+from serdemo.splits import speaker_split
 
 CORPORA = Path(os.environ.get("SERDEMO_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
 RULES = ("random", "least_confidence", "margin", "entropy", "coverage")

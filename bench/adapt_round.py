@@ -17,18 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from serdemo.config import AdaptConfig  # noqa: E402
-from serdemo.experiment import machine_info  # noqa: E402
-from serdemo.learn import ClipSet, adapt  # noqa: E402
+from serdemo.config import AdaptConfig
+from serdemo.experiment import machine_info
+from serdemo.learn import ClipSet, adapt
 
 
 def synthetic(

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser import running_app  # noqa: E402
+from serdemo.app.local_server import running_app
 
 
 def wait_ready(log: Path, timeout: float) -> float:

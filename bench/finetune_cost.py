@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from serdemo.encoders.whisper import load_whisper_base  # noqa: E402
+from serdemo.encoders.whisper import load_whisper_base
 
 
 def main(argv: list[str] | None = None) -> None:

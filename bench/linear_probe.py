@@ -19,22 +19,16 @@ Run (reads the embedding cache that bench/representation.py fills; ~2 min on 2 c
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
+from representation import VARIANTS, clipset, load, split_sets
 from sklearn.linear_model import LogisticRegression
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from representation import VARIANTS, clipset, load, split_sets  # noqa: E402
-
-from serdemo.cache import EmbeddingCache, default_cache_dir  # noqa: E402
-from serdemo.labels import EMOTIONS  # noqa: E402
-from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
-from serdemo.learn.pseudo_labels import balance_by_group  # noqa: E402
-from serdemo.metrics import unweighted_accuracy  # noqa: E402
+from serdemo.cache import EmbeddingCache, default_cache_dir
+from serdemo.labels import EMOTIONS
+from serdemo.learn.normalize import FeatureNormalizer
+from serdemo.learn.pseudo_labels import balance_by_group
+from serdemo.metrics import unweighted_accuracy
 
 VARIANT = VARIANTS["linear-speaker-nodrop"]  # only its feature choices matter here: all layers, per speaker
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,17 +24,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app import corpus_arg  # noqa: E402
-from serdemo.app import Service, ServiceConfig  # noqa: E402
-from serdemo.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from serdemo.corpora import load_corpus  # noqa: E402
-from serdemo.corpora.base import Utterance  # noqa: E402
-from serdemo.experiment import machine_info  # noqa: E402
-from serdemo.labels import EMOTIONS  # noqa: E402
-from serdemo.metrics import unweighted_accuracy  # noqa: E402
-from serdemo.splits import speaker_split  # noqa: E402
+from app import corpus_arg
+from serdemo.app import Service, ServiceConfig
+from serdemo.audio import SAMPLE_RATE, load_audio
+from serdemo.corpora import load_corpus
+from serdemo.corpora.base import Utterance
+from serdemo.experiment import machine_info
+from serdemo.labels import EMOTIONS
+from serdemo.metrics import unweighted_accuracy
+from serdemo.splits import speaker_split
 
 BEFORE_S, AFTER_S = 0.5, 1.0  # the padding of the table
 NOISE_DBFS = -50.0  # RMS of the room noise: a quiet room through a laptop microphone

@@ -19,7 +19,6 @@ Run (~17 min on 2 cores: frames ~2 min, logistic regressions ~3 min, trained var
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -29,14 +28,12 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from serdemo.audio import load_audio  # noqa: E402
-from serdemo.corpora import load_corpus  # noqa: E402
-from serdemo.labels import EMOTIONS  # noqa: E402
-from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
-from serdemo.metrics import unweighted_accuracy  # noqa: E402
-from serdemo.splits import speaker_split  # noqa: E402
+from serdemo.audio import load_audio
+from serdemo.corpora import load_corpus
+from serdemo.labels import EMOTIONS
+from serdemo.learn.normalize import FeatureNormalizer
+from serdemo.metrics import unweighted_accuracy
+from serdemo.splits import speaker_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,14 +22,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app import corpus_arg  # noqa: E402
-from serdemo.app import ASSETS, Service, ServiceConfig  # noqa: E402
-from serdemo.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from serdemo.config import AdaptConfig  # noqa: E402
-from serdemo.encoders import build_encoder  # noqa: E402
-from serdemo.experiment import machine_info  # noqa: E402
+from app import corpus_arg
+from serdemo.app import ASSETS, Service, ServiceConfig
+from serdemo.audio import SAMPLE_RATE, load_audio
+from serdemo.config import AdaptConfig
+from serdemo.encoders import build_encoder
+from serdemo.experiment import machine_info
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,19 +28,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from serdemo.alignment import CoralAligner  # noqa: E402
-from serdemo.audio import file_sha256, load_audio  # noqa: E402
-from serdemo.cache import CacheKey, EmbeddingCache, default_cache_dir, embed_files  # noqa: E402
-from serdemo.config import AdaptConfig  # noqa: E402
-from serdemo.corpora import load_corpus  # noqa: E402
-from serdemo.labels import EMOTIONS  # noqa: E402
-from serdemo.learn import ClipSet, adapt, predict_proba  # noqa: E402
-from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
-from serdemo.metrics import unweighted_accuracy  # noqa: E402
-from serdemo.prosody import PROSODY_NAMES, prosody_features  # noqa: E402
-from serdemo.splits import speaker_split  # noqa: E402
+from serdemo.alignment import CoralAligner
+from serdemo.audio import file_sha256, load_audio
+from serdemo.cache import CacheKey, EmbeddingCache, default_cache_dir, embed_files
+from serdemo.config import AdaptConfig
+from serdemo.corpora import load_corpus
+from serdemo.labels import EMOTIONS
+from serdemo.learn import ClipSet, adapt, predict_proba
+from serdemo.learn.normalize import FeatureNormalizer
+from serdemo.metrics import unweighted_accuracy
+from serdemo.prosody import PROSODY_NAMES, prosody_features
+from serdemo.splits import speaker_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = Path(os.environ.get("SERDEMO_CORPORA", ROOT.parent / "shared" / "corpora"))

@@ -20,17 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from serdemo.config import AdaptConfig  # noqa: E402
-from serdemo.experiment import (  # noqa: E402
+from serdemo.config import AdaptConfig
+from serdemo.experiment import (
     CorpusRef,
     ExperimentError,
     ExperimentRunner,

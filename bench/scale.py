@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +25,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from serdemo import scale
+from serdemo.audio import SAMPLE_RATE, load_audio
+from serdemo.experiment import CorpusRef
+from serdemo.pool_store import PoolStore
 
-from serdemo import scale  # noqa: E402
-from serdemo.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from serdemo.experiment import CorpusRef  # noqa: E402
-from serdemo.pool_store import PoolStore  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from serdemo.app.local_server import free_port, wait_for_http
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from browser import free_port, wait_for_http  # noqa: E402
 
 EXAMPLE = ROOT / "assets" / "examples" / "en_angry_kids.flac"
 EMOTIONS = ["anger", "fear", "happiness", "neutral", "sadness"]

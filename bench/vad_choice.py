@@ -15,19 +15,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from padding import AFTER_S, BEFORE_S, held_out
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app import corpus_arg  # noqa: E402
-from bench.padding import AFTER_S, BEFORE_S, held_out  # noqa: E402
-from serdemo.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from serdemo.speech import DETECTORS, speech_activity  # noqa: E402
+from app import corpus_arg
+from serdemo.audio import SAMPLE_RATE, load_audio
+from serdemo.speech import DETECTORS, speech_activity
 
 TOLERANCE_S = 0.05
 

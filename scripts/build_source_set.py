@@ -11,14 +11,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app import corpus_arg  # noqa: E402
-from serdemo.app import ASSETS, Service, ServiceConfig  # noqa: E402
+from app import corpus_arg
+from serdemo.app import ASSETS, Service, ServiceConfig
 
 
 def main() -> None:

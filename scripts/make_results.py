@@ -12,6 +12,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shlex
@@ -22,17 +23,25 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a plain script without installing the package
-
-from serdemo.config import AdaptConfig  # noqa: E402
-from serdemo.experiment import (  # noqa: E402
+from serdemo.config import AdaptConfig
+from serdemo.experiment import (
     CorpusRef,
     ExperimentError,
     ExperimentRunner,
     ExperimentSpec,
     write_json_atomic,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench_module(name: str) -> Any:
+    """``bench/<name>.py`` loaded from its file (bench/ is a folder of commands, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 DEFAULT_CORPORA = Path(os.environ.get("SERDEMO_CORPORA", ROOT.parent / "shared" / "corpora"))
 # The only paper numbers we have offline (from our issue tracker): fine-tuned HuBERT, EMO-DB target UA.
@@ -528,8 +537,7 @@ def _table_robustness(
             "",
         ]
     if study:
-        sys.path.insert(0, str(ROOT / "bench"))
-        from robustness import table  # the study's own table
+        table = _bench_module("robustness").table  # the study's own table
 
         keys = sorted(study["runs"])
         lines += [
@@ -616,8 +624,7 @@ def _robustness_targets(robust: dict[str, dict[str, Any]], study: dict[str, Any]
 def _table_representation(report: dict[str, Any] | None) -> list[str]:
     if not report:
         return []
-    sys.path.insert(0, str(ROOT / "bench"))
-    from representation import table  # the study's own table, so both pages show the same numbers
+    table = _bench_module("representation").table  # the study's own table: both pages show the same numbers
 
     lines = [
         "## Representation variants (issue 5)",

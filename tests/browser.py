@@ -5,18 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from serdemo.app.local_server import ROOT, free_port, running_app, wait_for_http  # noqa: F401  (used by tests)
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -26,58 +21,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(
-    url: str, timeout: float, process: subprocess.Popen | None = None, log: Path | None = None
-) -> float:
-    """Poll ``url`` until it answers 200; returns the seconds waited. Fails early if ``process`` exits."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if process is not None and process.poll() is not None:
-            tail = log.read_text()[-3000:] if log and log.exists() else ""
-            raise RuntimeError(f"app exited with code {process.returncode} before answering:\n{tail}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return time.perf_counter() - start
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s:\n{tail}")
-
-
-@contextlib.contextmanager
-def running_app(
-    args: Sequence[str], log: Path, timeout: float = 180.0, env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """Start ``python app.py --port <free> ARGS``; yield its URL once the page answers; stop it after."""
-    port = free_port()
-    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1", *args]
-    environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
-    with log.open("w") as handle:
-        process = subprocess.Popen(
-            command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, env=environment
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_http(url, timeout, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def chromium_path() -> str:
