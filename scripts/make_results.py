@@ -39,6 +39,7 @@ def _bench_module(name: str) -> Any:
     """``bench/<name>.py`` loaded from its file (bench/ is a folder of commands, not a package)."""
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
