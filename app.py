@@ -17,6 +17,8 @@ from pathlib import Path
 
 T0 = time.perf_counter()
 
+from serdemo.config import AdaptConfig  # noqa: E402  (after T0: start-up time counts every import)
+
 
 def corpus_arg(text: str) -> tuple[str, Path]:
     """``NAME=PATH`` -> (name, path), with a message saying the expected form."""
@@ -67,7 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="use at most N clips per corpus, balanced by emotion (quick demos; first start embeds less)",
     )
-    parser.add_argument("--encoder", default="whisper-base", help="utterance encoder (default: whisper-base)")
+    default_encoder = AdaptConfig.encoder
+    parser.add_argument(
+        "--encoder", default=default_encoder, help=f"utterance encoder (default: {default_encoder})"
+    )
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="embedding cache (default: ~/.cache/serdemo/embeddings)"
     )

@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from serdemo import scale_cli
-from serdemo.config import AdaptConfig, Balance, LayerCombination, Mode, Normalization, Policy, Selection
+from serdemo.config import (
+    LABELED_TARGET_CLIPS,
+    AdaptConfig,
+    Balance,
+    LayerCombination,
+    Mode,
+    Normalization,
+    Policy,
+    Selection,
+)
 from serdemo.corpora import CORPORA, corpus_names
 from serdemo.labels import EMOTIONS, UnknownEmotionError, parse_classes
 
@@ -68,9 +77,9 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--labeled",
         type=int,
-        default=100,
+        default=LABELED_TARGET_CLIPS,
         metavar="N",
-        help="labeled target clips, class-stratified (default 100; 0 = zero-label setting)",
+        help=f"labeled target clips, class-stratified (default {LABELED_TARGET_CLIPS}; 0 = zero-label)",
     )
     p.add_argument(
         "--policy",

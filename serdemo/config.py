@@ -9,13 +9,18 @@ from typing import Any
 
 from serdemo.labels import EMOTIONS, emotion_index
 
+# The experiment protocol's default number of labeled target clips (paper: 100), shared by
+# serdemo.experiment.ExperimentSpec and the CLI; here, not there, so the CLI starts without torch.
+LABELED_TARGET_CLIPS = 100
+
 
 class Policy(str, Enum):
     """How unlabeled target clips enter training (Agarla et al., 2023, Algorithm 1)."""
 
-    NONE = "none"  # supervised only: D = D_s + K_t
+    # in the order the Adapt tab and the CLI list them: the paper's two policies, then the baseline
     HARD = "hard"  # argmax pseudo-labels kept where the top probability reaches tau
     SOFT = "soft"  # probability pseudo-labels + mixup + R_A / R_H regularisers
+    NONE = "none"  # supervised only: D = D_s + K_t
 
 
 class Mode(str, Enum):

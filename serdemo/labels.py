@@ -16,6 +16,15 @@ class Emotion(str, Enum):
 
 
 EMOTIONS: tuple[str, ...] = tuple(e.value for e in Emotion)
+# One fixed colour per emotion everywhere (app plots, Explore figures): Okabe & Ito's colour-blind-safe
+# palette, so "before" and "after" figures read the same way; legends always name each emotion too.
+EMOTION_COLORS: dict[str, str] = {
+    "anger": "#D55E00",
+    "fear": "#CC79A7",
+    "happiness": "#E69F00",
+    "neutral": "#7A7A7A",
+    "sadness": "#0072B2",
+}
 
 
 class UnknownEmotionError(ValueError):

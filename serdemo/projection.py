@@ -12,21 +12,13 @@ import numpy as np
 import plotly.graph_objects as go
 from sklearn.decomposition import PCA
 
-from serdemo.labels import EMOTIONS
+from serdemo.labels import EMOTION_COLORS, EMOTIONS
 from serdemo.metrics import SILHOUETTE_METRIC, silhouette
 
 E = TypeVar("E", bound=Enum)
 
 UMAP_MIN_POINTS = 4  # below this UMAP has no neighbourhood graph to speak of; project() uses PCA instead
 
-# Fixed colours per emotion so "before" and "after" figures read the same way.
-EMOTION_COLORS: dict[str, str] = {  # Okabe & Ito's colour-blind-safe palette; the legend names each
-    "anger": "#D55E00",
-    "fear": "#CC79A7",
-    "happiness": "#E69F00",
-    "neutral": "#7A7A7A",
-    "sadness": "#0072B2",
-}
 UNLABELED = "unlabeled"
 UNLABELED_COLOR = "#d4d4d4"
 # Symbols that both Scatter and Scatter3d draw; languages get them in sorted order.

@@ -8,9 +8,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from serdemo.labels import EMOTION_COLORS
 from serdemo.metrics import silhouette
 from serdemo.projection import (
-    EMOTION_COLORS,
     UNLABELED_COLOR,
     project,
     projection_figure,

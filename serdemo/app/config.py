@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serdemo.active import COVERAGE_RULE, UncertaintyRule
+from serdemo.config import AdaptConfig
 from serdemo.projection import ColorBy
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -46,7 +47,7 @@ class ServiceConfig:
     """How the app is set up; ``app.py`` fills it from the command line."""
 
     data_dir: Path = Path("annotations")  # annotation store, model versions and exports
-    encoder: str = "whisper-base"  # registry name of the utterance encoder
+    encoder: str = AdaptConfig.encoder  # registry name of the utterance encoder
     source_corpora: tuple[tuple[str, Path], ...] = ()  # (corpus name, root): the labeled source set
     target_corpora: tuple[tuple[str, Path], ...] = ()  # (corpus name, root): seeds the unlabeled target pool
     corpus_limit: int | None = None  # at most this many clips per corpus, balanced by emotion (quick demos)
@@ -63,7 +64,7 @@ class ServiceConfig:
     segment_window_seconds: float = 2.0  # the models are trained on ~2 s clips (paper: 2 s crops)
     segment_hop_seconds: float = 1.0
     frontend: str | None = None  # speech front end (serdemo.speech); None: AdaptConfig's default
-    first_epochs: int = 100  # epochs of the source-only model trained at first start (frozen: seconds)
+    first_epochs: int = AdaptConfig.epochs  # epochs of the first, source-only model (frozen: seconds)
     explore_source_clips: int = 300  # source clips drawn in the Explore plots, beside the target pool
     explore_target_clips: int = 600
     seed: int = 0

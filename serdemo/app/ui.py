@@ -17,19 +17,12 @@ from serdemo.app.config import COLOR_CHOICES, EXPORT_FORMATS, RANKING_RULES, Bus
 from serdemo.app.config import scrub as scrub_paths
 from serdemo.app.service import Service
 from serdemo.app.views import AdaptRequest, LabelState, Prediction, QueueItem
-from serdemo.config import AdaptConfig, Balance
-from serdemo.labels import EMOTIONS
+from serdemo.config import AdaptConfig, Balance, Policy
+from serdemo.labels import EMOTION_COLORS, EMOTIONS
 
 LOG = logging.getLogger("serdemo")
 
 TITLE = "serdemo: speech emotion recognition for a new language"
-EMOTION_COLORS = {  # one fixed colour per emotion everywhere in the app (Okabe-Ito, colour-blind safe)
-    "anger": "#D55E00",
-    "fear": "#CC79A7",
-    "happiness": "#E69F00",
-    "neutral": "#7A7A7A",
-    "sadness": "#0072B2",
-}
 # ... and a line style and marker of its own, so no plot tells emotions apart by colour alone
 EMOTION_DASHES = dict(zip(EMOTIONS, ["solid", "dash", "dot", "dashdot", "longdash"], strict=True))
 EMOTION_MARKERS = dict(zip(EMOTIONS, ["circle", "square", "diamond", "triangle-up", "x"], strict=True))
@@ -726,7 +719,9 @@ def _adapt_tab(
     with gr.Row():
         with gr.Column(scale=1):
             language = _language_dropdown(service, languages, elem_id="adapt-language")
-            policy = gr.Radio(["hard", "soft", "none"], value=AdaptConfig.policy, label="Pseudo-label policy")
+            policy = gr.Radio(
+                [p.value for p in Policy], value=AdaptConfig.policy, label="Pseudo-label policy"
+            )
             tau = gr.Slider(
                 0.0,
                 1.0,

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from serdemo.config import AdaptConfig, Policy
+from serdemo.config import LABELED_TARGET_CLIPS, AdaptConfig, Policy
 from serdemo.confound import confine_speaker_emotions
 from serdemo.corpora import CORPORA, Utterance, corpus_names
 from serdemo.encoders import ENCODERS, encoder_names
@@ -97,7 +97,7 @@ class ExperimentSpec:
 
     sources: tuple[CorpusRef, ...]  # pooled as the source language
     target: CorpusRef
-    labeled: int = 100  # labeled target clips, class-stratified from target train; 0 = zero-label setting
+    labeled: int = LABELED_TARGET_CLIPS  # class-stratified from target train; 0 = zero-label setting
     target_all_labeled: bool = False  # every target train clip labeled: the multilingual upper bound
     adapt: AdaptConfig = field(default_factory=AdaptConfig)  # seeds, policy, classes, encoder, ...
     # stress protocol: every target speaker keeps clips of only this many emotions in each part (train

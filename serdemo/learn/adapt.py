@@ -60,9 +60,9 @@ def build_training_set(
     pseudo_rows: np.ndarray | None = None,
     pseudo_targets: np.ndarray | None = None,
     pseudo_weights: np.ndarray | None = None,
-    rebalance: bool = True,
+    rebalance: bool = AdaptConfig.rebalance,
     rng: np.random.Generator | None = None,
-    max_repeats: int = 0,
+    max_repeats: int = AdaptConfig.max_repeats,
 ) -> TrainingSet:
     """D = D_s + K_t + K'_t, built afresh: pseudo-labels replace, never add to, an earlier round's.
 
