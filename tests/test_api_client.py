@@ -7,42 +7,26 @@ every version after the first are created after the page was built: the API must
 from __future__ import annotations
 
 import json
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 import soundfile as sf
-from test_service import PITCH, SR, free_port, make_service, tone
+from test_service import PITCH, SR, make_service, served, tone
 
 from serdemo.labels import EMOTIONS
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
+@pytest.fixture
+def api(tmp_path):
     from gradio_client import Client
 
-    from serdemo.app.ui import build_app
-
-    tmp = tmp_path_factory.mktemp("api")
-    service = make_service(tmp, target=False)  # a source set, no target pool: no language known yet
+    service = make_service(tmp_path, target=False)  # a source set, no target pool: no language known yet
     assert service.languages() == []
-    app = build_app(service)
-    port = free_port()
-    app.queue().launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        allowed_paths=service.allowed_paths(),
-    )
-    try:
-        yield service, Client(f"http://127.0.0.1:{port}/", verbose=False), tmp
-    finally:
-        app.close()
-        threading.Event().wait(0.1)
+    with served(service) as url:
+        yield service, Client(url, verbose=False), tmp_path
 
 
 def clip(folder: Path, emotion: str, i: int) -> Path:
@@ -51,7 +35,7 @@ def clip(folder: Path, emotion: str, i: int) -> Path:
     return path
 
 
-def test_api_description_declares_store_pickers_as_strings(api):
+def api_description_declares_store_pickers_as_strings(api) -> None:
     _, client, _ = api
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     for endpoint, parameter in (("/activate", 0), ("/adapt", 0), ("/project", 0)):
@@ -59,7 +43,7 @@ def test_api_description_declares_store_pickers_as_strings(api):
         assert declared == {"type": "string"}, (endpoint, declared)  # not an enum of build-time choices
 
 
-def test_bulk_add(api):
+def bulk_add(api) -> None:
     from gradio_client import handle_file
 
     service, client, tmp = api
@@ -76,7 +60,7 @@ def test_bulk_add(api):
     assert service.languages() == ["it"]
 
 
-def test_label(api):
+def label(api) -> None:
     service, client, _ = api
     clips = service.store.clips("it")
     for c in clips[:12]:
@@ -86,7 +70,7 @@ def test_label(api):
     assert sum(service.store.label_counts("it").values()) == 12
 
 
-def test_adapt_on_a_language_made_after_the_page(api):
+def adapt_on_a_language_made_after_the_page(api) -> None:
     service, client, _ = api
     before = len(service.store.model_versions())
     report, *_ = client.predict("it", "hard", 0.5, 4, 2, True, "auto", api_name="/adapt")
@@ -95,14 +79,14 @@ def test_adapt_on_a_language_made_after_the_page(api):
     assert len(service.store.model_versions()) == before + 1
 
 
-def test_versions(api):
+def versions(api) -> None:
     service, client, _ = api
     table, _picker = client.predict(api_name="/versions")
     listed = [row[0] for row in table["data"]]
     assert listed == service.version_ids() and len(listed) == 2
 
 
-def test_activate_a_version_made_after_the_page(api):
+def activate_a_version_made_after_the_page(api) -> None:
     service, client, _ = api
     newest, first = service.version_ids()
     message, _table, _picker = client.predict(first, api_name="/activate")
@@ -113,13 +97,13 @@ def test_activate_a_version_made_after_the_page(api):
         client.predict("v9-nope", api_name="/activate")
 
 
-def test_project(api):
+def project(api) -> None:
     service, client, _ = api
     message, before, after, _clips = client.predict("it", "pca", 2, "emotion", api_name="/project")
     assert "20 target" in message and before is not None and after is not None
 
 
-def test_predict(api):
+def predict(api) -> None:
     from gradio_client import handle_file
 
     _, client, tmp = api
@@ -133,7 +117,7 @@ def test_predict(api):
     assert with_language["language"] == "it"
 
 
-def test_add_to_pool(api):
+def add_to_pool(api) -> None:
     from gradio_client import handle_file
 
     service, client, tmp = api
@@ -141,7 +125,7 @@ def test_add_to_pool(api):
     assert "Added clip" in message and "pt" in service.languages()
 
 
-def test_export_and_import(api):
+def export_and_import(api) -> None:
     from gradio_client import handle_file
 
     _, client, _ = api
@@ -150,3 +134,17 @@ def test_export_and_import(api):
     assert sum(r["annotator"] == "api-test" for r in rows) == 12
     message = client.predict(handle_file(exported), api_name="/import")
     assert message.startswith("Imported 0 new clips and 0 new labels")  # all of it is here already
+
+
+def test_every_endpoint_as_a_client_meets_them(api):
+    """One client, one app: each step builds on the one before (labels need the pool, adapt the labels)."""
+    api_description_declares_store_pickers_as_strings(api)
+    bulk_add(api)
+    label(api)
+    adapt_on_a_language_made_after_the_page(api)
+    versions(api)
+    activate_a_version_made_after_the_page(api)
+    project(api)
+    predict(api)
+    add_to_pool(api)
+    export_and_import(api)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
-import socket
+import shutil
 import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +23,13 @@ from serdemo.app import (
     ServiceConfig,
     ServiceError,
 )
+from serdemo.app.local_server import free_port
 from serdemo.app.views import spectrogram
 from serdemo.config import AdaptConfig
 from serdemo.encoders.whisper import WhisperEncoder, base_config
 from serdemo.labels import EMOTIONS
+from serdemo.learn import predict_proba
+from serdemo.metrics import unweighted_accuracy
 
 SR = 16_000
 # Each emotion is a tone of its own pitch (plus a language-specific shift), so even a random encoder's
@@ -81,8 +86,23 @@ def make_service(tmp: Path, source: bool = True, target: bool = True, **override
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory) -> Service:
-    return make_service(tmp_path_factory.mktemp("service"))
+def started(tmp_path_factory) -> Path:
+    """A folder where a service started once: its store, first model and embedding cache (never changed)."""
+    folder = tmp_path_factory.mktemp("service")
+    make_service(folder)
+    return folder
+
+
+@pytest.fixture
+def service(started, tmp_path) -> Service:
+    """A service of its own per test, started on a copy of ``started``'s data: no training, cached features.
+
+    Tests label, adapt and activate versions; a shared service made each test's outcome depend on the
+    tests before it.
+    """
+    shutil.copytree(started / "data", tmp_path / "data")
+    shutil.copytree(started / "cache", tmp_path / "cache")
+    return make_service(tmp_path)
 
 
 @pytest.fixture
@@ -114,7 +134,8 @@ def test_predict_returns_a_distribution_and_the_answering_version(service, clip_
     assert prediction.confidence == pytest.approx(prediction.probs[prediction.top])
     assert prediction.model_version == service.store.active_version().id
     assert prediction.segments == []  # 1.5 s is short: no timeline
-    assert json.dumps(prediction.to_dict())  # the /predict API returns it as JSON
+    # the /predict API returns it as JSON: every field survives the round trip
+    assert json.loads(json.dumps(prediction.to_dict())) == prediction.to_dict()
 
 
 def test_silent_clip_is_predicted_with_a_warning(service, tmp_path):
@@ -193,11 +214,16 @@ def test_adaptation_round_adds_an_active_version_with_scores(service):
     assert report.parent == first and report.version_id == service.store.active_version().id
     labeled = sum(service.store.label_counts("de").values())
     assert labeled >= 3 and report.labeled == labeled and report.unlabeled == 25 - labeled
-    assert 0.0 <= report.source_metrics["ua"] <= 1.0
+    # the reported source UA is the saved version's own, on the held-out source speakers
+    source_test = service.ws.source.test
+    saved = predict_proba(service.ws.model(report.version_id), source_test).argmax(1)
+    assert report.source_metrics["ua"] == pytest.approx(unweighted_accuracy(source_test.labels, saved))
+    assert service.store.active_version().metrics["source_ua"] == report.source_metrics["ua"]
     assert report.target_metrics["n"] == 25 - labeled  # corpus labels of the clips nobody labeled
     assert set(report.pseudo_per_class) == set(EMOTIONS)
     assert seen[-1][0] == pytest.approx(1.0) and "epoch 6/6" in seen[-1][1] and "pseudo-labels" in seen[-1][1]
-    assert "UA" in report.markdown()
+    summary = report.markdown()
+    assert report.version_id in summary and f"{report.source_metrics['ua']:.1%}" in summary
     table = service.versions()
     assert list(table["version"])[:2] == [report.version_id, first] and table["active"].tolist()[0] == "✓"
     # the round's pseudo-labels are kept as machine labels of the new version, never as human labels
@@ -302,19 +328,11 @@ def test_spectrogram_shape_and_range():
 # -- the named API endpoints, through gradio_client -----------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_api_endpoints_work_with_gradio_client(tmp_path, clip_file):
-    from gradio_client import Client, handle_file
-
+@contextlib.contextmanager
+def served(service: Service) -> Iterator[str]:
+    """The Gradio app of ``service`` on a free local port, in this process; yields its URL."""
     from serdemo.app.ui import build_app
 
-    service = make_service(tmp_path)
     app = build_app(service)
     port = free_port()
     app.queue().launch(
@@ -325,7 +343,19 @@ def test_api_endpoints_work_with_gradio_client(tmp_path, clip_file):
         allowed_paths=service.allowed_paths(),
     )
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+        threading.Event().wait(0.1)
+
+
+@pytest.mark.slow
+def test_api_endpoints_work_with_gradio_client(tmp_path, clip_file):
+    from gradio_client import Client, handle_file
+
+    service = make_service(tmp_path)
+    with served(service) as url:
+        client = Client(url, verbose=False)
         probs, summary, _timeline, details = client.predict(handle_file(str(clip_file)), api_name="/predict")
         assert details["top"] == probs["label"] and details["model_version"] in summary
 
@@ -346,9 +376,6 @@ def test_api_endpoints_work_with_gradio_client(tmp_path, clip_file):
         outputs = client.predict("de", "soft", 0.5, 4, 2, True, "per-language", api_name="/adapt")
         assert "is active" in outputs[0]
         assert len(service.store.model_versions()) == before_versions + 1
-    finally:
-        app.close()
-        threading.Event().wait(0.1)
 
 
 def test_a_shipped_source_set_lets_a_fresh_install_predict_and_adapt(service, tmp_path, clip_file):
