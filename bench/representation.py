@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from serdemo.alignment import CoralAligner
 from serdemo.audio import file_sha256, load_audio
 from serdemo.cache import CacheKey, EmbeddingCache, default_cache_dir, embed_files
 from serdemo.config import AdaptConfig
@@ -37,13 +36,14 @@ from serdemo.labels import EMOTIONS
 from serdemo.learn import ClipSet, adapt, predict_proba
 from serdemo.learn.normalize import FeatureNormalizer
 from serdemo.metrics import unweighted_accuracy
-from serdemo.prosody import PROSODY_NAMES, prosody_features
+from serdemo.research.alignment import CoralAligner
+from serdemo.research.prosody import PROSODY_NAMES, prosody_features
 from serdemo.splits import speaker_split
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = Path(os.environ.get("SERDEMO_CORPORA", ROOT.parent / "shared" / "corpora"))
 OUT = ROOT / "docs" / "results" / "representation.json"
-PROSODY_IDENTITY = "prosody/yin-v1"  # cache key of serdemo.prosody features; bump when they change
+PROSODY_IDENTITY = "prosody/yin-v1"  # cache key of serdemo.research.prosody features; bump when they change
 PAPER_HUBERT = {"100": 93.95, "all": 94.37}  # Agarla et al. (2023), fine-tuned HuBERT, RAVDESS -> EMO-DB
 
 
@@ -57,7 +57,7 @@ class Variant:
     normalization: str = "per-speaker"  # FeatureNormalizer groups
     target_speakers: bool = True  # False: German speaker ids hidden (app uploads): one group per language
     coral: bool = False  # recolour source features with the target covariance (CORAL)
-    prosody: bool = False  # append serdemo.prosody descriptors to every layer's vector
+    prosody: bool = False  # append serdemo.research.prosody descriptors to every layer's vector
     combination: str = "mix"  # the head's layer combination: softmax "mix" or "concat"
     projection_dim: int = 256  # hidden projection of the head; 0 = linear head (a linear probe)
     weight_decay: float = 0.0  # Adam weight decay

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serdemo.audio import file_sha256, load_audio, random_crop, waveform_sha256
+from serdemo.audio import file_sha256, load_audio, waveform_sha256
 from serdemo.encoders.base import UtteranceEncoder
 
 Progress = Callable[[int, int], None]  # progress(done, total), counted in utterances
@@ -24,62 +24,12 @@ class CacheKey:
 
     encoder: str  # UtteranceEncoder.identity; changes whenever weights or preprocessing change
     content: str  # SHA-256 of the file (file_sha256) or of the samples (waveform_sha256)
-    policy: str  # str(CropPolicy), e.g. "whole" or "crop2s-seed3-k0"
+    policy: str  # WHOLE: the part of the clip embedded
 
 
-@dataclass(frozen=True)
-class CropPolicy:
-    """Which part of each clip gets embedded; ``str(policy)`` goes into the cache key.
-
-    ``seconds=None`` embeds the whole clip. Otherwise the clip is cut to one random ``seconds``-long
-    crop (:func:`serdemo.audio.random_crop`) drawn from ``(seed, index, audio content)``, so the k-th crop
-    of a file is the same in every run and on every machine, which is what makes it cacheable.
-    Training on fresh random crops each epoch means ``index = epoch % crops_per_file``.
-
-    Example:
-        >>> str(CropPolicy(2.0, seed=3, index=0))
-        'crop2s-seed3-k0'
-        >>> CropPolicy.parse("crop2s-seed3-k0") == CropPolicy(2.0, seed=3, index=0)
-        True
-
-    """
-
-    seconds: float | None = None
-    seed: int = 0
-    index: int = 0
-
-    _PATTERN = re.compile(r"crop(?P<seconds>[0-9.]+)s-seed(?P<seed>-?\d+)-k(?P<index>\d+)")
-
-    def __post_init__(self) -> None:
-        if self.seconds is not None and not self.seconds > 0:
-            raise ValueError(f"crop length must be positive, got {self.seconds} s")
-
-    def __str__(self) -> str:
-        if self.seconds is None:
-            return "whole"
-        return f"crop{self.seconds:g}s-seed{self.seed}-k{self.index}"
-
-    @classmethod
-    def parse(cls, text: str) -> CropPolicy:
-        """Read ``"whole"`` or ``"crop<seconds>s-seed<seed>-k<index>"`` back into a policy."""
-        if text == "whole":
-            return cls()
-        match = cls._PATTERN.fullmatch(text)
-        if match is None:
-            raise ValueError(f"unknown crop policy {text!r}: use 'whole' or e.g. 'crop2s-seed3-k0'")
-        return cls(float(match["seconds"]), int(match["seed"]), int(match["index"]))
-
-    def apply(self, wave: np.ndarray, content: str) -> np.ndarray:
-        """Cut ``wave`` (whose bytes hash to ``content``) as this policy says."""
-        if self.seconds is None:
-            return wave
-        # seeding from the content (not the path) gives a moved or copied file the same crop
-        content_bits = int(hashlib.sha256(content.encode()).hexdigest()[:15], 16)
-        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.index, content_bits])
-        return random_crop(wave, self.seconds, rng)
-
-
-WHOLE = CropPolicy()
+# How a clip is embedded, part of every cache key: whole clips. (The key kept its "policy" field, so
+# the vectors cached since random training crops were dropped, all of whole clips, stay valid.)
+WHOLE = "whole"
 
 
 class EmbeddingCache:
@@ -155,13 +105,11 @@ def embed_files(
     cache: EmbeddingCache | None,
     batch_size: int = 8,
     progress: Progress | None = None,
-    loader: Callable[[Path], np.ndarray] = load_audio,
-    policy: CropPolicy | str = WHOLE,
 ) -> np.ndarray:
     """Embed audio files, reusing every vector already in ``cache``.
 
     Each file is hashed once; files whose content is already cached (under this encoder's identity
-    and ``policy``) are not even decoded. The misses are loaded with ``loader``, cut by ``policy``,
+    are not even decoded. The misses are loaded with :func:`~serdemo.audio.load_audio` and
     embedded ``batch_size`` at a time and stored after every batch, so an interrupted run keeps its work.
 
     Args:
@@ -170,10 +118,6 @@ def embed_files(
         cache: where vectors are kept; ``None`` embeds everything and stores nothing.
         batch_size: utterances per forward pass.
         progress: called as ``progress(done, total)`` after the lookup and after every batch.
-        loader: path -> 16 kHz mono float32 wave; a loader that changes the audio beyond
-            :func:`~serdemo.audio.load_audio` must be reflected in ``encoder.identity``, or the cache
-            will hand back vectors of the unchanged audio.
-        policy: whole clips (default) or a reproducible random crop, e.g. ``"crop2s-seed3-k0"``.
 
     Returns:
         (N, L, 2D) float32, in the order of ``paths``.
@@ -185,17 +129,15 @@ def embed_files(
     paths = [Path(p) for p in paths]
     contents = [file_sha256(p) for p in paths]
     sizes = [p.stat().st_size for p in paths]
-    return _embed(encoder, contents, sizes, lambda i: loader(paths[i]), cache, batch_size, progress, policy)
+    return _embed(encoder, contents, sizes, lambda i: load_audio(paths[i]), cache, batch_size, progress)
 
 
 def embed_waveforms(
     encoder: UtteranceEncoder,
     waveforms: Sequence[np.ndarray],
     cache: EmbeddingCache | None,
-    keys: Sequence[str] | None = None,
     batch_size: int = 8,
     progress: Progress | None = None,
-    policy: CropPolicy | str = WHOLE,
 ) -> np.ndarray:
     """Embed in-memory 16 kHz waveforms (e.g. app recordings) through the cache, like :func:`embed_files`.
 
@@ -203,22 +145,16 @@ def embed_waveforms(
         encoder: any :class:`~serdemo.encoders.base.UtteranceEncoder`.
         waveforms: 1-D float32 arrays at 16 kHz.
         cache: where vectors are kept; ``None`` stores nothing.
-        keys: a content id per waveform; by default the SHA-256 of its samples. Pass your own only if
-            it changes whenever the samples do.
         batch_size: utterances per forward pass.
         progress: called as ``progress(done, total)``.
-        policy: whole clips (default) or a reproducible random crop.
 
     Returns:
         (N, L, 2D) float32, in the order of ``waveforms``.
 
     """
-    if keys is None:
-        keys = [waveform_sha256(w) for w in waveforms]
-    elif len(keys) != len(waveforms):
-        raise ValueError(f"got {len(keys)} keys for {len(waveforms)} waveforms; give one key per waveform")
+    keys = [waveform_sha256(w) for w in waveforms]
     sizes = [len(w) for w in waveforms]
-    return _embed(encoder, list(keys), sizes, lambda i: waveforms[i], cache, batch_size, progress, policy)
+    return _embed(encoder, keys, sizes, lambda i: waveforms[i], cache, batch_size, progress)
 
 
 def _embed(
@@ -229,9 +165,7 @@ def _embed(
     cache: EmbeddingCache | None,
     batch_size: int,
     progress: Progress | None,
-    policy: CropPolicy | str,
 ) -> np.ndarray:
-    policy = CropPolicy.parse(policy) if isinstance(policy, str) else policy
     total = len(contents)
     shape = (encoder.num_layers, 2 * encoder.hidden_size)
     out = np.zeros((total, *shape), dtype=np.float32)
@@ -242,7 +176,7 @@ def _embed(
         positions.setdefault(content, []).append(i)
     misses: list[str] = []
     for content, where in positions.items():
-        cached = cache.get(CacheKey(encoder.identity, content, str(policy))) if cache is not None else None
+        cached = cache.get(CacheKey(encoder.identity, content, WHOLE)) if cache is not None else None
         if cached is not None and cached.shape == shape:
             out[where] = cached
         else:
@@ -253,15 +187,15 @@ def _embed(
     if progress is not None:
         progress(done, total)
 
-    # 2) load, cut, embed and store the misses a batch at a time
+    # 2) load, embed and store the misses a batch at a time
     for start in range(0, len(misses), batch_size):
         batch = misses[start : start + batch_size]
-        waves = [policy.apply(load(positions[c][0]), c) for c in batch]
+        waves = [load(positions[c][0]) for c in batch]
         vectors = encoder.embed(waves, batch_size=batch_size)
         for content, vector in zip(batch, vectors, strict=True):
             out[positions[content]] = vector
             if cache is not None:
-                cache.put(CacheKey(encoder.identity, content, str(policy)), vector)
+                cache.put(CacheKey(encoder.identity, content, WHOLE), vector)
             done += len(positions[content])
         if progress is not None:
             progress(done, total)

@@ -64,7 +64,7 @@ class StoreSpec:
     """What every vector in a store was made with; a store never mixes two specs."""
 
     encoder: str  # UtteranceEncoder.identity
-    policy: str  # str(CropPolicy), "whole" for whole clips
+    policy: str  # serdemo.cache.WHOLE: whole clips (kept in the manifest, as in the cache key)
     layers: int
     dim: int  # 2 * hidden size (mean + std)
 

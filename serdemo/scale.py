@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from serdemo.cache import WHOLE
 from serdemo.pool_store import INSTALL_HINT, PoolStore, StoreSpec, require_pyarrow, vectors_table
 
 ENGINES = ("local", "ray")
@@ -159,19 +160,13 @@ class EmbedWorker:
         for clip in clips:
             clip["sha256"], clip["error"] = None, None
         try:
-            vectors = list(
-                embed_files(self.encoder, paths, self.cache, self.batch_size, policy=self.store.spec.policy)
-            )
+            vectors = list(embed_files(self.encoder, paths, self.cache, self.batch_size))
         except (AudioError, ValueError):
             # one unusable clip must not sink the shard: embed one by one and record what failed
             vectors = []
             for clip in clips:
                 try:
-                    vectors.append(
-                        embed_files(
-                            self.encoder, [clip["path"]], self.cache, 1, policy=self.store.spec.policy
-                        )[0]
-                    )
+                    vectors.append(embed_files(self.encoder, [clip["path"]], self.cache, 1)[0])
                 except (AudioError, ValueError) as error:
                     clip["error"] = " ".join(str(error).split())
                     vectors.append(None)
@@ -413,10 +408,10 @@ def _plain(value: Any) -> Any:
 # the two jobs
 
 
-def encoder_spec(encoder_factory: Callable[[], Any], policy: str = "whole") -> StoreSpec:
+def encoder_spec(encoder_factory: Callable[[], Any]) -> StoreSpec:
     """The store spec of what ``encoder_factory`` builds (builds it once on the driver, to read its shape)."""
     encoder = encoder_factory()
-    return StoreSpec(encoder.identity, policy, encoder.num_layers, 2 * encoder.hidden_size)
+    return StoreSpec(encoder.identity, WHOLE, encoder.num_layers, 2 * encoder.hidden_size)
 
 
 def embed_pool(

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from serdemo.alignment import CoralAligner
+from serdemo.research.alignment import CoralAligner
 
 
 def correlated(rng, n, mixing, shift=0.0):

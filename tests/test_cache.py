@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 import torch
 
+import serdemo.cache as cache_module
 from serdemo.audio import SAMPLE_RATE, AudioError, file_sha256, load_audio
 from serdemo.cache import (
     WHOLE,
     CacheKey,
-    CropPolicy,
     EmbeddingCache,
     default_cache_dir,
     embed_files,
@@ -62,13 +62,14 @@ def clips(tmp_path: Path) -> list[Path]:
     return write_clips(tmp_path, 5)
 
 
-def test_second_call_embeds_nothing(tmp_path: Path, clips: list[Path]) -> None:
+def test_second_call_embeds_nothing(tmp_path: Path, clips: list[Path], monkeypatch) -> None:
     encoder, cache = CountingEncoder(), EmbeddingCache(tmp_path / "cache")
     first = embed_files(encoder, clips, cache, batch_size=2)
     assert encoder.utterances == 5 and first.shape == (5, 2, 6) and first.dtype == np.float32
 
     loads: list[Path] = []
-    again = embed_files(encoder, clips[::-1], cache, loader=lambda p: loads.append(p) or load_audio(p))
+    monkeypatch.setattr(cache_module, "load_audio", lambda p: loads.append(p) or load_audio(p))
+    again = embed_files(encoder, clips[::-1], cache)
 
     assert encoder.utterances == 5 and loads == []  # hits are neither decoded nor embedded
     np.testing.assert_array_equal(again, first[::-1])  # results follow the input order
@@ -76,25 +77,13 @@ def test_second_call_embeds_nothing(tmp_path: Path, clips: list[Path]) -> None:
     np.testing.assert_allclose(first, expected, rtol=1e-6)
 
 
-def test_other_encoder_identity_or_crop_policy_misses(tmp_path: Path, clips: list[Path]) -> None:
+def test_other_encoder_identity_misses(tmp_path: Path, clips: list[Path]) -> None:
     cache = EmbeddingCache(tmp_path / "cache")
     embed_files(CountingEncoder("v1"), clips, cache)
 
     retrained = CountingEncoder("v2")
     embed_files(retrained, clips, cache)
     assert retrained.utterances == 5
-
-    cropped = CountingEncoder("v1")
-    vectors = embed_files(cropped, clips, cache, policy="crop0.25s-seed3-k0")
-    assert cropped.utterances == 5
-    embed_files(cropped, clips, cache, policy=CropPolicy(0.25, seed=3, index=0))
-    assert cropped.utterances == 5  # the parsed and the built policy are the same key
-    embed_files(cropped, clips, cache, policy=CropPolicy(0.25, seed=3, index=1))
-    assert cropped.utterances == 10
-
-    # the k-th crop of a file is reproducible, so a fresh cache computes the very same vectors
-    fresh = embed_files(CountingEncoder("v1"), clips, None, policy="crop0.25s-seed3-k0")
-    np.testing.assert_array_equal(fresh, vectors)
 
 
 def test_same_bytes_are_embedded_once(tmp_path: Path, clips: list[Path]) -> None:
@@ -118,7 +107,7 @@ def test_progress_counts_hits_then_batches(tmp_path: Path, clips: list[Path]) ->
 def test_truncated_entry_is_recomputed(tmp_path: Path, clips: list[Path]) -> None:
     encoder, cache = CountingEncoder(), EmbeddingCache(tmp_path / "cache")
     good = embed_files(encoder, clips, cache)
-    key = CacheKey(encoder.identity, file_sha256(clips[2]), str(WHOLE))
+    key = CacheKey(encoder.identity, file_sha256(clips[2]), WHOLE)
     entry = cache.path(key)
     entry.write_bytes(entry.read_bytes()[:-7])  # as if the disk filled up mid-write
     assert cache.get(key) is None and key not in cache
@@ -165,20 +154,6 @@ def test_embed_waveforms_caches_recordings(tmp_path: Path) -> None:
     changed = [waves[0], waves[1] * 0.5]
     embed_waveforms(encoder, changed, cache)
     assert encoder.utterances == 3  # a different recording is a different key
-
-    embed_waveforms(encoder, waves, cache, keys=["take-1", "take-2"], policy="crop0.3s-seed0-k0")
-    assert encoder.utterances == 5
-    with pytest.raises(ValueError, match="one key per waveform"):
-        embed_waveforms(encoder, waves, cache, keys=["only-one"])
-
-
-def test_crop_policy_text_round_trip() -> None:
-    for text in ["whole", "crop2s-seed3-k0", "crop1.5s-seed0-k7"]:
-        assert str(CropPolicy.parse(text)) == text
-    with pytest.raises(ValueError, match="unknown crop policy 'crop2s'"):
-        CropPolicy.parse("crop2s")
-    with pytest.raises(ValueError, match="must be positive"):
-        CropPolicy(0.0)
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from serdemo.audio import SAMPLE_RATE, load_audio
-from serdemo.prosody import MIN_SAMPLES, PROSODY_NAMES, prosody_batch, prosody_features, track_pitch
+from serdemo.research.prosody import MIN_SAMPLES, PROSODY_NAMES, prosody_batch, prosody_features, track_pitch
 
 
 def tone(freq, seconds=1.0, amplitude=0.3):
