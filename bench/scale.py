@@ -28,7 +28,7 @@ import torch
 from serdemo import scale
 from serdemo.audio import SAMPLE_RATE, load_audio
 from serdemo.experiment import CorpusRef
-from serdemo.pool_store import PoolStore
+from serdemo.scale.pool_store import PoolStore
 
 REPO = Path(__file__).resolve().parents[1]
 

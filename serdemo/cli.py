@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from serdemo import scale_cli
 from serdemo.config import (
     LABELED_TARGET_CLIPS,
     AdaptConfig,
@@ -21,6 +20,7 @@ from serdemo.config import (
 )
 from serdemo.corpora import CORPORA, corpus_names
 from serdemo.labels import EMOTIONS, UnknownEmotionError, parse_classes
+from serdemo.scale import cli as scale_cli
 
 EXIT_USAGE = 2  # argparse's code for bad arguments; ours match it
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C

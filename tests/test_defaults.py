@@ -25,11 +25,11 @@ NAMES = {f.name for f in dataclasses.fields(AdaptConfig)} - {"seed", "seeds", "d
 OTHER_MEANING = {
     ("serdemo/cache.py", "batch_size"),
     ("serdemo/speech.py", "batch_size"),
-    ("serdemo/scale.py", "batch_size"),
-    ("serdemo/scale_cli.py", "batch_size"),
+    ("serdemo/scale/workers.py", "batch_size"),
+    ("serdemo/scale/jobs.py", "batch_size"),
+    ("serdemo/scale/cli.py", "batch_size"),
     ("serdemo/encoders/base.py", "batch_size"),
     ("serdemo/encoders/byols.py", "dropout"),
-    ("serdemo/scale.py", "policy"),
 }
 
 

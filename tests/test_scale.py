@@ -25,7 +25,7 @@ from serdemo.encoders.whisper import WhisperEncoder, base_config  # noqa: E402
 from serdemo.learn import AdaptResult, ClipSet, predict_proba, save_model  # noqa: E402
 from serdemo.learn.model import make_head  # noqa: E402
 from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
-from serdemo.pool_store import PoolStore, PoolStoreError  # noqa: E402
+from serdemo.scale.pool_store import PoolStore, PoolStoreError  # noqa: E402
 
 TINY = base_config(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32)
 
@@ -473,7 +473,7 @@ def test_the_app_labels_the_queue_without_embedding_it_again(tmp_path: Path, emb
 
 
 def test_vectors_read_back_from_a_sliced_table() -> None:
-    from serdemo.pool_store import StoreSpec, table_vectors, vectors_table
+    from serdemo.scale.pool_store import StoreSpec, table_vectors, vectors_table
 
     spec = StoreSpec("e", "whole", 2, 3)
     rows = [{"id": str(i), "path": str(i), "size": 1, "mtime_ns": 1} for i in range(4)]
