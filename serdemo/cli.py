@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from serdemo.cli_options import EXIT_INTERRUPTED, EXIT_USAGE, add_cache_dir_option, add_encoder_option
 from serdemo.config import (
     LABELED_TARGET_CLIPS,
     AdaptConfig,
@@ -21,9 +22,6 @@ from serdemo.config import (
 from serdemo.corpora import CORPORA, corpus_names
 from serdemo.labels import EMOTIONS, UnknownEmotionError, parse_classes
 from serdemo.scale import cli as scale_cli
-
-EXIT_USAGE = 2  # argparse's code for bad arguments; ours match it
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 def user_errors() -> tuple[type[Exception], ...]:
@@ -73,7 +71,7 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "$SERDEMO_CORPORA/NAME (default ../shared/corpora/NAME)",
     )
     p.add_argument("--target", required=True, metavar="NAME[=PATH]", help="the target-language corpus")
-    p.add_argument("--encoder", default=defaults.encoder, help=f"registry name (default {defaults.encoder})")
+    add_encoder_option(p)
     p.add_argument(
         "--labeled",
         type=int,
@@ -208,12 +206,7 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         f"detector silero, webrtc or energy (default {defaults.frontend})",
     )
     p.add_argument("--device", default=defaults.device, help=f"torch device (default {defaults.device})")
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="embedding cache (default $SERDEMO_CACHE or ~/.cache/serdemo/embeddings)",
-    )
+    add_cache_dir_option(p)
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="results JSON to write")
     p.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
 

@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+from serdemo.cli_options import EXIT_INTERRUPTED, add_cache_dir_option, add_encoder_option
+
 COMMANDS = ("embed", "predict")
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add the ``embed`` and ``predict`` subcommands to the CLI's subparsers."""
-    from serdemo.config import AdaptConfig
-
     e = commands.add_parser(
         "embed",
         help="embed a large unlabeled pool into Parquet shards (and the embedding cache), locally or on Ray",
@@ -31,16 +31,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="a corpus (ravdess=PATH), or folder=PATH for your own folder or CSV; repeatable",
     )
     e.add_argument("--out", type=Path, required=True, metavar="DIR", help="the pool store folder")
-    e.add_argument("--encoder", default=AdaptConfig().encoder, help="registry name (default %(default)s)")
+    add_encoder_option(e)
     e.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default 8)")
     e.add_argument("--shard-size", type=int, default=64, help="clips per shard / Parquet file (default 64)")
     e.add_argument("--limit", type=int, default=None, metavar="N", help="first N clips of each pool (tries)")
-    e.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="embedding cache to read and fill (default $SERDEMO_CACHE or ~/.cache/serdemo/embeddings)",
-    )
+    add_cache_dir_option(e)
     e.add_argument(
         "--no-cache", action="store_true", help="keep vectors only in the pool store (archives of 10^6 clips)"
     )
@@ -109,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 "run the same command again to resume",
                 file=sys.stderr,
             )
-            return 130  # 128 + SIGINT, as cli.EXIT_INTERRUPTED
+            return EXIT_INTERRUPTED
     else:
         summary = scale.predict_pool(args.pool, args.model, args.out, engine, log)
         if args.queue:
