@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serdemo.app.ui import _own_names
+from serdemo.app.ui.widgets import own_names as _own_names
 
 
 def test_messages_show_the_file_name_not_the_upload_folder():
