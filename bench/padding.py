@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--source", type=corpus_arg, action="append", default=[], metavar="NAME=PATH",
                         help="train on these corpora (default: the shipped source set)")  # fmt: skip
     parser.add_argument("--frontend", default=None, help="speech front end (default: the app's)")
+    parser.add_argument("--augment-copies", type=int, default=None,
+                        help="augmented copies per source training clip (default: the app's)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,6 +87,8 @@ def main() -> None:
         config = ServiceConfig(data_dir=scratch / "data", source_corpora=tuple(args.source))
         if args.frontend is not None:
             config = ServiceConfig(**{**config.__dict__, "frontend": args.frontend})
+        if args.augment_copies is not None:
+            config = ServiceConfig(**{**config.__dict__, "augment_copies": args.augment_copies})
         service = Service(config, log=lambda text: None).start(background=False)
         print(f"front end: {service.frontend}; model: {service.store.active_version().id}")
         print(f"machine: {machine_info()['cpu']}, torch {torch.__version__}, {args.threads} thread(s)\n")

@@ -76,7 +76,7 @@ def main() -> None:
         p90 = float(np.percentile(values, 90))
         print(f"| {name} | {1000 * statistics.median(values):.0f} | {1000 * p90:.0f} |")
     old, new = (statistics.median(v) for v in times.values())
-    print(f"\ndifference of medians: {1000 * (new - old):+.0f} ms")
+    print(f"\ndifference of medians: {1000 * (new - old):+.0f} ms; ratio new / old: {new / old:.2f}")
 
 
 if __name__ == "__main__":

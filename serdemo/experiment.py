@@ -45,6 +45,7 @@ import numpy as np
 from serdemo import __version__
 from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, adapt, embed, predict_proba
 from serdemo.audio import load_audio
+from serdemo.augment import with_augmented_copies
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files
 from serdemo.config import AdaptConfig, Mode, Policy
 from serdemo.confound import confine_speaker_emotions
@@ -483,6 +484,12 @@ class ExperimentRunner:
 
         source = clips(data.source_train, SOURCE)
         target_labeled = clips(data.target_labeled, TARGET)
+        if config.augment_copies and config.mode == Mode.FROZEN.value:  # what a microphone adds
+            copies = config.augment_copies
+            paths = [u.path for u in data.source_train]
+            source = with_augmented_copies(source, paths, encoder, self.cache, copies, log=self.log)
+            paths = [u.path for u in data.target_labeled]
+            target_labeled = with_augmented_copies(target_labeled, paths, encoder, self.cache, copies)
         target_unlabeled = clips(data.target_unlabeled, TARGET)
         validation = {
             SOURCE: clips(data.source_validation, SOURCE),

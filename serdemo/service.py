@@ -26,6 +26,7 @@ from serdemo.active import COVERAGE_RULE, UncertaintyRule, rank_by_coverage, ran
 from serdemo.adapt import AdaptResult, ClipSet, ProgressEvent, embed, load_model, predict_proba, save_model
 from serdemo.adapt import adapt as run_adaptation
 from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, load_audio, load_audio_checked, segment
+from serdemo.augment import with_augmented_copies
 from serdemo.auth import Accounts, AuthError, Sessions
 from serdemo.bundle import clean_work, export_bundle, import_bundle
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files, embed_waveforms
@@ -97,6 +98,7 @@ class ServiceConfig:
     segment_window_seconds: float = 2.0  # the models are trained on ~2 s clips (paper: 2 s crops)
     segment_hop_seconds: float = 1.0
     frontend: str | None = None  # speech front end (serdemo.speech); None: AdaptConfig's default
+    augment_copies: int | None = None  # augmented copies per source training clip; None: AdaptConfig's
     first_epochs: int = 100  # epochs of the source-only model trained at first start (frozen: seconds)
     explore_source_clips: int = 300  # source clips drawn in the Explore plots, beside the target pool
     explore_target_clips: int = 600
@@ -473,9 +475,16 @@ class Service:
         def part(items: list[Utterance]) -> ClipSet:
             return ClipSet.from_utterances(items, EMOTIONS, features=np.stack([by_id[u.id] for u in items]))
 
+        train = part(split.train)
+        copies = self.config.augment_copies
+        copies = AdaptConfig().augment_copies if copies is None else copies
+        if copies:  # silence/noise padding and gain, as recordings have (the shipped set has no audio)
+            with self._encoder_lock:
+                paths = [u.path for u in split.train]
+                train = with_augmented_copies(train, paths, self._encoder, self.cache, copies)
         return _SourceData(
             language="+".join(languages),
-            train=part(split.train),
+            train=train,
             validation=part(split.validation),
             test=part(split.test),
             paths={u.id: u.path for u in utterances},
