@@ -1,0 +1,113 @@
+"""Augmented training copies: what a copy holds, that it is reproducible, and that the cache pays once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from serdemo.adapt import ClipSet
+from serdemo.audio import SAMPLE_RATE
+from serdemo.augment import (
+    GAIN_DB,
+    MIN_SNR_DB,
+    PAD_AFTER_S,
+    PAD_BEFORE_S,
+    microphone_copy,
+    with_augmented_copies,
+)
+from serdemo.cache import EmbeddingCache
+from serdemo.config import AdaptConfig, ConfigError
+from serdemo.encoders.whisper import WhisperEncoder, base_config
+
+
+class CountingEncoder(WhisperEncoder):
+    """The tiny encoder, counting the clips that reach its forward pass (cache hits never do)."""
+
+    embedded: int = 0
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        self.embedded += len(waveforms)
+        return super().forward(waveforms, lengths)
+
+
+def tiny_encoder() -> CountingEncoder:
+    config = base_config(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32)
+    return CountingEncoder(WhisperEncoder.random(config, seed=0).encoder, "random-init-seed0")
+
+
+def tone(seconds: float, amplitude: float, pitch: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (amplitude * np.sin(2 * np.pi * pitch * t)).astype(np.float32)
+
+
+def rms_db(wave: np.ndarray) -> float:
+    return 20 * np.log10(np.sqrt(np.mean(wave.astype(np.float64) ** 2)))
+
+
+def test_a_copy_is_padded_regained_and_never_clipped_or_drowned():
+    wave = tone(1.0, 0.5)
+    for k in range(20):
+        copy = microphone_copy(wave, k)
+        extra = (len(copy) - len(wave)) / SAMPLE_RATE
+        assert PAD_BEFORE_S[0] + PAD_AFTER_S[0] <= extra <= PAD_BEFORE_S[1] + PAD_AFTER_S[1]
+        assert np.abs(copy).max() <= 1.0
+        start = np.flatnonzero(np.abs(copy) > 0.05)[0]  # the tone (>= 0.16 peak), not noise (<= 0.03)
+        speech = copy[start : start + len(wave)]
+        gain_db = rms_db(speech) - rms_db(wave)
+        assert GAIN_DB[0] - 0.5 <= gain_db <= GAIN_DB[1] + 0.5
+        background = copy[: max(start - 1, 1)]
+        if background.any():  # noise copies: at least MIN_SNR_DB below the speech
+            assert rms_db(speech) - rms_db(background) >= MIN_SNR_DB - 1
+    # a loud clip is lowered to the peak limit instead of clipping
+    assert np.abs(microphone_copy(tone(0.5, 0.99), 3)).max() <= 0.99 + 1e-3
+
+
+def test_copies_are_reproducible_and_differ_by_index_and_seed():
+    wave = tone(0.8, 0.2)
+    assert np.array_equal(microphone_copy(wave, 1), microphone_copy(wave, 1))
+    assert not np.array_equal(microphone_copy(wave, 0), microphone_copy(wave, 1))
+    assert not np.array_equal(microphone_copy(wave, 0, seed=0), microphone_copy(wave, 0, seed=1))
+    kinds = {bool(microphone_copy(wave, k)[:100].any()) for k in range(12)}
+    assert kinds == {True, False}  # both digital silence and room noise occur
+
+
+def test_augmented_rows_keep_label_speaker_and_language_and_the_cache_pays_once(tmp_path: Path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"c{i}.wav")
+        sf.write(paths[-1], tone(0.6, 0.1 * (i + 1), 200 + 50 * i), SAMPLE_RATE)
+    encoder = tiny_encoder()
+    cache = EmbeddingCache(tmp_path / "cache")
+    features = encoder.embed([tone(0.6, 0.1 * (i + 1), 200 + 50 * i) for i in range(3)])
+    clips = ClipSet(
+        ids=["a", "b", "c"],
+        labels=np.array([0, 1, 2]),
+        languages=["en"] * 3,
+        speakers=["s1", "s2", "s1"],
+        features=features,
+    )
+    encoder.embedded = 0
+    augmented = with_augmented_copies(clips, paths, encoder, cache, copies=2)
+    assert len(augmented) == 9 and encoder.embedded == 6
+    assert augmented.ids[3:] == ["a#aug0", "b#aug0", "c#aug0", "a#aug1", "b#aug1", "c#aug1"]
+    assert augmented.labels.tolist() == [0, 1, 2] * 3
+    assert list(augmented.speakers) == ["s1", "s2", "s1"] * 3 and set(augmented.languages) == {"en"}
+    assert np.array_equal(augmented.features[:3], features)
+    assert not np.allclose(augmented.features[3:6], features)  # the copies are other audio
+    again = with_augmented_copies(clips, paths, encoder, cache, copies=2)
+    assert encoder.embedded == 6 and np.array_equal(again.features, augmented.features)
+    assert with_augmented_copies(clips, paths, encoder, cache, copies=0) is clips
+
+
+def test_bad_settings_say_what_to_do(tmp_path: Path):
+    with pytest.raises(ConfigError, match="augment_copies must be >= 0"):
+        AdaptConfig(augment_copies=-1)
+    clips = ClipSet(
+        ids=["a"], labels=np.array([0]), languages=["en"], speakers=["s"], features=np.zeros((1, 2, 4))
+    )
+    with pytest.raises(ValueError, match="one path per clip"):
+        with_augmented_copies(clips, [], tiny_encoder(), None, copies=1)
