@@ -636,7 +636,12 @@ class Service:
                 f"({self.config.encoder}, {active.config.get('mode', 'frozen')} head)"
             )
         if self._source is not None:
-            parts.append(f"source {self._source.language}: {len(self._source.train)} training clips")
+            train = self._source.train
+            copies = sum("#aug" in i for i in train.ids)  # serdemo.augment's rows
+            parts.append(
+                f"source {self._source.language}: {len(train) - copies} training clips"
+                + (f" (+{copies} augmented copies)" if copies else "")
+            )
         for language, (total, labeled) in self._pool_sizes().items():
             parts.append(f"pool {language}: {total} clips, {labeled} labeled")
         if self._round_lock.locked():

@@ -111,3 +111,36 @@ def test_bad_settings_say_what_to_do(tmp_path: Path):
     )
     with pytest.raises(ValueError, match="one path per clip"):
         with_augmented_copies(clips, [], tiny_encoder(), None, copies=1)
+
+
+def test_the_app_trains_its_first_model_on_the_augmented_source(tmp_path: Path):
+    from serdemo.service import Service, ServiceConfig
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    rows = ["path,emotion,speaker,language"]
+    for e, emotion in enumerate(AdaptConfig().classes):
+        for i in range(4):
+            sf.write(folder / f"{emotion}{i}.wav", tone(0.6, 0.3, 220 + 110 * e + 3 * i), SAMPLE_RATE)
+            rows.append(f"{emotion}{i}.wav,{emotion},s{i},en")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+
+    def start(copies: int) -> Service:
+        config = ServiceConfig(
+            data_dir=tmp_path / f"data{copies}",
+            source_corpora=(("folder", folder / "labels.csv"),),
+            cache_dir=tmp_path / "cache",
+            examples_dir=tmp_path / "no-examples",
+            default_model_dir=tmp_path / "no-default-model",
+            shipped_source_set=tmp_path / "no-source-set.npz",
+            first_epochs=3,
+            augment_copies=copies,
+        )
+        return Service(config, encoder=tiny_encoder(), log=lambda text: None).start(background=False)
+
+    plain, augmented = start(0).status(), start(2).status()
+    trained = int(plain.split("en: ")[1].split(" training clips")[0])
+    assert (
+        "augmented" not in plain
+        and f"en: {trained} training clips (+{2 * trained} augmented copies)" in augmented
+    )
