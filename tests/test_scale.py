@@ -462,6 +462,7 @@ def test_the_app_labels_the_queue_without_embedding_it_again(tmp_path: Path, emb
         default_model_dir=tmp_path / "no-default-model",
         shipped_source_set=tmp_path / "no-source-set.npz",
         first_epochs=5,
+        augment_copies=0,  # counted below: the source clips themselves, not their training copies
     )
     service = Service(config, encoder=encoder, log=lambda text: None).start(background=False)
     view = service.label_view(LabelState(language="xx"))
