@@ -436,6 +436,14 @@ class Service:
         elif self.config.shipped_source_set.is_file():
             self._say(f"reading the shipped source set {self.config.shipped_source_set}")
             self._source = _SourceData.load(self.config.shipped_source_set, self._encoder.identity)
+            copies = self.config.augment_copies
+            if (AdaptConfig().augment_copies if copies is None else copies) and not any(
+                "#aug" in i for i in self._source.train.ids
+            ):  # vectors only: copies need the audio, so they come with a rebuilt set
+                self._log(
+                    "the shipped source set has no augmented training copies (AdaptConfig.augment_copies): "
+                    "rebuild it with scripts/build_source_set.py to train the first model on them"
+                )
         # 3) the target pool: corpus clips enter the store unlabeled; their labels stay out of training
         for name, root in self.config.target_corpora:
             self._seed_target(name, root)
