@@ -125,20 +125,28 @@ def test_the_app_trains_its_first_model_on_the_augmented_source(tmp_path: Path):
             rows.append(f"{emotion}{i}.wav,{emotion},s{i},en")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
 
-    def start(copies: int) -> Service:
+    logs: list[str] = []
+
+    def start(copies: int, shipped: Path | None = None) -> Service:
         config = ServiceConfig(
-            data_dir=tmp_path / f"data{copies}",
-            source_corpora=(("folder", folder / "labels.csv"),),
+            data_dir=tmp_path / f"data{copies}{shipped is not None}",
+            source_corpora=() if shipped else (("folder", folder / "labels.csv"),),
             cache_dir=tmp_path / "cache",
             examples_dir=tmp_path / "no-examples",
             default_model_dir=tmp_path / "no-default-model",
-            shipped_source_set=tmp_path / "no-source-set.npz",
+            shipped_source_set=shipped or tmp_path / "no-source-set.npz",
             first_epochs=3,
             augment_copies=copies,
         )
-        return Service(config, encoder=tiny_encoder(), log=lambda text: None).start(background=False)
+        return Service(config, encoder=tiny_encoder(), log=logs.append).start(background=False)
 
-    plain, augmented = start(0).status(), start(2).status()
+    without = start(0)
+    plain, augmented = without.status(), start(2).status()
+    # a shipped set (vectors, no audio) built without copies: the app says how to get them
+    shipped = without.export_source_set(tmp_path / "set.npz")
+    assert not any("augmented" in line for line in logs)
+    start(2, shipped)
+    assert any("no augmented training copies" in line and "build_source_set.py" in line for line in logs)
     trained = int(plain.split("en: ")[1].split(" training clips")[0])
     assert (
         "augmented" not in plain
