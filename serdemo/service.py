@@ -98,7 +98,7 @@ class ServiceConfig:
     segment_window_seconds: float = 2.0  # the models are trained on ~2 s clips (paper: 2 s crops)
     segment_hop_seconds: float = 1.0
     frontend: str | None = None  # speech front end (serdemo.speech); None: AdaptConfig's default
-    augment_copies: int | None = None  # augmented copies per source training clip; None: AdaptConfig's
+    augment_copies: int | None = None  # training copies per labeled clip (serdemo.augment); None: default
     first_epochs: int = 100  # epochs of the source-only model trained at first start (frozen: seconds)
     explore_source_clips: int = 300  # source clips drawn in the Explore plots, beside the target pool
     explore_target_clips: int = 600
@@ -373,6 +373,8 @@ class Service:
         self._log = log
         self._encoder = encoder
         self.frontend = FrontEnd.parse(config.frontend or AdaptConfig().frontend)
+        copies = config.augment_copies
+        self.augment_copies = AdaptConfig().augment_copies if copies is None else copies  # serdemo.augment
         self._encoder_lock = threading.Lock()  # one forward pass at a time: 2 CPU cores, no gain from more
         self._round_lock = threading.Lock()  # one adaptation round at a time
         self._round_status = ""
@@ -436,10 +438,8 @@ class Service:
         elif self.config.shipped_source_set.is_file():
             self._say(f"reading the shipped source set {self.config.shipped_source_set}")
             self._source = _SourceData.load(self.config.shipped_source_set, self._encoder.identity)
-            copies = self.config.augment_copies
-            if (AdaptConfig().augment_copies if copies is None else copies) and not any(
-                "#aug" in i for i in self._source.train.ids
-            ):  # vectors only: copies need the audio, so they come with a rebuilt set
+            # vectors only: copies need the audio, so they come with a rebuilt set
+            if self.augment_copies and not any("#aug" in i for i in self._source.train.ids):
                 self._log(
                     "the shipped source set has no augmented training copies (AdaptConfig.augment_copies): "
                     "rebuild it with scripts/build_source_set.py to train the first model on them"
@@ -483,13 +483,8 @@ class Service:
         def part(items: list[Utterance]) -> ClipSet:
             return ClipSet.from_utterances(items, EMOTIONS, features=np.stack([by_id[u.id] for u in items]))
 
-        train = part(split.train)
-        copies = self.config.augment_copies
-        copies = AdaptConfig().augment_copies if copies is None else copies
-        if copies:  # silence/noise padding and gain, as recordings have (the shipped set has no audio)
-            with self._encoder_lock:
-                paths = [u.path for u in split.train]
-                train = with_augmented_copies(train, paths, self._encoder, self.cache, copies)
+        # silence/noise padding and gain, as recordings have (the shipped set has no audio for this)
+        train = self._with_copies(part(split.train), [u.path for u in split.train], self.augment_copies)
         return _SourceData(
             language="+".join(languages),
             train=train,
@@ -534,6 +529,23 @@ class Service:
         with self._lock:
             for clip, row in zip(missing, features, strict=True):
                 self._features[clip.id] = row
+
+    def _with_copies(self, clips: ClipSet, paths: Sequence[Path], copies: int) -> ClipSet:
+        """``clips`` plus ``copies`` augmented training rows each (serdemo.augment), a batch per lock hold."""
+        if not copies or not len(clips):
+            return clips
+        parts = []
+        for start in range(0, len(clips), EMBED_BATCH):
+            while self._interactive_waiting:  # as in _embed_paths: a waiting predict goes first
+                time.sleep(0.01)
+            rows = np.arange(start, min(start + EMBED_BATCH, len(clips)))
+            with self._encoder_lock:
+                parts.append(
+                    with_augmented_copies(
+                        clips.subset(rows), [paths[i] for i in rows], self._encoder, self.cache, copies
+                    )
+                )
+        return ClipSet.concat(parts)
 
     def _embed_paths(self, paths: Sequence[Path], what: str) -> np.ndarray:
         # Batches, taking the encoder lock for one batch at a time and stepping aside while a predict
@@ -1132,6 +1144,7 @@ class Service:
             encoder=self.config.encoder,
             seed=self.config.seed,
             frontend=str(self.frontend),
+            augment_copies=self.augment_copies,
         )
         if not self._round_lock.acquire(blocking=False):
             raise BusyError(f"an adaptation round is running ({self._round_status}); wait for it to finish")
@@ -1197,8 +1210,12 @@ class Service:
                 progress=on_epoch(stage, what),
             )
 
+        def with_copies(rows: np.ndarray) -> ClipSet:  # training copies of these labeled clips only
+            paths = [labeled_clips[i].path for i in rows]
+            return self._with_copies(target_labeled.subset(rows), paths, config.augment_copies)
+
         t0 = time.perf_counter()
-        result = train(target_labeled, 0)
+        result = train(with_copies(np.arange(len(labeled_clips))), 0)
         seconds = time.perf_counter() - t0
         # 4) held-out scores; the target clips are judged against the previous version on the same clips
         source_metrics = evaluate(source.test.labels, predict_proba(result, source.test), config.classes)
@@ -1218,9 +1235,8 @@ class Service:
             for fold in range(folds):
                 inside = np.flatnonzero(assignment != fold)
                 held = np.flatnonzero(assignment == fold)
-                fold_model = train(
-                    target_labeled.subset(inside), 1 + fold, f"cross-validation fold {fold + 1}/{folds}: "
-                )
+                what = f"cross-validation fold {fold + 1}/{folds}: "
+                fold_model = train(with_copies(inside), 1 + fold, what)
                 target_probs[held] = predict_proba(fold_model, target_labeled.subset(held))
             judged_clips, judged_labels = labeled_clips, labels
             note = (

@@ -152,3 +152,42 @@ def test_the_app_trains_its_first_model_on_the_augmented_source(tmp_path: Path):
         "augmented" not in plain
         and f"en: {trained} training clips (+{2 * trained} augmented copies)" in augmented
     )
+
+
+def test_an_adaptation_round_trains_on_copies_of_the_human_labels_embedded_once(tmp_path: Path):
+    from serdemo.service import AdaptRequest, Service, ServiceConfig
+
+    rows = {"src": ["path,emotion,speaker,language"], "tgt": ["path,emotion,speaker,language"]}
+    for part, language, pitch in (("src", "en", 220), ("tgt", "de", 250)):
+        (tmp_path / part).mkdir()
+        for e, emotion in enumerate(AdaptConfig().classes):
+            for i in range(3):
+                sf.write(
+                    tmp_path / part / f"{emotion}{i}.wav", tone(0.6, 0.3, pitch + 90 * e + 4 * i), SAMPLE_RATE
+                )
+                label = emotion if part == "src" else ""  # the target pool has no corpus labels: CV judges
+                rows[part].append(f"{emotion}{i}.wav,{label},s{i},{language}")
+        (tmp_path / part / "labels.csv").write_text("\n".join(rows[part]) + "\n")
+    encoder = tiny_encoder()
+    config = ServiceConfig(
+        data_dir=tmp_path / "data",
+        source_corpora=(("folder", tmp_path / "src" / "labels.csv"),),
+        target_corpora=(("folder", tmp_path / "tgt" / "labels.csv"),),
+        cache_dir=tmp_path / "cache",
+        examples_dir=tmp_path / "no-examples",
+        default_model_dir=tmp_path / "no-default-model",
+        shipped_source_set=tmp_path / "no-source-set.npz",
+        first_epochs=3,
+        frontend="energy-trim0.1-weighted",  # tones are not speech to Silero
+        augment_copies=2,
+        warm_up_umap=False,
+    )
+    service = Service(config, encoder=encoder, log=lambda text: None).start(background=False)
+    clips = service.store.clips("de")
+    for clip, emotion in zip(clips[:10], list(AdaptConfig().classes) * 2, strict=True):
+        service.label(clip.id, emotion, "ada")
+    before = encoder.embedded
+    report = service.adapt(AdaptRequest(language="de", policy="hard", epochs=2, window=1))
+    assert report.labeled == 10 and report.target_metrics is not None  # judged by cross-validation
+    # the copies of the 10 labeled clips, once: each cross-validation fold reuses them from the cache
+    assert encoder.embedded - before == 2 * 10
