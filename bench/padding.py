@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--source", type=corpus_arg, action="append", default=[], metavar="NAME=PATH",
                         help="train on these corpora (default: the shipped source set)")  # fmt: skip
     parser.add_argument("--frontend", default=None, help="speech front end (default: the app's)")
+    parser.add_argument("--augment-copies", type=int, default=None,
+                        help="augmented copies per source training clip (default: the app's)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,18 +84,24 @@ def main() -> None:
         config = ServiceConfig(data_dir=scratch / "data", source_corpora=tuple(args.source))
         if args.frontend is not None:
             config = ServiceConfig(**{**config.__dict__, "frontend": args.frontend})
+        if args.augment_copies is not None:
+            config = ServiceConfig(**{**config.__dict__, "augment_copies": args.augment_copies})
         service = Service(config, log=lambda text: None).start(background=False)
         print(f"front end: {service.frontend}; model: {service.store.active_version().id}")
         print(f"machine: {machine_info()['cpu']}, torch {torch.__version__}, {args.threads} thread(s)\n")
         print("| corpus | clips | UA unpadded | top unchanged, silence pad | top unchanged, noise pad |")
         print("|---|---|---|---|---|")
         totals = np.zeros(3, int)
+        notes: list[str] = []
         for name, root in args.corpora:
             clips = held_out(name, root, args.clips)
             rng = np.random.default_rng(0)
             tops: dict[str, list[str]] = {"plain": [], "silence": [], "noise": []}
+            margins = []  # top-1 minus top-2 probability of each unpadded prediction
             for utterance in clips:
-                tops["plain"].append(service.predict(utterance.path).top)
+                plain = service.predict(utterance.path)
+                tops["plain"].append(plain.top)
+                margins.append(float(np.diff(sorted(plain.probs.values())[-2:])[0]))
                 wave = load_audio(utterance.path)
                 for kind in ("silence", "noise"):
                     path = scratch / f"{kind}.wav"
@@ -111,12 +119,22 @@ def main() -> None:
             totals += (n, same["silence"], same["noise"])
             print(f"| {name} | {n} | {ua:.1f} | {same['silence']} / {n} ({100 * same['silence'] / n:.0f} %) "
                   f"| {same['noise']} / {n} ({100 * same['noise'] / n:.0f} %) |", flush=True)  # fmt: skip
+            # which clips flip: few right answers and small margins point at an unsure model
+            flipped = [i for i in range(n) if tops["silence"][i] != tops["plain"][i]]
+            kept = [i for i in range(n) if i not in flipped]
+            right = sum(tops["plain"][i] == clips[i].emotion for i in flipped)
+            notes.append(
+                f"{name}: {len(flipped)} clips change with silence, {right} of them right unpadded; median "
+                f"top-2 margin {np.median([margins[i] for i in flipped]) if flipped else float('nan'):.2f} "
+                f"flipped vs {np.median([margins[i] for i in kept]) if kept else float('nan'):.2f} kept"
+            )
         if len(args.corpora) > 1:
             n, silence, noise = totals.tolist()
             print(
                 f"| all | {n} | | {silence} / {n} ({100 * silence / n:.0f} %) "
                 f"| {noise} / {n} ({100 * noise / n:.0f} %) |"
             )
+        print("\n" + "\n".join(notes))
 
 
 if __name__ == "__main__":

@@ -200,6 +200,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         f"selection (default {defaults.pseudo_balance}; none = the paper; see docs/representation.md)",
     )
     p.add_argument(
+        "--augment-copies",
+        type=int,
+        default=defaults.augment_copies,
+        metavar="N",
+        help="frozen mode: N extra training rows per labeled clip, the clip with random silence/noise "
+        f"padding and gain (serdemo/learn/augment.py; default {defaults.augment_copies})",
+    )
+    p.add_argument(
         "--frontend",
         default=defaults.frontend,
         help="speech front end before embedding: 'none' (whole clips) or DETECTOR-trimMARGIN[-weighted], "
@@ -274,6 +282,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         projection_dim=args.projection_dim,
         pseudo_balance=args.pseudo_balance,
         frontend=args.frontend,
+        augment_copies=args.augment_copies,
     )
     spec = ExperimentSpec(
         sources=tuple(CorpusRef.parse(text) for text in args.source),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch
 
 from serdemo.audio import SAMPLE_RATE, speech_segments
 from serdemo.encoders.base import UtteranceEncoder, pad_batch
+from serdemo.silero_sequence import silero_probs
 
 DETECTORS = ("silero", "webrtc", "energy")
 MIN_SPEECH_S = 0.25  # a timeline window with less speech than this is marked "no speech", not classified
@@ -120,21 +120,6 @@ class SpeechActivity:
         return float(np.sum(window >= threshold)) * self.hop_s
 
 
-_SILERO_LOCK = threading.Lock()  # the network keeps state between calls: one caller at a time
-_SILERO: list = []
-
-
-def _silero_model():
-    # loaded once per process from the wheel's own file (no download), ~50 ms
-    if not _SILERO:
-        from silero_vad import load_silero_vad
-
-        with warnings.catch_warnings():  # its loader uses APIs that torch and importlib deprecate
-            warnings.simplefilter("ignore", DeprecationWarning)
-            _SILERO.append(load_silero_vad())
-    return _SILERO[0]
-
-
 _RECENT: OrderedDict[tuple[str, str], SpeechActivity] = OrderedDict()  # predict asks twice per clip
 _RECENT_LOCK = threading.Lock()
 
@@ -164,17 +149,12 @@ def _detect(wave: np.ndarray, detector: str) -> SpeechActivity:
         # Silero is a recurrent network: onsets register within a frame, but its probability decays for
         # ~0.3 s after speech ends, which would keep that much trailing noise. Running it also on the
         # reversed clip turns offsets into onsets; the minimum of both is tight at both ends. 8 frames of
-        # zeros on each side let both passes start from "no speech". Two calls of one clip each: a batch of
-        # two costs 3-4 times one call on this CPU build.
+        # zeros on each side let both passes start from "no speech". Both passes run as one batch of whole
+        # sequences (serdemo.silero_sequence: 6x faster than silero-vad's call per frame, same numbers).
         chunk, lead = 512, 8  # Silero's frame at 16 kHz (32 ms); 0.26 s
         padded = np.pad(wave, (lead * chunk, lead * chunk + (-len(wave) % chunk)))
-        probs = []
-        with _SILERO_LOCK, torch.inference_mode():
-            model = _silero_model()
-            for direction in (padded, padded[::-1].copy()):
-                model.reset_states()
-                probs.append(model.audio_forward(torch.from_numpy(direction)[None], SAMPLE_RATE)[0].numpy())
-        both = np.minimum(probs[0], probs[1][::-1])
+        forward, backward = silero_probs([padded, padded[::-1].copy()])
+        both = np.minimum(forward, backward[::-1])
         frames = int(np.ceil(len(wave) / chunk))
         return SpeechActivity(both[lead : lead + frames].astype(np.float32), chunk / SAMPLE_RATE)
     if detector == "webrtc":

@@ -196,7 +196,8 @@ def test_embeddings_are_computed_once_across_seeds_and_runs(corpora: dict[str, P
         sources=(CorpusRef("ravdess", corpora["ravdess"]),),
         target=CorpusRef("emodb", corpora["emodb"]),
         labeled=5,
-        adapt=AdaptConfig(encoder="tiny-test", epochs=2, window=1, seeds=(0, 1)),
+        # counted below: the clips themselves; training copies (learn.augment) are tested in test_augment.py
+        adapt=AdaptConfig(encoder="tiny-test", epochs=2, window=1, seeds=(0, 1), augment_copies=0),
     )
     ExperimentRunner(encoder, cache_dir=tmp_path).run(spec)
     assert encoder.calls == 6 * 5 * 2 + 10 * 5 * 3  # every clip once, although two seeds ran
@@ -204,6 +205,22 @@ def test_embeddings_are_computed_once_across_seeds_and_runs(corpora: dict[str, P
         dataclasses.replace(spec, adapt=spec.adapt.replace(policy="soft"))
     )
     assert encoder.calls == 6 * 5 * 2 + 10 * 5 * 3  # a new run reads the disk cache
+
+
+def test_training_copies_are_embedded_once_per_clip_and_copy(corpora: dict[str, Path], tmp_path: Path):
+    encoder = TinyEncoder()
+    spec = ExperimentSpec(
+        sources=(CorpusRef("ravdess", corpora["ravdess"]),),
+        target=CorpusRef("emodb", corpora["emodb"]),
+        labeled=5,
+        adapt=AdaptConfig(encoder="tiny-test", epochs=2, window=1, seeds=(0,), augment_copies=2),
+    )
+    result = ExperimentRunner(encoder, cache_dir=tmp_path).run(spec)
+    clips = 6 * 5 * 2 + 10 * 5 * 3
+    trained = result["per_seed"][0]["sizes"]["source"]["train"] + 5  # source train + labeled target
+    assert encoder.calls == clips + 2 * trained
+    ExperimentRunner(encoder, cache_dir=tmp_path).run(spec)
+    assert encoder.calls == clips + 2 * trained  # a rerun finds every copy in the cache
 
 
 def test_finetune_mode_runs(corpora: dict[str, Path], tmp_path: Path) -> None:

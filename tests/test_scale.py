@@ -26,6 +26,7 @@ from serdemo.learn import AdaptResult, ClipSet, predict_proba, save_model  # noq
 from serdemo.learn.model import make_head  # noqa: E402
 from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
 from serdemo.scale.pool_store import PoolStore, PoolStoreError  # noqa: E402
+from serdemo.speech import with_frontend  # noqa: E402
 
 TINY = base_config(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32)
 
@@ -130,7 +131,9 @@ def test_local_engine_fills_store_and_cache_with_the_same_vectors(tmp_path: Path
     assert manifest["spec"]["layers"] == 3 and manifest["spec"]["dim"] == 32
 
     vectors = store_arrays(tmp_path / "store")
-    encoder, cache = tiny_encoder(), EmbeddingCache(tmp_path / "cache")
+    # the app's speech front end is part of the identity: the app finds these vectors
+    encoder = with_frontend(tiny_encoder(), AdaptConfig().frontend)
+    cache = EmbeddingCache(tmp_path / "cache")
     for clip in clips:
         cached = cache.get(CacheKey(encoder.identity, file_sha256(clip["path"]), "whole"))
         assert cached.tobytes() == vectors[clip["id"]].tobytes()  # the app's cache holds the very same bits
@@ -178,15 +181,15 @@ def test_an_interrupted_run_resumes_where_it_stopped_and_matches_a_clean_run(tmp
 
     def dies_on_third_shard() -> WhisperEncoder:
         encoder = tiny_encoder()
-        original = encoder.embed
+        original = encoder.forward  # what the speech front end calls once per batch
 
-        def embed_or_die(waves, batch_size=8):
+        def forward_or_die(waveforms, lengths):
             calls["n"] += 1
             if calls["n"] == 5:  # shards of 4 clips in batches of 3: calls 1-2, 3-4, then 5
                 raise KeyboardInterrupt
-            return original(waves, batch_size)
+            return original(waveforms, lengths)
 
-        encoder.embed = embed_or_die
+        encoder.forward = forward_or_die
         return encoder
 
     with pytest.raises(KeyboardInterrupt):
@@ -365,6 +368,7 @@ def test_the_queue_feeds_the_app_the_least_sure_clips_from_the_cache(tmp_path: P
     assert all(u.emotion is None and u.original_label == "" and u.language == "xx" for u in utterances)
     # and embedding them, as the app does when it seeds its pool, is all cache hits
     silent = FailingEncoder(tiny_encoder().encoder, "random-init-seed0")
+    silent = with_frontend(silent, AdaptConfig().frontend)
     vectors = embed_files(silent, [u.path for u in utterances], EmbeddingCache(tmp_path / "cache"))
     assert vectors.shape == (5, 3, 32)
 
@@ -397,7 +401,8 @@ def test_whisper_base_on_real_clips_same_bits_on_ray(tmp_path: Path, emodb_root:
     local, ray = store_arrays(tmp_path / "local"), store_arrays(tmp_path / "ray")
     assert len(local) == 6 and same_bits(local, ray)
     # the vectors the app would compute for these clips, to float rounding of the batch composition
-    direct = embed_files(build_encoder("whisper-base"), [c["path"] for c in clips], None)
+    app_encoder = with_frontend(build_encoder("whisper-base"), AdaptConfig().frontend)
+    direct = embed_files(app_encoder, [c["path"] for c in clips], None)
     np.testing.assert_allclose(np.stack([local[c["id"]] for c in clips]), direct, rtol=1e-3, atol=1e-4)
 
 
@@ -440,11 +445,6 @@ def labeled_source(folder: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="on merged main the app embeds 24 clips, not 20: the speech front end of issue 16 (or issue 10's"
-    " pool checks) re-embeds 4 queued clips; open in issue 14's follow-up",
-)
 def test_the_app_labels_the_queue_without_embedding_it_again(tmp_path: Path, embedded_pool) -> None:
     from serdemo.app import LabelState, Service, ServiceConfig
 
@@ -463,6 +463,7 @@ def test_the_app_labels_the_queue_without_embedding_it_again(tmp_path: Path, emb
         default_model_dir=tmp_path / "no-default-model",
         shipped_source_set=tmp_path / "no-source-set.npz",
         first_epochs=5,
+        augment_copies=0,  # counted below: the source clips themselves, not their training copies
     )
     service = Service(config, encoder=encoder, log=lambda text: None).start(background=False)
     view = service.label_view(LabelState(language="xx"))
@@ -470,6 +471,15 @@ def test_the_app_labels_the_queue_without_embedding_it_again(tmp_path: Path, emb
     assert view.unlabeled == 4 and {c.sha256 for c in service.store.clips("xx")} == queued
     assert view.item is not None and service.store.clip(view.item.clip_id).sha256 in queued
     assert encoder.embedded == 20  # the 20 source clips; the 4 queued ones were cache hits
+
+
+def test_a_model_of_another_speech_front_end_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    clips = clips_of(write_pool(tmp_path / "audio", 4))
+    embed(clips, tmp_path / "store", scale.Engine("local"), frontend="none")
+    assert scale.store_frontend(PoolStore.open(tmp_path / "store").spec) == "none"
+    model = saved_model(tmp_path / "model", PoolStore.open(tmp_path / "store"))  # the default front end
+    with pytest.raises(scale.ScaleError, match="--frontend silero-trim0.25-weighted"):
+        scale.predict_pool(tmp_path / "store", model, tmp_path / "pred", scale.Engine("local"))
 
 
 def test_vectors_read_back_from_a_sliced_table() -> None:

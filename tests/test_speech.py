@@ -173,3 +173,26 @@ def test_a_model_trained_on_another_front_end_is_flagged(tmp_path, speech):
     assert not any("front end" in w for w in service.predict(path).warnings)
     service.ws.frontend = FrontEnd.parse("energy-trim0.1")  # as if the app's default changed after training
     assert any("front end 'silero-trim0.25-weighted'" in w for w in service.predict(path).warnings)
+
+
+@pytest.mark.parametrize("dbfs", [None, -45.0])
+def test_the_batched_silero_gives_silero_vads_own_probabilities(speech, dbfs):
+    import warnings
+
+    from silero_vad import load_silero_vad
+
+    from serdemo.silero_sequence import silero_probs
+
+    wave = pad(speech, 0.4, 0.9, dbfs)
+    wave = np.pad(wave, (0, -len(wave) % 512)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = load_silero_vad()
+    expected = []
+    for clip in (wave, wave[::-1].copy()):
+        model.reset_states()  # silero-vad's own loop: one TorchScript call per 512-sample frame
+        expected.append(model.audio_forward(torch.from_numpy(clip)[None], SR)[0].numpy())
+    got = silero_probs([wave, wave[::-1].copy()])
+    for want, have in zip(expected, got, strict=True):
+        assert want.shape == have.shape and np.abs(want - have).max() < 1e-4
+        assert want.max() > 0.9 and want.min() < 0.1  # speech and non-speech both present

@@ -64,6 +64,9 @@ class ServiceConfig:
     segment_window_seconds: float = 2.0  # the models are trained on ~2 s clips (paper: 2 s crops)
     segment_hop_seconds: float = 1.0
     frontend: str | None = None  # speech front end (serdemo.speech); None: AdaptConfig's default
+    augment_copies: int | None = (
+        None  # training copies per labeled clip (serdemo.learn.augment); None: default
+    )
     first_epochs: int = AdaptConfig.epochs  # epochs of the first, source-only model (frozen: seconds)
     explore_source_clips: int = 300  # source clips drawn in the Explore plots, beside the target pool
     explore_target_clips: int = 600

@@ -48,6 +48,7 @@ def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None
         encoder=ws.config.encoder,
         seed=ws.config.seed,
         frontend=str(ws.frontend),
+        augment_copies=ws.augment_copies,
     )
     if not ws.round_lock.acquire(blocking=False):
         raise BusyError(f"an adaptation round is running ({ws.round_status}); wait for it to finish")
@@ -115,8 +116,12 @@ def train_and_register(
             progress=on_epoch(stage, what),
         )
 
+    def with_copies(rows: np.ndarray) -> ClipSet:  # training copies of these labeled clips only
+        paths = [labeled_clips[i].path for i in rows]
+        return ws.with_copies(target_labeled.subset(rows), paths, config.augment_copies)
+
     t0 = time.perf_counter()
-    result = train(target_labeled, 0)
+    result = train(with_copies(np.arange(len(labeled_clips))), 0)
     seconds = time.perf_counter() - t0
     # 4) held-out scores; the target clips are judged against the previous version on the same clips
     source_metrics = evaluate(source.test.labels, predict_proba(result, source.test), config.classes)
@@ -136,9 +141,8 @@ def train_and_register(
         for fold in range(folds):
             inside = np.flatnonzero(assignment != fold)
             held = np.flatnonzero(assignment == fold)
-            fold_model = train(
-                target_labeled.subset(inside), 1 + fold, f"cross-validation fold {fold + 1}/{folds}: "
-            )
+            what = f"cross-validation fold {fold + 1}/{folds}: "
+            fold_model = train(with_copies(inside), 1 + fold, what)
             target_probs[held] = predict_proba(fold_model, target_labeled.subset(held))
         judged_clips, judged_labels = labeled_clips, labels
         note = (

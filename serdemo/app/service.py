@@ -109,7 +109,12 @@ class Service:
                 f"({self.config.encoder}, {active.config.get('mode', 'frozen')} head)"
             )
         if self.ws.source is not None:
-            parts.append(f"source {self.ws.source.language}: {len(self.ws.source.train)} training clips")
+            train = self.ws.source.train
+            copies = sum("#aug" in i for i in train.ids)  # learn.augment's rows
+            parts.append(
+                f"source {self.ws.source.language}: {len(train) - copies} training clips"
+                + (f" (+{copies} augmented copies)" if copies else "")
+            )
         for language, (total, labeled) in self._pool_sizes().items():
             parts.append(f"pool {language}: {total} clips, {labeled} labeled")
         if self.ws.round_lock.locked():

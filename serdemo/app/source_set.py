@@ -73,8 +73,12 @@ def load_source_corpora(
     embed_paths: Callable[[Sequence[Path], str], np.ndarray],
     say: Callable[[str], None],
     log: Callable[[str], None],
+    add_copies: Callable[[ClipSet, Sequence[Path]], ClipSet] = lambda clips, paths: clips,
 ) -> SourceSet:
-    """Read, embed (through ``embed_paths``) and split the labeled source corpora (``--source-corpus``)."""
+    """Read, embed (through ``embed_paths``) and split the labeled source corpora (``--source-corpus``).
+
+    ``add_copies`` adds the training clips' augmented copies (learn.augment): only corpora have the audio.
+    """
     utterances: list[Utterance] = []
     for name, root in corpora:
         say(f"reading source corpus {name} at {root}")
@@ -90,9 +94,11 @@ def load_source_corpora(
     def part(items: list[Utterance]) -> ClipSet:
         return ClipSet.from_utterances(items, EMOTIONS, features=np.stack([by_id[u.id] for u in items]))
 
+    # silence/noise padding and gain, as recordings have (the shipped set has no audio for this)
+    train = add_copies(part(split.train), [u.path for u in split.train])
     return SourceSet(
         language="+".join(languages),
-        train=part(split.train),
+        train=train,
         validation=part(split.validation),
         test=part(split.test),
         paths={u.id: u.path for u in utterances},

@@ -45,11 +45,23 @@ def start_up(ws: Workspace) -> None:
     # 2) the labeled source set, embedded through the cache (slow only the first time)
     if ws.config.source_corpora:
         ws.source = load_source_corpora(
-            ws.config.source_corpora, ws.config.corpus_limit, ws.config.seed, ws.embed_paths, ws.say, ws.log
+            ws.config.source_corpora,
+            ws.config.corpus_limit,
+            ws.config.seed,
+            ws.embed_paths,
+            ws.say,
+            ws.log,
+            add_copies=lambda clips, paths: ws.with_copies(clips, paths, ws.augment_copies),
         )
     elif ws.config.shipped_source_set.is_file():
         ws.say(f"reading the shipped source set {ws.config.shipped_source_set}")
         ws.source = SourceSet.load(ws.config.shipped_source_set, ws.encoder.identity)
+        # vectors only: copies need the audio, so they come with a rebuilt set
+        if ws.augment_copies and not any("#aug" in i for i in ws.source.train.ids):
+            ws.log(
+                "the shipped source set has no augmented training copies (AdaptConfig.augment_copies): "
+                "rebuild it with scripts/build_source_set.py to train the first model on them"
+            )
     # 3) the target pool: corpus clips enter the store unlabeled; their labels stay out of training
     for name, root in ws.config.target_corpora:
         _seed_target(ws, name, root)

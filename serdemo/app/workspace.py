@@ -24,6 +24,7 @@ from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files
 from serdemo.config import AdaptConfig
 from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import AdaptResult, ClipSet, build_clipset, load_model, predict_proba
+from serdemo.learn.augment import with_augmented_copies
 from serdemo.speech import FrontEnd
 from serdemo.store import AnnotationStore, Clip
 
@@ -74,6 +75,8 @@ class Workspace:
         self.log = log
         self.encoder = encoder
         self.frontend = FrontEnd.parse(config.frontend or AdaptConfig().frontend)
+        copies = config.augment_copies
+        self.augment_copies = AdaptConfig().augment_copies if copies is None else copies  # learn.augment
         self.encoder_lock = threading.Lock()  # one forward pass at a time: 2 CPU cores, no gain from more
         self.round_lock = threading.Lock()  # one adaptation round at a time
         self.round_status = ""
@@ -134,6 +137,23 @@ class Workspace:
         if not parts:
             return embed_files(self.encoder, [], self.cache)
         return np.concatenate(parts)
+
+    def with_copies(self, clips: ClipSet, paths: Sequence[Path], copies: int) -> ClipSet:
+        """``clips`` plus ``copies`` augmented training rows each (learn.augment), a batch per lock hold."""
+        if not copies or not len(clips):
+            return clips
+        parts = []
+        for start in range(0, len(clips), EMBED_BATCH):
+            while self.interactive_waiting:  # as in embed_paths: a waiting predict goes first
+                time.sleep(0.01)
+            rows = np.arange(start, min(start + EMBED_BATCH, len(clips)))
+            with self.encoder_lock:
+                parts.append(
+                    with_augmented_copies(
+                        clips.subset(rows), [paths[i] for i in rows], self.encoder, self.cache, copies
+                    )
+                )
+        return ClipSet.concat(parts)
 
     def skip_unusable(self, clips: Sequence[Clip]) -> list[Clip]:
         """Clips whose audio loads; the others are set aside in the store and reported, not fatal.

@@ -37,6 +37,7 @@ from serdemo.experiment.protocol import (
 )
 from serdemo.experiment.results import curves, machine_info, percent, silhouettes, summarise
 from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, adapt, build_clipset, predict_proba
+from serdemo.learn.augment import with_augmented_copies
 from serdemo.metrics import evaluate
 from serdemo.speech import with_frontend
 
@@ -218,6 +219,12 @@ class ExperimentRunner:
 
         source = clips(data.source_train, SOURCE)
         target_labeled = clips(data.target_labeled, TARGET)
+        if config.augment_copies and config.mode == Mode.FROZEN.value:  # what a microphone adds
+            copies = config.augment_copies
+            paths = [u.path for u in data.source_train]
+            source = with_augmented_copies(source, paths, encoder, self.cache, copies, log=self.log)
+            paths = [u.path for u in data.target_labeled]
+            target_labeled = with_augmented_copies(target_labeled, paths, encoder, self.cache, copies)
         target_unlabeled = clips(data.target_unlabeled, TARGET)
         validation = {
             SOURCE: clips(data.source_validation, SOURCE),

@@ -19,6 +19,8 @@ from typing import Any
 _HOMES = {
     "serdemo.scale.engine": ("ENGINES", "Engine", "ScaleError", "require_ray"),
     "serdemo.scale.jobs": (
+        "behind_frontend",
+        "store_frontend",
         "embed_pool",
         "encoder_factory",
         "encoder_spec",

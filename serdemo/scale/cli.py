@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from serdemo.cli_options import EXIT_INTERRUPTED, add_cache_dir_option, add_encoder_option
+from serdemo.config import AdaptConfig
 
 COMMANDS = ("embed", "predict")
 
@@ -32,6 +33,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--out", type=Path, required=True, metavar="DIR", help="the pool store folder")
     add_encoder_option(e)
+    e.add_argument(
+        "--frontend",
+        default=AdaptConfig.frontend,
+        help="speech front end before the encoder, as the app's (default %(default)s; 'none': whole clips)",
+    )
     e.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default 8)")
     e.add_argument("--shard-size", type=int, default=64, help="clips per shard / Parquet file (default 64)")
     e.add_argument("--limit", type=int, default=None, metavar="N", help="first N clips of each pool (tries)")
@@ -135,4 +141,5 @@ def _embed(args: argparse.Namespace, engine, log) -> dict:
         shard_size=args.shard_size,
         threads=threads,
         log=log,
+        frontend=args.frontend,
     )

@@ -97,6 +97,28 @@ def plan_shards(
 # the two jobs
 
 
+def behind_frontend(encoder_factory: Callable[[], Any], frontend: str | None) -> Any:
+    """What ``encoder_factory`` builds, behind the speech front end the app and the experiment CLI use.
+
+    Without it a pool embedded here has another encoder identity than the app's, so the app re-embeds
+    every queued clip and a model trained in the app would score vectors of another kind.
+    """
+    from serdemo.config import AdaptConfig
+    from serdemo.speech import with_frontend
+
+    return with_frontend(encoder_factory(), frontend or AdaptConfig.frontend)
+
+
+def store_frontend(spec: StoreSpec) -> str:
+    """The speech front end a store's vectors were made with (the last part of the encoder identity)."""
+    from serdemo.speech import FrontEnd
+
+    try:
+        return str(FrontEnd.parse(spec.encoder.rsplit("/", 1)[-1]))
+    except ValueError:
+        return "none"
+
+
 def encoder_spec(encoder_factory: Callable[[], Any]) -> StoreSpec:
     """The store spec of what ``encoder_factory`` builds (builds it once on the driver, to read its shape)."""
     encoder = encoder_factory()
@@ -114,6 +136,7 @@ def embed_pool(
     threads: int | None = None,
     spec: StoreSpec | None = None,
     log: Callable[[str], None] | None = None,
+    frontend: str | None = None,
 ) -> dict[str, Any]:
     """Embed every clip no shard of the store holds yet; return counts and timings.
 
@@ -128,9 +151,12 @@ def embed_pool(
         threads: torch threads per worker.
         spec: the store spec; by default read off the encoder (built once here).
         log: called with one line per finished shard.
+        frontend: speech front end (:mod:`serdemo.speech`) the encoder embeds through; ``None``: the
+            app's default (``AdaptConfig.frontend``), so the app finds these vectors in the cache.
 
     """
     require_pyarrow()
+    encoder_factory = partial(behind_frontend, encoder_factory, frontend)
     spec = spec or encoder_spec(encoder_factory)
     store = PoolStore.open_or_create(store_root, spec)
     done = store.done_stats()
@@ -181,6 +207,7 @@ def predict_pool(
     predicts with those statistics; so a clip's probabilities are the same whatever its shard.
     """
     from serdemo.learn import load_model
+    from serdemo.speech import FrontEnd
 
     require_pyarrow()
     store = PoolStore.open(store_root)
@@ -194,6 +221,12 @@ def predict_pool(
         raise ScaleError(
             f"{model_dir} expects features ({head.num_layers}, {head.feature_dim}) but {store_root} holds "
             f"({store.spec.layers}, {store.spec.dim}) from {store.spec.encoder}: use a model of that encoder"
+        )
+    if store_frontend(store.spec) != str(FrontEnd.parse(result.config.frontend)):
+        raise ScaleError(
+            f"{model_dir} was trained on clips embedded with the speech front end {result.config.frontend!r} "
+            f"but {store_root} holds vectors made with {store_frontend(store.spec)!r}: embed the pool again "
+            f"with --frontend {result.config.frontend} (into another --out folder)"
         )
     names = store.shard_names()
     started = time.perf_counter()

@@ -26,7 +26,7 @@ class EmbedWorker:
 
     Args:
         store_root: the pool store folder (on a cluster: a path every node sees).
-        spec: the store's :class:`~serdemo.pool_store.StoreSpec`.
+        spec: the store's :class:`~serdemo.scale.pool_store.StoreSpec`.
         encoder_factory: builds the encoder once per worker, e.g. ``encoder_factory("whisper-base")``.
         cache_dir: the embedding cache to read and fill; ``None`` stores vectors only in the pool store.
         batch_size: utterances per forward pass.

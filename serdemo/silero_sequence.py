@@ -1,0 +1,84 @@
+"""Silero VAD over a whole clip in one pass: the same network and weights, without a call per 32 ms frame.
+
+``silero-vad``'s own ``audio_forward`` calls its TorchScript model once per 512-sample frame: for a 3 s
+clip that is ~100 calls per direction, and the per-call overhead, not the arithmetic, was most of the
+~33 ms the speech front end added to a prediction (issue 16, ``bench/predict_latency.py``). Only the
+network's LSTM cell depends on earlier frames; its STFT and convolutions see one frame plus the 64
+samples before it. So here the convolutions run on all frames of both clips (forwards and reversed) as
+one batch, and the cell's weights run as an ``nn.LSTM`` over the sequence. The probabilities match
+``audio_forward`` to float rounding (``tests/test_speech.py`` checks it on speech, silence and noise).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+FRAME = 512  # samples per decision at 16 kHz (32 ms)
+CONTEXT = 64  # samples of the previous frame each frame also sees
+
+
+class SileroSequence(nn.Module):
+    """Silero VAD v5 (16 kHz) as a sequence model, built from the weights of the wheel's TorchScript file."""
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.register_buffer("basis", state["_model.stft.forward_basis_buffer"])
+        self.convs = nn.ModuleList()
+        for i, stride in enumerate((1, 2, 2, 1)):
+            weight = state[f"_model.encoder.{i}.reparam_conv.weight"]
+            conv = nn.Conv1d(weight.shape[1], weight.shape[0], 3, stride=stride, padding=1)
+            conv.weight.data.copy_(weight)
+            conv.bias.data.copy_(state[f"_model.encoder.{i}.reparam_conv.bias"])
+            self.convs.append(conv)
+        self.lstm = nn.LSTM(128, 128, batch_first=True)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(self.lstm, f"{name}_l0").data.copy_(state[f"_model.decoder.rnn.{name}"])
+        self.out = nn.Conv1d(128, 1, 1)
+        self.out.weight.data.copy_(state["_model.decoder.decoder.2.weight"])
+        self.out.bias.data.copy_(state["_model.decoder.decoder.2.bias"])
+
+    @torch.inference_mode()
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        """Speech probability per 512-sample frame of equal-length clips: (B, S) -> (B, ceil(S / 512))."""
+        batch = waves.shape[0]
+        waves = nn.functional.pad(waves, (CONTEXT, -waves.shape[1] % FRAME))
+        frames = waves.unfold(1, FRAME + CONTEXT, FRAME)  # (B, T, 576): each frame with its context
+        steps = frames.shape[1]
+        x = frames.reshape(batch * steps, 1, FRAME + CONTEXT)
+        x = nn.functional.pad(x, (0, CONTEXT), mode="reflect")
+        x = nn.functional.conv1d(x, self.basis, stride=128)
+        half = self.basis.shape[0] // 2
+        x = torch.sqrt(x[:, :half] ** 2 + x[:, half:] ** 2)
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        hidden, _ = self.lstm(x.squeeze(-1).reshape(batch, steps, -1))
+        probs = torch.sigmoid(self.out(torch.relu(hidden).reshape(batch * steps, -1, 1)))
+        return probs.reshape(batch, steps)
+
+
+_LOCK = threading.Lock()
+_MODEL: list[SileroSequence] = []
+
+
+def silero_sequence() -> SileroSequence:
+    """The model, built once per process from the ``silero-vad`` wheel's own file (no download)."""
+    with _LOCK:
+        if not _MODEL:
+            from silero_vad import load_silero_vad
+
+            with warnings.catch_warnings():  # its loader uses APIs that torch and importlib deprecate
+                warnings.simplefilter("ignore", DeprecationWarning)
+                state = load_silero_vad().state_dict()
+            _MODEL.append(SileroSequence(state).eval())
+    return _MODEL[0]
+
+
+def silero_probs(waves: list[np.ndarray]) -> list[np.ndarray]:
+    """Per-frame speech probabilities of equal-length 16 kHz clips, each run from a fresh state."""
+    stacked = torch.from_numpy(np.stack(waves).astype(np.float32, copy=False))
+    return list(silero_sequence()(stacked).numpy())
