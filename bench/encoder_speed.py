@@ -112,7 +112,8 @@ def main() -> None:
     medians = {name: 1000 * statistics.median(t) for name, t in times.items()}
     reference = medians.get("ctranslate2 int8")
     print(
-        f"\nwhisper-base encoder, one {args.seconds:g} s clip ({mel.shape[-1]} mel frames) per call, median of {args.runs}:"
+        f"\nwhisper-base encoder, one {args.seconds:g} s clip ({mel.shape[-1]} mel frames) per call, "
+        f"median of {args.runs}:"
     )
     print("| runtime | ms per clip | ratio to CTranslate2 int8 |")
     print("|---|---:|---:|")
