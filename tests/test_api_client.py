@@ -133,6 +133,20 @@ def test_predict(api):
     assert with_language["language"] == "it"
 
 
+def test_predict_probs_returns_only_the_probabilities(api):
+    from gradio_client import handle_file
+
+    service, client, tmp = api
+    path = clip(tmp, "happiness", 9)
+    probs = client.predict(handle_file(str(path)), "", api_name="/predict_probs")
+    assert set(probs) == set(service.predict(path).probs) and abs(sum(probs.values()) - 1) < 1e-4
+    assert probs == service.predict(path).probs  # the same answer as the full prediction
+    with_language = client.predict(handle_file(str(path)), "it", api_name="/predict_probs")
+    assert with_language == service.predict(path, "it").probs
+    with pytest.raises(Exception, match="no audio"):
+        client.predict(None, "", api_name="/predict_probs")
+
+
 def test_add_to_pool(api):
     from gradio_client import handle_file
 
