@@ -43,7 +43,7 @@ def synthetic(
     """``n`` clips of 5 classes whose features differ by class mean, plus a language offset."""
     labels = rng.integers(0, 5, n)
     centres = rng.standard_normal((5, 1, dim)).astype(np.float32)
-    features = centres[labels] + shift
+    features = np.broadcast_to(centres[labels] + shift, (n, layers, dim)).copy()
     for start in range(0, n, 4096):  # float32 noise in chunks: 50,000 clips stay within a few GB
         rows = slice(start, min(start + 4096, n))
         features[rows] += rng.standard_normal((len(features[rows]), layers, dim), dtype=np.float32)
