@@ -62,7 +62,8 @@ def main() -> None:
         print(f"run {run}: cold {cold[-1]:.1f} s, warmed {warmed[-1]:.1f} s (warm-up {background[-1]:.1f} s)")
     print(
         f"first UMAP of {args.points} points in a fresh process, median of {args.runs}: "
-        f"cold {statistics.median(cold):.1f} s, after the background warm-up {statistics.median(warmed):.1f} s "
+        f"cold {statistics.median(cold):.1f} s, "
+        f"after the background warm-up {statistics.median(warmed):.1f} s "
         f"(warm-up itself {statistics.median(background):.1f} s, behind the page); "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
     )
