@@ -112,7 +112,6 @@ def main(argv: list[str] | None = None) -> None:
     from serdemo.auth import Accounts, AuthError
     from serdemo.service import Service, ServiceConfig
     from serdemo.ui import build_app, launch_options
-    from serdemo.warmup import warm_in_background
 
     config = ServiceConfig(
         data_dir=args.data_dir,
@@ -143,8 +142,6 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(service)
     app.queue(default_concurrency_limit=4)
     print(f"serdemo: UI built after {time.perf_counter() - T0:.1f} s", flush=True)
-    # after the first model: the compile competes for the CPU with nothing the first visitor waits on
-    warm_in_background(wait=service.wait_ready, log=lambda text: print(f"serdemo: {text}", flush=True))
     app.launch(
         server_name=args.host,
         server_port=args.port,
