@@ -3,8 +3,9 @@
 Each measurement runs in its own Python process, so nothing is compiled beforehand except what
 numba's on-disk cache keeps. ``cold``: the first ``project(..., "umap")`` of a process, on
 ``--points`` random 256-d embeddings (the Explore tab's projection). ``warmed``: the same call after
-:func:`serdemo.warmup.warm_in_background` has finished, as it does behind the page once the first
-model is ready (its own time is printed too: the background cost).
+the service's UMAP warm-up (``serdemo.service._warm_up_umap``, started in a low-priority thread once
+the first model is ready, ``ServiceConfig.warm_up_umap``) has finished (its own time is printed too:
+the background cost the user does not wait for).
 
 Usage::
 
@@ -27,11 +28,11 @@ import json, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 from serdemo.projection import project
-from serdemo.warmup import warm_in_background
+from serdemo.service import _warm_up_umap
 background = None
 if {warm}:
     tick = time.perf_counter()
-    warm_in_background().join()
+    _warm_up_umap()
     background = time.perf_counter() - tick
 points = np.random.default_rng(1).standard_normal(({points}, 256))
 tick = time.perf_counter()
