@@ -1,4 +1,4 @@
-"""Where a prediction's time goes over HTTP: in-process model vs ``/predict`` vs ``/predict_probs``.
+"""Where a prediction's time goes over HTTP: in-process model vs ``/predict`` vs ``/api/predict_probs``.
 
 One service (source corpus from the embedding cache, a fresh data folder) answers in-process and
 through the app's HTTP API (``gradio_client``, one client) in the same process; calls alternate, so
@@ -8,7 +8,7 @@ the encoder and the head. Rows:
 
 - ``in-process``: ``Service.predict`` on the file (the model's cost);
 - ``/predict``: the page's endpoint (audio component, label + summary + timeline + JSON outputs);
-- ``/predict_probs``: the lean endpoint (plain file in, probabilities out);
+- ``POST /api/predict_probs``: the plain HTTP route (audio bytes in, probabilities out, one request);
 - ``/versions``: a no-input endpoint, Gradio's own round trip (queue, SSE) without upload or model;
 - ``gr.Audio preprocess``: the page audio component's preprocessing of one upload, in-process.
 
@@ -62,9 +62,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import gradio as gr
+    import httpx
     from gradio.data_classes import FileData
     from gradio_client import Client, handle_file
 
+    from serdemo.lean_api import add_probability_route
     from serdemo.ui import build_app
 
     samples = round(args.seconds * SAMPLE_RATE)
@@ -84,7 +86,9 @@ def main() -> None:
             quiet=True,
             allowed_paths=service.allowed_paths(),
         )
+        add_probability_route(app.server_app, service, config.max_upload_bytes)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        session = httpx.Client()  # keep-alive, as a script calling repeatedly would
         audio = gr.Audio(type="filepath")
         counter = iter(range(10**9))
 
@@ -99,9 +103,9 @@ def main() -> None:
             "HTTP /predict (page endpoint)": lambda path: client.predict(
                 handle_file(str(path)), api_name="/predict"
             ),
-            "HTTP /predict_probs (lean)": lambda path: client.predict(
-                handle_file(str(path)), "", api_name="/predict_probs"
-            ),
+            "HTTP POST /api/predict_probs (plain route)": lambda path: session.post(
+                f"http://127.0.0.1:{port}/api/predict_probs", content=path.read_bytes(), timeout=60
+            ).raise_for_status(),
             "HTTP /versions (no input, no model)": lambda path: client.predict(api_name="/versions"),
             "gr.Audio preprocess of one upload": lambda path: audio.preprocess(FileData(path=str(path))),
         }

@@ -15,7 +15,6 @@ import plotly.graph_objects as go
 
 from serdemo.config import AdaptConfig, Balance
 from serdemo.labels import EMOTIONS
-from serdemo.lean_api import add_probability_endpoint
 from serdemo.service import (
     COLOR_CHOICES,
     EXPORT_FORMATS,
@@ -363,7 +362,6 @@ def build_app(service: Service) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Predict", id="predict"):
                 _predict_tab(service, languages)
-                add_probability_endpoint(service, _user_errors)  # API only: /predict_probs
             with gr.Tab("Label", id="label") as label_tab:
                 _label_tab(service, label_tab, languages)
             with gr.Tab("Adapt", id="adapt") as adapt_tab:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 def api(tmp_path_factory):
     from gradio_client import Client
 
+    from serdemo.lean_api import add_probability_route
     from serdemo.ui import build_app
 
     tmp = tmp_path_factory.mktemp("api")
@@ -38,11 +39,16 @@ def api(tmp_path_factory):
         quiet=True,
         allowed_paths=service.allowed_paths(),
     )
+    add_probability_route(app.server_app, service, max_bytes=1 << 20)  # as app.py does
     try:
         yield service, Client(f"http://127.0.0.1:{port}/", verbose=False), tmp
     finally:
         app.close()
         threading.Event().wait(0.1)
+
+
+def api_url(api) -> str:
+    return api[1].src if api[1].src.endswith("/") else api[1].src + "/"
 
 
 def clip(folder: Path, emotion: str, i: int) -> Path:
@@ -133,18 +139,23 @@ def test_predict(api):
     assert with_language["language"] == "it"
 
 
-def test_predict_probs_returns_only_the_probabilities(api):
-    from gradio_client import handle_file
+def test_plain_http_predict_probs_returns_only_the_probabilities(api):
+    import httpx
 
-    service, client, tmp = api
+    service, _, tmp = api
+    url = f"{api_url(api)}api/predict_probs"
     path = clip(tmp, "happiness", 9)
-    probs = client.predict(handle_file(str(path)), "", api_name="/predict_probs")
-    assert set(probs) == set(service.predict(path).probs) and abs(sum(probs.values()) - 1) < 1e-4
-    assert probs == service.predict(path).probs  # the same answer as the full prediction
-    with_language = client.predict(handle_file(str(path)), "it", api_name="/predict_probs")
-    assert with_language == service.predict(path, "it").probs
-    with pytest.raises(Exception, match="no audio"):
-        client.predict(None, "", api_name="/predict_probs")
+    answer = httpx.post(url, content=path.read_bytes(), timeout=60)
+    assert answer.status_code == 200
+    assert answer.json() == service.predict(path).probs  # the same answer as the full prediction
+    with_language = httpx.post(url, params={"language": "it"}, content=path.read_bytes(), timeout=60)
+    assert with_language.json() == service.predict(path, "it").probs
+    empty = httpx.post(url, content=b"", timeout=60)
+    assert empty.status_code == 400 and "post the audio" in empty.json()["error"]
+    broken = httpx.post(url, content=b"not audio at all" * 100, timeout=60)
+    assert broken.status_code == 400 and str(tmp) not in broken.json()["error"]
+    too_big = httpx.post(url, content=b"0" * (2 << 20), timeout=60)
+    assert too_big.status_code == 413
 
 
 def test_add_to_pool(api):
