@@ -15,6 +15,7 @@ the encoder and the head. Rows:
 Usage::
 
     python bench/http_predict.py --source ravdess=../shared/corpora/ravdess --runs 30
+    python bench/http_predict.py --tiny-model --runs 30     # ~no model: what HTTP itself costs
 """
 
 from __future__ import annotations
@@ -52,13 +53,18 @@ def free_port() -> int:
 def main() -> None:
     """Start the service and the app, then time the rows round-robin."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=corpus_arg, action="append", required=True, metavar="NAME=PATH")
+    parser.add_argument(
+        "--source", type=corpus_arg, action="append", metavar="NAME=PATH", help="first model's source corpus"
+    )
+    parser.add_argument("--tiny-model", action="store_true", help="the tests' tiny encoder: HTTP's own cost")
     parser.add_argument("--clip", type=Path, default=ASSETS / "examples" / "en_happy_news.flac")
     parser.add_argument("--seconds", type=float, default=3.0, help="cut or zero-pad the clip to this length")
     parser.add_argument("--runs", type=int, default=30, help="timed calls per row")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if not args.source and not args.tiny_model:
+        parser.error("give --source NAME=PATH (whisper-base) or --tiny-model")
     torch.set_num_threads(args.threads)
 
     import gradio as gr
@@ -75,8 +81,14 @@ def main() -> None:
     rng = np.random.default_rng()  # fresh entropy: a rerun must not find last run's clips in the cache
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        config = ServiceConfig(data_dir=scratch / "data", source_corpora=tuple(args.source))
-        service = Service(config, log=lambda text: None).start(background=False)
+        if args.tiny_model:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from test_service import make_service
+
+            service = make_service(scratch, target=False)
+        else:
+            config = ServiceConfig(data_dir=scratch / "data", source_corpora=tuple(args.source))
+            service = Service(config, log=lambda text: None).start(background=False)
         app = build_app(service)
         port = free_port()
         app.queue().launch(
@@ -86,7 +98,7 @@ def main() -> None:
             quiet=True,
             allowed_paths=service.allowed_paths(),
         )
-        add_probability_route(app.server_app, service, config.max_upload_bytes)
+        add_probability_route(app.server_app, service, service.config.max_upload_bytes)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         session = httpx.Client()  # keep-alive, as a script calling repeatedly would
         audio = gr.Audio(type="filepath")
@@ -121,8 +133,9 @@ def main() -> None:
         threading.Event().wait(0.1)
 
     machine = machine_info()
+    model = "tests' tiny random encoder" if args.tiny_model else "whisper-base"
     print(
-        f"\n{args.clip.name} cut to {args.seconds:g} s, a new clip every call; "
+        f"\n{model}; {args.clip.name} cut to {args.seconds:g} s, a new clip every call; "
         f"{args.runs} calls per row, alternating"
     )
     print("| row | p50 ms | p95 ms | p50 over in-process |")
