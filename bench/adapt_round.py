@@ -63,7 +63,13 @@ def time_rounds(args: argparse.Namespace, n_target: int, paths: list[bool]) -> d
     labeled = target.subset(np.arange(args.labeled))
     unlabeled = target.subset(np.arange(args.labeled, n_target)).without_labels()
     del target
-    config = AdaptConfig(policy=args.policy, epochs=args.epochs, patience=0, normalization=args.normalization)
+    config = AdaptConfig(
+        policy=args.policy,
+        epochs=args.epochs,
+        patience=0,
+        normalization=args.normalization,
+        batch_size=args.batch_size,
+    )
     seconds: dict[bool, list[float]] = {path: [] for path in paths}
     for repeat in range(args.repeats + args.warmup):
         scores = {}
@@ -98,6 +104,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1024, help="per-layer feature size (2 x hidden)")
     parser.add_argument("--epochs", type=int, default=AdaptConfig().epochs)
     parser.add_argument("--policy", default="hard", choices=["hard", "soft", "none"])
+    parser.add_argument("--batch-size", type=int, default=AdaptConfig().batch_size, help="clips per step")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per size (median reported)")
     parser.add_argument("--warmup", type=int, default=0, help="untimed rounds first")
     parser.add_argument("--baseline", action="store_true", help="also time the raw-feature path, same run")
@@ -117,8 +124,8 @@ def main() -> None:
     machine = machine_info()
     print(
         f"\none {args.policy} adaptation round ({args.normalization}), E={args.epochs}, "
-        f"W={AdaptConfig().window}, {args.labeled} labeled target clips, {args.source} source clips, "
-        f"{args.layers}x{args.dim} features, median of {args.repeats}:"
+        f"W={AdaptConfig().window}, batch {args.batch_size}, {args.labeled} labeled target clips, "
+        f"{args.source} source clips, {args.layers}x{args.dim} features, median of {args.repeats}:"
     )
     print("| target clips | reduced inputs (default) | raw inputs | raw / reduced | s per 1,000 target |")
     print("|---:|---:|---:|---:|---:|")
