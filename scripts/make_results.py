@@ -255,7 +255,8 @@ def render(
     machine = any_result["machine"]
     base = AdaptConfig.from_dict(any_result["config"]["adapt"])
     command = any_result["command"]
-    total = sum(r["wall_seconds"] for r in results.values())
+    every_run = {**robust, **results}  # the paper plan's runs and the robustness plan's, each once
+    total = sum(r["wall_seconds"] for r in every_run.values())
     load = any_result.get("load_average_at_start")
     date = any_result["created"][:10]
     seeds = " ".join(str(s) for s in base.seeds)
@@ -276,7 +277,8 @@ def render(
         "",
         "## Protocol",
         "",
-        f"- Encoder `{base.encoder}` (frozen; per-layer mean+std features from the embedding cache), "
+        f"- Encoder `{base.encoder}` (frozen; per-layer mean+std features from the embedding cache, "
+        f"speech front end `{base.frontend}`), "
         f"head trained {base.epochs} epochs max (paper: 100), W = {base.window}, batch {base.batch_size}, "
         f"Adam lr {base.lr} decayed x{base.lr_decay} every {base.lr_decay_every} epochs, early stopping "
         f"after {base.patience} epochs without a better mean validation UA of the two languages, "
@@ -306,7 +308,20 @@ def render(
     lines += _table_timings(results, plan)
     lines += _table_representation(representation)
     lines += _paper_and_reading(results)
+    lines += _measured_sections(ROOT / "docs" / "results" / "sections")
     return "\n".join(lines) + "\n"
+
+
+def _measured_sections(folder: Path) -> list[str]:
+    """Sections measured by bench/ commands rather than by this script's runs, kept verbatim.
+
+    Each ``*.md`` file in ``folder`` holds one section with its own commands; keeping them apart means
+    rerunning this script never drops figures it did not produce.
+    """
+    lines: list[str] = []
+    for path in sorted(folder.glob("*.md")):
+        lines += ["", *path.read_text(encoding="utf-8").rstrip().splitlines()]
+    return lines
 
 
 def _table_labels(results: dict[str, dict[str, Any]]) -> list[str]:
