@@ -92,7 +92,7 @@ def encoder_names() -> list[str]:
 
     Example:
         >>> encoder_names()
-        ['byol-s', 'emotion-cnn', 'hubert-base', 'whisper-base']
+        ['byol-s', 'emotion-cnn', 'hubert-base', 'whisper-base', 'whisper-base-int8']
 
     """
     return sorted(ENCODERS)
