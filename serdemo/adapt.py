@@ -325,7 +325,7 @@ def adapt(
         should_stop: polled between mini-batches; True (or a set Event) cancels the run, which
             then returns the best model so far with ``stopped == "cancelled"``.
         reduce: frozen mode with a concat head: normalise each layer once per run and train on that
-            (:mod:`serdemo.reduced_head`; same model, 1.2-2.2x faster rounds). False: the head on raw features.
+            (:mod:`serdemo.reduced_head`; same model, rounds 1.2-2.2x faster). False: raw features.
 
     """
     config = config or AdaptConfig()
