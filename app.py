@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     from serdemo.app import Service, ServiceConfig
     from serdemo.app.auth import Accounts, AuthError
+    from serdemo.app.lean_api import add_probability_route
     from serdemo.app.ui import build_app, launch_options
 
     config = ServiceConfig(
@@ -157,8 +158,11 @@ def main(argv: list[str] | None = None) -> None:
         blocked_paths=service.blocked_paths(),
         max_file_size=config.max_upload_bytes,
         show_error=True,
+        prevent_thread_lock=True,  # to add the plain HTTP route below before serving forever
         **launch_options(),
     )
+    add_probability_route(app.server_app, service, config.max_upload_bytes)  # POST /api/predict_probs
+    app.block_thread()
 
 
 if __name__ == "__main__":

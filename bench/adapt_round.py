@@ -4,12 +4,18 @@ A round is one call of :func:`serdemo.learn.adapt.adapt` with the paper's settin
 pseudo-labels, rebalancing) on whisper-base-shaped features (7 layers x 1024): what the app runs
 after a user labels a batch of clips. Features are synthetic (class-dependent Gaussian means, a
 shifted "target language"), so only the timing is meaningful, and the encoder's cost is excluded:
-frozen mode embeds each clip once and reads it from the cache afterwards.
+frozen mode embeds each clip once and reads it from the cache afterwards. Patience 0: every round
+runs all E epochs, so the time is the worst case, not the luck of early stopping.
+
+``--baseline`` also times the head on raw features (``adapt(..., reduce=False)``, the path before
+:mod:`serdemo.learn.reduced_head`) in the same run, alternating with the default, and checks both end on
+the same validation score: the ratio is the figure to quote on a loaded machine.
 
 Usage::
 
-    python bench/adapt_round.py                  # 2,000 target clips, 500 source clips, 3 repeats
-    python bench/adapt_round.py --target 5000 --labeled 200 --repeats 5
+    python bench/adapt_round.py                              # 2,000 target + 1,000 source clips
+    python bench/adapt_round.py --baseline                   # + the raw-feature path, same run
+    python bench/adapt_round.py --sizes 500 2000 10000 50000 --repeats 1   # the cost curve
 """
 
 from __future__ import annotations
@@ -33,62 +39,101 @@ def synthetic(
     """``n`` clips of 5 classes whose features differ by class mean, plus a language offset."""
     labels = rng.integers(0, 5, n)
     centres = rng.standard_normal((5, 1, dim)).astype(np.float32)
-    features = centres[labels] + shift + rng.standard_normal((n, layers, dim)).astype(np.float32)
+    features = np.broadcast_to(centres[labels] + shift, (n, layers, dim)).copy()
+    for start in range(0, n, 4096):  # float32 noise in chunks: 50,000 clips stay within a few GB
+        rows = slice(start, min(start + 4096, n))
+        features[rows] += rng.standard_normal((len(features[rows]), layers, dim), dtype=np.float32)
     speakers = [f"{language}/{i % 20}" for i in range(n)]
     return ClipSet([f"{language}/{i}" for i in range(n)], labels, [language] * n, speakers, features=features)
 
 
+def time_rounds(args: argparse.Namespace, n_target: int, paths: list[bool]) -> dict[bool, list[float]]:
+    """Seconds per round of each path (True = reduced inputs), repeats interleaved so load hits both."""
+    rng = np.random.default_rng(0)
+    source = synthetic(args.source, "en", 0.0, rng, args.layers, args.dim)
+    target = synthetic(n_target, "de", 0.5, rng, args.layers, args.dim)
+    validation = {
+        "en": synthetic(args.validation, "en", 0.0, rng, args.layers, args.dim),
+        "de": synthetic(args.validation, "de", 0.5, rng, args.layers, args.dim),
+    }
+    labeled = target.subset(np.arange(args.labeled))
+    unlabeled = target.subset(np.arange(args.labeled, n_target)).without_labels()
+    del target
+    config = AdaptConfig(
+        policy=args.policy,
+        epochs=args.epochs,
+        patience=0,
+        normalization=args.normalization,
+        batch_size=args.batch_size,
+    )
+    seconds: dict[bool, list[float]] = {path: [] for path in paths}
+    for repeat in range(args.repeats + args.warmup):
+        scores = {}
+        for path in paths:
+            tick = time.perf_counter()
+            result = adapt(source, labeled, unlabeled, validation, config.replace(seed=repeat), reduce=path)
+            elapsed = time.perf_counter() - tick
+            scores[path] = result.best_score
+            if repeat >= args.warmup:
+                seconds[path].append(elapsed)
+            print(
+                f"  {n_target} target, {'reduced' if path else 'raw'} inputs, "
+                f"{'warm-up' if repeat < args.warmup else f'repeat {repeat - args.warmup}'}: "
+                f"{elapsed:.2f} s ({result.epochs_run} epochs, train {result.timings['train']:.2f} s, "
+                f"best validation {result.best_score:.4f})",
+                flush=True,
+            )
+        if len(set(scores.values())) > 1:
+            print(f"  WARNING: the paths disagree on the best validation score: {scores}")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", type=int, default=2000, help="target clips (labeled + unlabeled)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[2000], help="target clips (labeled + unlabeled)"
+    )
     parser.add_argument("--labeled", type=int, default=100, help="labeled target clips among them")
-    parser.add_argument("--source", type=int, default=500, help="source clips (RAVDESS train has ~500)")
+    parser.add_argument("--source", type=int, default=1000, help="source clips")
     parser.add_argument("--validation", type=int, default=150, help="validation clips per language")
     parser.add_argument("--layers", type=int, default=7)
     parser.add_argument("--dim", type=int, default=1024, help="per-layer feature size (2 x hidden)")
     parser.add_argument("--epochs", type=int, default=AdaptConfig().epochs)
     parser.add_argument("--policy", default="hard", choices=["hard", "soft", "none"])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=AdaptConfig().batch_size, help="clips per step")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per size (median reported)")
+    parser.add_argument("--warmup", type=int, default=0, help="untimed rounds first")
+    parser.add_argument("--baseline", action="store_true", help="also time the raw-feature path, same run")
     parser.add_argument(
         "--normalization", default=AdaptConfig().normalization, help="feature standardisation (AdaptConfig's)"
     )
     args = parser.parse_args()
-    if not 0 <= args.labeled <= args.target:
-        parser.error("--labeled must be between 0 and --target")
+    if any(not 0 <= args.labeled <= n for n in args.sizes):
+        parser.error("--labeled must be between 0 and every --sizes value")
 
-    rng = np.random.default_rng(0)
-    source = synthetic(args.source, "en", 0.0, rng, args.layers, args.dim)
-    target = synthetic(args.target, "de", 0.5, rng, args.layers, args.dim)
-    validation = {
-        "en": synthetic(args.validation, "en", 0.0, rng, args.layers, args.dim),
-        "de": synthetic(args.validation, "de", 0.5, rng, args.layers, args.dim),
-    }
-    labeled, unlabeled = (
-        target.subset(np.arange(args.labeled)),
-        target.subset(np.arange(args.labeled, args.target)),
-    )
-    # patience 0: every round runs all E epochs, so the time is the worst case, not luck of early stopping
-    config = AdaptConfig(policy=args.policy, epochs=args.epochs, patience=0, normalization=args.normalization)
-
-    seconds, epochs = [], 0
-    for repeat in range(args.repeats):
-        tick = time.perf_counter()
-        result = adapt(source, labeled, unlabeled.without_labels(), validation, config.replace(seed=repeat))
-        seconds.append(time.perf_counter() - tick)
-        epochs = result.epochs_run
-        print(f"  repeat {repeat}: {seconds[-1]:.2f} s ({epochs} epochs)", flush=True)
+    paths = [True, False] if args.baseline else [True]
+    rows = []
+    for n_target in args.sizes:
+        seconds = time_rounds(args, n_target, paths)
+        rows.append((n_target, {path: statistics.median(s) for path, s in seconds.items()}))
 
     machine = machine_info()
-    median = statistics.median(seconds)
     print(
-        f"one {args.policy} adaptation round ({args.normalization}), {args.target} target clips "
-        f"({args.labeled} labeled) + "
-        f"{args.source} source clips, {args.layers}x{args.dim} features, {epochs} epochs: "
-        f"median {median:.2f} s over {args.repeats} runs ({1000 * median / epochs:.0f} ms/epoch)"
+        f"\none {args.policy} adaptation round ({args.normalization}), E={args.epochs}, "
+        f"W={AdaptConfig().window}, batch {args.batch_size}, {args.labeled} labeled target clips, "
+        f"{args.source} source clips, {args.layers}x{args.dim} features, median of {args.repeats}:"
     )
+    print("| target clips | reduced inputs (default) | raw inputs | raw / reduced | s per 1,000 target |")
+    print("|---:|---:|---:|---:|---:|")
+    for n_target, median in rows:
+        raw = f"{median[False]:.2f} s" if False in median else "-"
+        ratio = f"{median[False] / median[True]:.2f}x" if False in median else "-"
+        per_1000 = 1000 * median[True] / n_target
+        print(f"| {n_target:,} | {median[True]:.2f} s | {raw} | {ratio} | {per_1000:.2f} |")
     print(
         f"machine: {machine['nproc']} cores, {machine['cpu']}, torch {machine['torch']} "
-        f"({torch.get_num_threads()} threads), load average {os.getloadavg()[0]:.1f}"
+        f"({torch.get_num_threads()} threads outside adapt; frozen mode trains on 1), "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
     )
 
 

@@ -100,6 +100,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         f"{defaults.max_repeats})",
     )
     p.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        metavar="B",
+        help=f"clips per mini-batch (default {defaults.batch_size}, the paper's; larger = fewer steps, "
+        "faster rounds: docs/performance.md)",
+    )
+    p.add_argument(
         "--mode",
         choices=[x.value for x in Mode],
         default=defaults.mode,
@@ -272,6 +280,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         tau=args.tau,
         rebalance=not args.no_rebalance,
         max_repeats=args.max_repeats,
+        batch_size=args.batch_size,
         seeds=tuple(args.seeds),
         normalization=args.normalization,
         nap_dim=args.nap_dim,

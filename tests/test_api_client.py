@@ -23,10 +23,20 @@ pytestmark = pytest.mark.slow
 def api(tmp_path):
     from gradio_client import Client
 
+    from serdemo.app.lean_api import add_probability_route
+
     service = make_service(tmp_path, target=False)  # a source set, no target pool: no language known yet
     assert service.languages() == []
-    with served(service) as url:
+
+    def probability_route(app) -> None:
+        add_probability_route(app.server_app, service, max_bytes=1 << 20)  # as app.py does
+
+    with served(service, probability_route) as url:
         yield service, Client(url, verbose=False), tmp_path
+
+
+def api_url(api) -> str:
+    return api[1].src if api[1].src.endswith("/") else api[1].src + "/"
 
 
 def clip(folder: Path, emotion: str, i: int) -> Path:
@@ -115,6 +125,25 @@ def predict(api) -> None:
         handle_file(str(clip(tmp, "anger", 9))), "it", api_name="/predict"
     )
     assert with_language["language"] == "it"
+
+
+def test_plain_http_predict_probs_returns_only_the_probabilities(api):
+    import httpx
+
+    service, _, tmp = api
+    url = f"{api_url(api)}api/predict_probs"
+    path = clip(tmp, "happiness", 9)
+    answer = httpx.post(url, content=path.read_bytes(), timeout=60)
+    assert answer.status_code == 200
+    assert answer.json() == service.predict(path).probs  # the same answer as the full prediction
+    with_language = httpx.post(url, params={"language": "it"}, content=path.read_bytes(), timeout=60)
+    assert with_language.json() == service.predict(path, "it").probs
+    empty = httpx.post(url, content=b"", timeout=60)
+    assert empty.status_code == 400 and "post the audio" in empty.json()["error"]
+    broken = httpx.post(url, content=b"not audio at all" * 100, timeout=60)
+    assert broken.status_code == 400 and str(tmp) not in broken.json()["error"]
+    too_big = httpx.post(url, content=b"0" * (2 << 20), timeout=60)
+    assert too_big.status_code == 413
 
 
 def add_to_pool(api) -> None:

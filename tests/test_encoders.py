@@ -260,7 +260,7 @@ def test_emotion_cnn_full_size_gives_128_d_frames():
 
 
 def test_registry_lists_every_encoder_with_a_description():
-    assert encoder_names() == ["byol-s", "emotion-cnn", "hubert-base", "whisper-base"]
+    assert encoder_names() == ["byol-s", "emotion-cnn", "hubert-base", "whisper-base", "whisper-base-int8"]
     assert all(ENCODERS[name].description for name in encoder_names())
     assert ENCODERS["whisper-base"].offline and not ENCODERS["hubert-base"].offline
 

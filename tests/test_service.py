@@ -9,8 +9,9 @@ import json
 import shutil
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -329,8 +330,11 @@ def test_spectrogram_shape_and_range():
 
 
 @contextlib.contextmanager
-def served(service: Service) -> Iterator[str]:
-    """The Gradio app of ``service`` on a free local port, in this process; yields its URL."""
+def served(service: Service, routes: Callable[[Any], None] | None = None) -> Iterator[str]:
+    """The Gradio app of ``service`` on a free local port, in this process; yields its URL.
+
+    ``routes`` gets the launched app, to add plain HTTP routes as app.py does.
+    """
     from serdemo.app.ui import build_app
 
     app = build_app(service)
@@ -342,6 +346,8 @@ def served(service: Service) -> Iterator[str]:
         quiet=True,
         allowed_paths=service.allowed_paths(),
     )
+    if routes is not None:
+        routes(app)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

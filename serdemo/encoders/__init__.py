@@ -21,6 +21,12 @@ def _whisper_base(source: str | None = None) -> UtteranceEncoder:
     return load_whisper_base(source)
 
 
+def _whisper_base_int8(source: str | None = None) -> UtteranceEncoder:
+    from serdemo.encoders.int8 import load_whisper_base_int8
+
+    return load_whisper_base_int8(source)
+
+
 def _hubert_base(source: str | None = None, normalize: bool | None = None) -> UtteranceEncoder:
     from serdemo.encoders.hubert import DEFAULT_SOURCE, load_hubert
 
@@ -44,6 +50,14 @@ register_encoder(
         "whisper-base",
         "Whisper base encoder, 7 layers x 512, from the pip-installed weights (default; source= for HF)",
         _whisper_base,
+        offline=True,
+    )
+)
+register_encoder(
+    EncoderSpec(
+        "whisper-base-int8",
+        "Whisper base with int8 linear layers (dynamic quantisation): ~2x faster on CPU, frozen mode only",
+        _whisper_base_int8,
         offline=True,
     )
 )
@@ -78,7 +92,7 @@ def encoder_names() -> list[str]:
 
     Example:
         >>> encoder_names()
-        ['byol-s', 'emotion-cnn', 'hubert-base', 'whisper-base']
+        ['byol-s', 'emotion-cnn', 'hubert-base', 'whisper-base', 'whisper-base-int8']
 
     """
     return sorted(ENCODERS)

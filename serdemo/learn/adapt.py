@@ -36,6 +36,7 @@ from serdemo.learn.pseudo_labels import (
     mixup,
     soft_cross_entropy,
 )
+from serdemo.learn.reduced_head import ReducedHead, can_reduce, reduce_inputs
 from serdemo.learn.result import AdaptResult, ProgressEvent, PseudoLabels
 from serdemo.metrics import information_maximisation, unweighted_accuracy
 
@@ -124,6 +125,7 @@ def adapt(
     progress: Callable[[ProgressEvent], None] | None = None,
     encoder: UtteranceEncoder | None = None,
     should_stop: Callable[[], bool] | threading.Event | None = None,
+    reduce: bool = True,
 ) -> AdaptResult:
     """Train on source + few labeled target clips, pseudo-labeling the unlabeled target pool every W epochs.
 
@@ -143,6 +145,8 @@ def adapt(
         encoder: the encoder to fine-tune (finetune mode only; trained in place).
         should_stop: polled between mini-batches; True (or a set Event) cancels the run, which
             then returns the best model so far with ``stopped == "cancelled"``.
+        reduce: frozen mode with a concat head: normalise each layer once per run and train on that
+            (:mod:`serdemo.learn.reduced_head`; same model, rounds 1.2-2.2x faster). False: raw features.
 
     """
     config = config or AdaptConfig()
@@ -152,13 +156,23 @@ def adapt(
     try:
         with torch.random.fork_rng(devices=[]):  # seeding must not disturb the caller's random state
             return _adapt(
-                source, target_labeled, target_unlabeled, validation, config, progress, encoder, should_stop
+                source,
+                target_labeled,
+                target_unlabeled,
+                validation,
+                config,
+                progress,
+                encoder,
+                should_stop,
+                reduce,
             )
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _adapt(source, target_labeled, target_unlabeled, validation, config, progress, encoder, should_stop):
+def _adapt(
+    source, target_labeled, target_unlabeled, validation, config, progress, encoder, should_stop, reduce
+):
     start_time = time.perf_counter()
     timings = {"train": 0.0, "validation": 0.0, "pseudo_label": 0.0}
     stop = _stop_function(should_stop)
@@ -194,6 +208,16 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
         pool_inputs = Inputs.finetune(pool.waveforms, config, device)
     model.to(device)
     val_inputs = {name: inputs_for(config, normalizer, clips, device) for name, clips in validation.items()}
+    # net: what training and prediction call; it shares model's parameters (the head is what is kept)
+    net, propagation_features = model, pool_inputs.features
+    if reduce and config.mode == Mode.FROZEN.value and can_reduce(model):
+        net = ReducedHead(model)
+        propagation_features = propagation_features if config.propagation > 0 else None  # else free it
+        pool_inputs = Inputs.frozen_tensor(reduce_inputs(model, pool_inputs.features), device)
+        val_inputs = {
+            name: Inputs.frozen_tensor(reduce_inputs(model, inputs.features), device)
+            for name, inputs in val_inputs.items()
+        }
     policy = make_policy(config, class_prior(config, target_labeled.labels))
     # weight decay regularises the head only: pulling a pretrained encoder's weights to zero would undo it
     head = model if isinstance(model, EmotionHead) else model.head
@@ -226,7 +250,7 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
         tick = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         epoch_stats = _train_epoch(
-            model, policy, train, pool_inputs, train_labels, pool.languages, config, optimizer, rng, stop
+            net, policy, train, pool_inputs, train_labels, pool.languages, config, optimizer, rng, stop
         )
         timings["train"] += time.perf_counter() - tick
         if epoch_stats is None:  # cancelled mid-epoch: this epoch does not count
@@ -237,13 +261,13 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
         # 6) validation UA per set; keep the weights of the best mean (both languages count)
         tick = time.perf_counter()
         val_ua = {
-            name: unweighted_accuracy(clips.labels, predict(model, val_inputs[name]).argmax(1))
+            name: unweighted_accuracy(clips.labels, predict(net, val_inputs[name]).argmax(1))
             for name, clips in validation.items()
         }
         parts = [val_ua[name] for name in choosing]
         pool_score = None
         if config.selection == Selection.LABEL_FREE.value and len(unlabeled_rows):
-            pool_score = information_maximisation(predict(model, pool_inputs.subset(unlabeled_rows)))
+            pool_score = information_maximisation(predict(net, pool_inputs.subset(unlabeled_rows)))
             parts.append(pool_score)
         timings["validation"] += time.perf_counter() - tick
         score = float(np.mean(parts)) if parts else float(epoch)  # nothing to judge by: keep the last
@@ -263,12 +287,12 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
             and epoch < config.epochs
         ):
             tick = time.perf_counter()
-            probs = predict(model, pool_inputs.subset(unlabeled_rows))
-            if config.propagation > 0 and n_labeled and pool_inputs.features is not None:
+            probs = predict(net, pool_inputs.subset(unlabeled_rows))
+            if config.propagation > 0 and n_labeled and propagation_features is not None:
                 if spread is None:  # the labels do not change between rounds: spread them once
                     target_rows = np.arange(n_source, len(pool))
                     spread = propagate(
-                        pool_inputs.features[target_rows].cpu().numpy(),
+                        propagation_features[target_rows].cpu().numpy(),
                         train_labels[target_rows],
                         num_classes,
                         config.seed,

@@ -28,6 +28,11 @@ class Inputs:
         )
 
     @classmethod
+    def frozen_tensor(cls, features: torch.Tensor, device: torch.device) -> Inputs:
+        """Inputs of features already in a tensor (e.g. reduced by :mod:`serdemo.learn.reduced_head`)."""
+        return cls(features.to(device), None, None, device)
+
+    @classmethod
     def finetune(cls, waveforms: list[np.ndarray], config: AdaptConfig, device: torch.device) -> Inputs:
         """Inputs of waveforms, cropped at random in training."""
         return cls(None, list(waveforms), config, device)
@@ -46,7 +51,7 @@ class Inputs:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(x, lengths)`` of a training batch; lengths None for features."""
         if self.features is not None:
-            return self.features[torch.from_numpy(rows)], None
+            return self.features.index_select(0, torch.from_numpy(rows)), None
         # the paper trains on random 2 s crops; a new crop every time a clip is drawn
         crops = [random_crop(self.waveforms[r], self.config.crop_seconds, rng) for r in rows]
         batch, lengths = pad_batch(crops)
