@@ -3,7 +3,7 @@
 Each measurement runs in its own Python process, so nothing is compiled beforehand except what
 numba's on-disk cache keeps. ``cold``: the first ``project(..., "umap")`` of a process, on
 ``--points`` random 256-d embeddings (the Explore tab's projection). ``warmed``: the same call after
-the service's UMAP warm-up (``serdemo.service._warm_up_umap``, started in a low-priority thread once
+the service's UMAP warm-up (``serdemo.app.explore.warm_up_umap``, started in a low-priority thread once
 the first model is ready, ``ServiceConfig.warm_up_umap``) has finished (its own time is printed too:
 the background cost the user does not wait for).
 

@@ -55,7 +55,7 @@ class Service:
         accounts: Accounts | None = None,
     ) -> None:
         self.config = config
-        # None: no login, anyone may label under any name (a laptop); else see serdemo.auth
+        # None: no login, anyone may label under any name (a laptop); else see serdemo.app.auth
         self.sessions = Sessions(accounts) if accounts is not None else None
         self.ws = Workspace(config, encoder, log)
         self.store = self.ws.store

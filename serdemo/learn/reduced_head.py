@@ -1,4 +1,4 @@
-"""Train a concat :class:`~serdemo.model.EmotionHead` on its per-layer normalised input, computed once.
+"""Train a concat :class:`~serdemo.learn.model.EmotionHead` on its per-layer normalised input, computed once.
 
 In frozen mode the features never change, and a concat head starts every forward pass with work
 whose result never changes either: pick the layers, then LayerNorm each one over its F values. Only
