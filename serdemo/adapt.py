@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from serdemo import finetune
 from serdemo.audio import random_crop
 from serdemo.config import AdaptConfig, Balance, ConfigError, Mode, Prior, Selection
 from serdemo.corpora.base import Utterance
@@ -376,13 +377,8 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
     policy = make_policy(config, _prior(config, target_labeled))
     # weight decay regularises the head only: pulling a pretrained encoder's weights to zero would undo it
     head = model if isinstance(model, EmotionHead) else model.head
-    groups = [{"params": list(head.parameters()), "weight_decay": config.weight_decay}]
-    if head is not model:
-        groups.append({"params": list(model.encoder.parameters()), "weight_decay": 0.0})
-    optimizer = torch.optim.Adam(groups, lr=config.lr, foreach=True)
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
-    )
+    # the encoder has its own, smaller learning rate, warm-up and frozen blocks (serdemo.finetune)
+    optimizer, scheduler = finetune.make_optimizer(model, head, config)
 
     # 4) D = D_s + K_t, target rows oversampled to the source count
     train = build_training_set(
@@ -548,7 +544,9 @@ def _train_epoch(
             if lengths is not None:
                 lengths = torch.maximum(lengths, lengths[perm])
         # c) L = CE(labeled rows) + policy loss(pseudo-labeled rows)
-        logits = model(x) if lengths is None else model(x, lengths)
+        with finetune.autocast(config, device):
+            logits = model(x) if lengths is None else model(x, lengths)
+        logits = logits.float()
         zero = logits.new_zeros(())
         supervised = soft_cross_entropy(logits[~pseudo], targets[~pseudo]).mean() if (~pseudo).any() else zero
         unlabeled = (
@@ -636,7 +634,7 @@ class _Inputs:
         # the paper trains on random 2 s crops; a new crop every time a clip is drawn
         crops = [random_crop(self.waveforms[r], self.config.crop_seconds, rng) for r in rows]
         batch, lengths = pad_batch(crops)
-        return batch.to(self.device), lengths.to(self.device)
+        return finetune.to_device(batch, self.device), finetune.to_device(lengths, self.device)
 
     def eval_batches(self):
         """``(positions, x, lengths)`` covering every clip once, whole utterances."""
@@ -652,7 +650,7 @@ class _Inputs:
         for start in range(0, len(order), self.config.eval_batch_size):
             idx = order[start : start + self.config.eval_batch_size]
             batch, lengths = pad_batch([self.waveforms[i] for i in idx])
-            yield idx, batch.to(self.device), lengths.to(self.device)
+            yield idx, finetune.to_device(batch, self.device), finetune.to_device(lengths, self.device)
 
 
 def _inputs_for(config: AdaptConfig, normalizer: FeatureNormalizer | None, clips: ClipSet, device) -> _Inputs:
@@ -677,10 +675,11 @@ def _run(model: nn.Module, inputs: _Inputs, what: str) -> np.ndarray:
     out = None
     for idx, x, lengths in inputs.eval_batches():
         args = (x,) if lengths is None else (x, lengths)
-        y = torch.softmax(model(*args), dim=-1) if what == "probs" else model.embedding(*args)
+        with finetune.autocast(inputs.config, x.device):
+            y = torch.softmax(model(*args).float(), dim=-1) if what == "probs" else model.embedding(*args)
         if out is None:
             out = np.zeros((len(inputs), y.shape[1]), np.float32)
-        out[idx] = y.cpu().numpy()
+        out[idx] = y.float().cpu().numpy()
     model.train(was_training)
     return out if out is not None else np.zeros((0, 0), np.float32)
 
