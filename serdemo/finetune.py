@@ -116,11 +116,18 @@ def module_device(module: nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-def finetune_available() -> tuple[bool, str]:
-    """Whether the app should offer fine-tune rounds here, and the reason when it should not."""
+def app_finetune_rounds() -> tuple[bool, str]:
+    """Whether the app's Adapt tab can offer fine-tune rounds here, and why not when it cannot.
+
+    Never yet: the app trains on cached features, and a fine-tuned encoder would need its own
+    features for every clip and prediction. On a GPU the reason points to the CLI, which can.
+    """
     if torch.cuda.is_available():
-        return True, f"GPU found: {torch.cuda.get_device_name(0)}"
+        return False, (
+            f"GPU found ({torch.cuda.get_device_name(0)}), but fine-tune rounds are not built into the app "
+            "yet: run python -m serdemo experiment --mode finetune on this machine."
+        )
     return False, (
-        "Fine-tuning the encoder needs a GPU (CUDA): on this CPU one round would take hours. "
+        "Off: fine-tuning the encoder needs a GPU (CUDA); on this CPU one round would take hours. "
         "Frozen rounds train the head on cached features in seconds."
     )

@@ -34,6 +34,7 @@ from serdemo.corpora import load_corpus
 from serdemo.corpora.base import Utterance
 from serdemo.encoders import build_encoder
 from serdemo.encoders.base import UtteranceEncoder
+from serdemo.encoders.local import load_local_encoder
 from serdemo.labels import EMOTIONS, emotion_index
 from serdemo.metrics import evaluate
 from serdemo.projection import ColorBy, project, projection_figure, projection_title
@@ -81,6 +82,7 @@ class ServiceConfig:
 
     data_dir: Path = Path("annotations")  # annotation store, model versions and exports
     encoder: str = "whisper-base"  # registry name of the utterance encoder
+    encoder_source: Path | None = None  # local weights of the encoder (serdemo.encoders.local); None: default
     source_corpora: tuple[tuple[str, Path], ...] = ()  # (corpus name, root): the labeled source set
     target_corpora: tuple[tuple[str, Path], ...] = ()  # (corpus name, root): seeds the unlabeled target pool
     corpus_limit: int | None = None  # at most this many clips per corpus, balanced by emotion (quick demos)
@@ -425,7 +427,11 @@ class Service:
         # 1) the encoder (whisper-base: ~20 s to read and check its weights)
         if self._encoder is None:
             self._say(f"loading encoder {self.config.encoder}")
-            self._encoder = build_encoder(self.config.encoder)
+            self._encoder = (
+                load_local_encoder(self.config.encoder, self.config.encoder_source)
+                if self.config.encoder_source is not None
+                else build_encoder(self.config.encoder)
+            )
         # every embedding (source, pool, predictions, timeline windows) goes through one speech front end
         self._encoder = with_frontend(self._encoder, self.frontend)
         # 2) the labeled source set, embedded through the cache (slow only the first time)

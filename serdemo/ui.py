@@ -14,6 +14,7 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from serdemo.config import AdaptConfig, Balance
+from serdemo.finetune import app_finetune_rounds
 from serdemo.labels import EMOTIONS
 from serdemo.service import (
     COLOR_CHOICES,
@@ -753,6 +754,14 @@ def _adapt_tab(
                 value=AdaptConfig.pseudo_balance,
                 label="Balance pseudo-labels to a uniform class prior (auto: only while no clip is labeled; "
                 "auto-language: per language until 10 labels per class, needs no speaker id)",
+            )
+            offered, why = app_finetune_rounds()  # shown either way, so a user learns why it is off
+            gr.Checkbox(
+                value=False,
+                interactive=offered,
+                label="Fine-tune the encoder",
+                info=why,
+                elem_id="adapt-finetune",
             )
             start = gr.Button("Start adaptation round", variant="primary", elem_id="adapt-start")
         with gr.Column(scale=2):

@@ -280,7 +280,11 @@ def test_to_device_copies_and_module_device_reads_parameters():
     assert finetune.module_device(nn.Identity()).type == "cpu"
 
 
-def test_fine_tune_rounds_are_offered_only_with_a_gpu(monkeypatch):
+def test_the_app_says_why_fine_tune_rounds_are_off(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    offered, reason = finetune.finetune_available()
-    assert not offered and "GPU" in reason
+    offered, reason = finetune.app_finetune_rounds()
+    assert not offered and "needs a GPU" in reason
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "Test GPU")
+    offered, reason = finetune.app_finetune_rounds()
+    assert not offered and "Test GPU" in reason and "--mode finetune" in reason

@@ -119,3 +119,20 @@ def test_unusable_encoder_source_is_one_clear_line(tmp_path, capsys, fake_runner
     assert code == 2 and message in err and str(path) in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "config" not in fake_runner  # nothing ran
+
+
+def test_the_app_loads_its_encoder_from_encoder_source(tmp_path: Path):
+    from serdemo.service import Service, ServiceConfig
+
+    _tiny_whisper_folder(tmp_path / "whisper")
+    config = ServiceConfig(
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+        encoder_source=tmp_path / "whisper",
+        examples_dir=tmp_path / "no-examples",
+        default_model_dir=tmp_path / "no-default-model",
+        shipped_source_set=tmp_path / "no-source-set.npz",
+        warm_up_umap=False,
+    )
+    service = Service(config, log=lambda text: None).start(background=False)
+    assert service._encoder.identity.startswith("whisper-base/hf-")
