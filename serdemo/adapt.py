@@ -526,6 +526,7 @@ def _train_epoch(
     model.train()
     device = pool_inputs.device
     order = rng.permutation(len(train))
+    # running sums and predictions stay on the device: a .item() per step would wait for the GPU each time
     totals = {"loss": 0.0, "supervised": 0.0, "unlabeled": 0.0}
     seen_rows, seen_preds, batches = [], [], 0
     for start in range(0, len(order), config.batch_size):
@@ -548,23 +549,25 @@ def _train_epoch(
             logits = model(x) if lengths is None else model(x, lengths)
         logits = logits.float()
         zero = logits.new_zeros(())
-        supervised = soft_cross_entropy(logits[~pseudo], targets[~pseudo]).mean() if (~pseudo).any() else zero
+        any_human, any_pseudo = bool((~train.pseudo[sel]).any()), bool(train.pseudo[sel].any())  # host-side
+        supervised = soft_cross_entropy(logits[~pseudo], targets[~pseudo]).mean() if any_human else zero
         unlabeled = (
-            policy.unlabeled_loss(logits[pseudo], targets[pseudo], weights[pseudo]) if pseudo.any() else zero
+            policy.unlabeled_loss(logits[pseudo], targets[pseudo], weights[pseudo]) if any_pseudo else zero
         )
         loss = supervised + unlabeled
         # d) step
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        totals["loss"] += loss.item()
-        totals["supervised"] += supervised.item()
-        totals["unlabeled"] += unlabeled.item()
+        totals["loss"] += loss.detach()
+        totals["supervised"] += supervised.detach()
+        totals["unlabeled"] += unlabeled.detach()
         batches += 1
         human = ~train.pseudo[sel]
         seen_rows.append(train.rows[sel][human])
-        seen_preds.append(logits.detach().argmax(1).cpu().numpy()[human])
-    rows, preds = np.concatenate(seen_rows), np.concatenate(seen_preds)
+        seen_preds.append(logits.detach().argmax(1)[torch.from_numpy(human).to(device)])
+    totals = {k: float(v) for k, v in totals.items()}  # one host sync per epoch
+    rows, preds = np.concatenate(seen_rows), torch.cat(seen_preds).cpu().numpy()
     train_ua = {
         lang: unweighted_accuracy(train_labels[rows][languages[rows] == lang], preds[languages[rows] == lang])
         for lang in np.unique(languages[rows])
