@@ -10,6 +10,7 @@ frames as the per-clip loop.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def batched_log_mel(
@@ -39,13 +40,16 @@ def batched_log_mel(
     half = n_fft // 2
     mel_lengths = lengths // hop_length
     frames = int(mel_lengths.max())
-    # sample index of each padded position, reflected at both ends of its own row (torch.stft's
-    # center=True with pad_mode="reflect", done per row); positions past a row's end are masked below
+    # torch.stft's center=True reflect padding, done per row: zero-pad the batch, then write each
+    # row's reflected start and end (``half`` samples each) with one gather and one scatter
     steps = frames * hop_length + n_fft
-    index = (torch.arange(steps, device=device) - half).abs()[None, :].expand(len(waveforms), -1)
-    last = (lengths - 1)[:, None]
-    index = torch.where(index > last, 2 * last - index, index).clamp(0, waveforms.shape[1] - 1)
-    padded = torch.gather(waveforms, 1, index)
+    padded = nn.functional.pad(waveforms, (half, max(steps - half - waveforms.shape[1], 0)))[:, :steps]
+    offsets = torch.arange(1, half + 1, device=device)
+    padded[:, :half] = waveforms[:, 1 : half + 1].flip(1)
+    end = (lengths - 1)[:, None]
+    reflected = torch.gather(waveforms, 1, (end - offsets).clamp_min(0))  # samples len-2, len-3, ...
+    positions = (end + half + offsets).clamp_max(steps - 1)
+    padded.scatter_(1, positions, reflected)
     stft = torch.stft(padded, n_fft, hop_length, window=window, center=False, return_complex=True)
     power = stft[..., :frames].abs() ** 2  # per clip the last centred frame is dropped, as Whisper does
     log_spec = (mel_filters @ power).clamp_min(1e-10).log10()
