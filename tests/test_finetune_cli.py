@@ -136,3 +136,14 @@ def test_the_app_loads_its_encoder_from_encoder_source(tmp_path: Path):
     )
     service = Service(config, log=lambda text: None).start(background=False)
     assert service._encoder.identity.startswith("whisper-base/hf-")
+
+
+def test_the_adapt_tab_shows_fine_tuning_disabled_with_the_reason_on_a_cpu(tmp_path, monkeypatch):
+    from serdemo.ui import build_app
+    from tests.test_service import make_service
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    app = build_app(make_service(tmp_path))
+    (box,) = [c for c in app.config["components"] if c.get("props", {}).get("elem_id") == "adapt-finetune"]
+    assert box["type"] == "checkbox" and box["props"]["interactive"] is False
+    assert box["props"]["value"] is False and "needs a GPU" in box["props"]["info"]
