@@ -400,6 +400,7 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
         # 5) one pass over D in shuffled mini-batches
         tick = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
+        encoder_lr = optimizer.param_groups[1]["lr"] if len(optimizer.param_groups) > 1 else None
         epoch_stats = _train_epoch(
             model, policy, train, pool_inputs, train_labels, pool.languages, config, optimizer, rng, stop
         )
@@ -472,6 +473,7 @@ def _adapt(source, target_labeled, target_unlabeled, validation, config, progres
         row = {
             "epoch": epoch,
             "lr": lr,
+            "encoder_lr": encoder_lr,  # finetune mode: shows the warm-up; None in frozen mode
             **epoch_stats,
             "val_ua": val_ua,
             "pool_score": pool_score,

@@ -185,6 +185,12 @@ def test_adapt_finetune_leaves_frozen_blocks_untouched_and_trains_the_rest():
     assert not torch.equal(before["encoder.layers.1.fc1.weight"], after["encoder.layers.1.fc1.weight"])
 
 
+def test_history_records_the_encoder_rate_through_its_warm_up():
+    result = _adapt(_quick(epochs=3, encoder_lr=4e-4, encoder_warmup_epochs=3, lr_decay=1.0), _tiny_whisper())
+    assert [row["encoder_lr"] for row in result.history] == pytest.approx([1e-4, 2e-4, 3e-4])
+    assert [row["lr"] for row in result.history] == pytest.approx([1e-3] * 3)
+
+
 def test_bf16_autocast_trains_and_predicts_finite_probabilities():
     result = _adapt(_quick(precision="bf16", epochs=1), _tiny_whisper())
     probs = predict_proba(result, _clips(3, "de", "t", seed=1))
