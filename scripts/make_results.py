@@ -255,7 +255,8 @@ def render(
     machine = any_result["machine"]
     base = AdaptConfig.from_dict(any_result["config"]["adapt"])
     command = any_result["command"]
-    total = sum(r["wall_seconds"] for r in results.values())
+    every_run = {**robust, **results}  # the paper plan's runs and the robustness plan's, each once
+    total = sum(r["wall_seconds"] for r in every_run.values())
     load = any_result.get("load_average_at_start")
     date = any_result["created"][:10]
     seeds = " ".join(str(s) for s in base.seeds)
