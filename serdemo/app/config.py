@@ -48,6 +48,7 @@ class ServiceConfig:
 
     data_dir: Path = Path("annotations")  # annotation store, model versions and exports
     encoder: str = AdaptConfig.encoder  # registry name of the utterance encoder
+    encoder_source: Path | None = None  # local weights of the encoder (serdemo.encoders.local); None: default
     source_corpora: tuple[tuple[str, Path], ...] = ()  # (corpus name, root): the labeled source set
     target_corpora: tuple[tuple[str, Path], ...] = ()  # (corpus name, root): seeds the unlabeled target pool
     corpus_limit: int | None = None  # at most this many clips per corpus, balanced by emotion (quick demos)

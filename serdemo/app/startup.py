@@ -14,6 +14,7 @@ from serdemo.audio import AudioError
 from serdemo.config import AdaptConfig, Policy
 from serdemo.corpora import load_corpus
 from serdemo.encoders import build_encoder
+from serdemo.encoders.local import load_local_encoder
 from serdemo.learn import load_model
 from serdemo.speech import with_frontend
 from serdemo.store.bundle import clean_work
@@ -39,7 +40,11 @@ def start_up(ws: Workspace) -> None:
     # 1) the encoder (whisper-base: ~20 s to read and check its weights)
     if ws.encoder is None:
         ws.say(f"loading encoder {ws.config.encoder}")
-        ws.encoder = build_encoder(ws.config.encoder)
+        ws.encoder = (
+            load_local_encoder(ws.config.encoder, ws.config.encoder_source)
+            if ws.config.encoder_source is not None
+            else build_encoder(ws.config.encoder)
+        )
     # every embedding (source, pool, predictions, timeline windows) goes through one speech front end
     ws.encoder = with_frontend(ws.encoder, ws.frontend)
     # 2) the labeled source set, embedded through the cache (slow only the first time)

@@ -64,7 +64,8 @@ class UtteranceEncoder(nn.Module):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch, lengths = pad_batch([waveforms[i] for i in idx])
-            hidden, frame_lengths = self(batch, lengths)
+            device = next(iter([*self.parameters(), *self.buffers()]), batch).device  # honour .to(device)
+            hidden, frame_lengths = self(batch.to(device), lengths.to(device))
             out[idx] = mean_std_pool(hidden, frame_lengths).cpu().numpy()
         self.train(was_training)
         return out

@@ -18,6 +18,7 @@ from torch import nn
 
 from serdemo.audio import SAMPLE_RATE
 from serdemo.encoders.base import EncoderUnavailableError, UtteranceEncoder, weights_hash
+from serdemo.encoders.logmel import batched_log_mel
 
 if TYPE_CHECKING:
     from transformers import WhisperConfig
@@ -122,16 +123,8 @@ class WhisperEncoder(UtteranceEncoder):
 
         """
         _check_lengths(waveforms, lengths)
-        mel_lengths = lengths // HOP_LENGTH
-        features = waveforms.new_zeros(len(waveforms), self.mel_filters.shape[0], int(mel_lengths.max()))
-        for row, (wave, length) in enumerate(zip(waveforms, lengths.tolist(), strict=True)):
-            # One STFT per row so the reflect padding at the end sees the clip, not the batch's zeros.
-            stft = torch.stft(wave[:length], N_FFT, HOP_LENGTH, window=self.window, return_complex=True)
-            power = stft[:, :-1].abs() ** 2
-            log_spec = (self.mel_filters @ power).clamp_min(1e-10).log10()
-            log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-            features[row, :, : log_spec.shape[1]] = (log_spec + 4.0) / 4.0
-        return features, mel_lengths
+        # one STFT for the whole batch on its device, each row reflect-padded at its own end (issue 15)
+        return batched_log_mel(waveforms, lengths, self.window, self.mel_filters, HOP_LENGTH)
 
     # 2) log-mel -> hidden states of every layer
     def forward_features(
@@ -196,11 +189,11 @@ class WhisperEncoder(UtteranceEncoder):
             for i, chunk in enumerate(group):
                 batch[i, :, : chunk.shape[-1]] = chunk
             hidden, counts = self.forward_features(
-                batch, torch.tensor(chunk_lengths[start : start + len(group)])
+                batch, torch.tensor(chunk_lengths[start : start + len(group)], device=features.device)
             )
             hidden_chunks += [h[:, :count] for h, count in zip(hidden, counts.tolist(), strict=True)]
             frame_counts += counts.tolist()
-        frame_lengths = torch.zeros(len(features), dtype=torch.long)
+        frame_lengths = torch.zeros(len(features), dtype=torch.long, device=features.device)
         for owner, count in zip(owners, frame_counts, strict=True):
             frame_lengths[owner] += count
         out = features.new_zeros(len(features), self.num_layers, int(frame_lengths.max()), self.hidden_size)

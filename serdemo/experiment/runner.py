@@ -97,6 +97,7 @@ class ExperimentRunner:
         tags = language_tags(sources, target)
         # the speech front end is part of the encoder (and of its cache identity): every clip is trimmed alike
         encoder = with_frontend(self.encoder(config.encoder), config.frontend)
+        encoder.to(config.device)  # frozen-mode embedding runs on --device too, not only training
 
         # 2) inputs of every clip: cached encoder features (frozen) or waveforms (finetune)
         tick = time.perf_counter()

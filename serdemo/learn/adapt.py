@@ -23,6 +23,7 @@ from torch import nn
 
 from serdemo.config import AdaptConfig, ConfigError, Mode, Selection
 from serdemo.encoders.base import UtteranceEncoder
+from serdemo.learn import finetune
 from serdemo.learn.clips import AdaptError, ClipSet
 from serdemo.learn.inference import Inputs, inputs_for, predict
 from serdemo.learn.model import EmotionHead, SERModel, make_head
@@ -221,13 +222,8 @@ def _adapt(
     policy = make_policy(config, class_prior(config, target_labeled.labels))
     # weight decay regularises the head only: pulling a pretrained encoder's weights to zero would undo it
     head = model if isinstance(model, EmotionHead) else model.head
-    groups = [{"params": list(head.parameters()), "weight_decay": config.weight_decay}]
-    if head is not model:
-        groups.append({"params": list(model.encoder.parameters()), "weight_decay": 0.0})
-    optimizer = torch.optim.Adam(groups, lr=config.lr, foreach=True)
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
-    )
+    # the encoder has its own, smaller learning rate, warm-up and frozen blocks (serdemo.learn.finetune)
+    optimizer, scheduler = finetune.make_optimizer(model, head, config)
 
     # 4) D = D_s + K_t, target rows oversampled to the source count
     train = build_training_set(
@@ -249,6 +245,7 @@ def _adapt(
         # 5) one pass over D in shuffled mini-batches
         tick = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
+        encoder_lr = optimizer.param_groups[1]["lr"] if len(optimizer.param_groups) > 1 else None
         epoch_stats = _train_epoch(
             net, policy, train, pool_inputs, train_labels, pool.languages, config, optimizer, rng, stop
         )
@@ -335,6 +332,7 @@ def _adapt(
         row = {
             "epoch": epoch,
             "lr": lr,
+            "encoder_lr": encoder_lr,  # finetune mode: shows the warm-up; None in frozen mode
             **epoch_stats,
             "val_ua": val_ua,
             "pool_score": pool_score,
@@ -389,6 +387,7 @@ def _train_epoch(
     model.train()
     device = pool_inputs.device
     order = rng.permutation(len(train))
+    # running sums and predictions stay on the device: a .item() per step would wait for the GPU each time
     totals = {"loss": 0.0, "supervised": 0.0, "unlabeled": 0.0}
     seen_rows, seen_preds, batches = [], [], 0
     for start in range(0, len(order), config.batch_size):
@@ -407,25 +406,29 @@ def _train_epoch(
             if lengths is not None:
                 lengths = torch.maximum(lengths, lengths[perm])
         # c) L = CE(labeled rows) + policy loss(pseudo-labeled rows)
-        logits = model(x) if lengths is None else model(x, lengths)
+        with finetune.autocast(config, device):
+            logits = model(x) if lengths is None else model(x, lengths)
+        logits = logits.float()
         zero = logits.new_zeros(())
-        supervised = soft_cross_entropy(logits[~pseudo], targets[~pseudo]).mean() if (~pseudo).any() else zero
+        any_human, any_pseudo = bool((~train.pseudo[sel]).any()), bool(train.pseudo[sel].any())  # host-side
+        supervised = soft_cross_entropy(logits[~pseudo], targets[~pseudo]).mean() if any_human else zero
         unlabeled = (
-            policy.unlabeled_loss(logits[pseudo], targets[pseudo], weights[pseudo]) if pseudo.any() else zero
+            policy.unlabeled_loss(logits[pseudo], targets[pseudo], weights[pseudo]) if any_pseudo else zero
         )
         loss = supervised + unlabeled
         # d) step
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        totals["loss"] += loss.item()
-        totals["supervised"] += supervised.item()
-        totals["unlabeled"] += unlabeled.item()
+        totals["loss"] += loss.detach()
+        totals["supervised"] += supervised.detach()
+        totals["unlabeled"] += unlabeled.detach()
         batches += 1
         human = ~train.pseudo[sel]
         seen_rows.append(train.rows[sel][human])
-        seen_preds.append(logits.detach().argmax(1).cpu().numpy()[human])
-    rows, preds = np.concatenate(seen_rows), np.concatenate(seen_preds)
+        seen_preds.append(logits.detach().argmax(1)[torch.from_numpy(human).to(device)])
+    totals = {k: float(v) for k, v in totals.items()}  # one host sync per epoch
+    rows, preds = np.concatenate(seen_rows), torch.cat(seen_preds).cpu().numpy()
     train_ua = {
         lang: unweighted_accuracy(train_labels[rows][languages[rows] == lang], preds[languages[rows] == lang])
         for lang in np.unique(languages[rows])

@@ -9,6 +9,7 @@ from torch import nn
 from serdemo.audio import random_crop
 from serdemo.config import AdaptConfig, Mode
 from serdemo.encoders.base import pad_batch
+from serdemo.learn import finetune
 from serdemo.learn.clips import AdaptError, ClipSet
 from serdemo.learn.normalize import FeatureNormalizer
 from serdemo.learn.result import AdaptResult
@@ -55,7 +56,7 @@ class Inputs:
         # the paper trains on random 2 s crops; a new crop every time a clip is drawn
         crops = [random_crop(self.waveforms[r], self.config.crop_seconds, rng) for r in rows]
         batch, lengths = pad_batch(crops)
-        return batch.to(self.device), lengths.to(self.device)
+        return finetune.to_device(batch, self.device), finetune.to_device(lengths, self.device)
 
     def eval_batches(self):
         """``(positions, x, lengths)`` covering every clip once, whole utterances."""
@@ -71,7 +72,7 @@ class Inputs:
         for start in range(0, len(order), self.config.eval_batch_size):
             idx = order[start : start + self.config.eval_batch_size]
             batch, lengths = pad_batch([self.waveforms[i] for i in idx])
-            yield idx, batch.to(self.device), lengths.to(self.device)
+            yield idx, finetune.to_device(batch, self.device), finetune.to_device(lengths, self.device)
 
 
 def inputs_for(config: AdaptConfig, normalizer: FeatureNormalizer | None, clips: ClipSet, device) -> Inputs:
@@ -98,10 +99,11 @@ def run_model(model: nn.Module, inputs: Inputs, what: str) -> np.ndarray:
     out = None
     for idx, x, lengths in inputs.eval_batches():
         args = (x,) if lengths is None else (x, lengths)
-        y = torch.softmax(model(*args), dim=-1) if what == "probs" else model.embedding(*args)
+        with finetune.autocast(inputs.config, x.device):
+            y = torch.softmax(model(*args).float(), dim=-1) if what == "probs" else model.embedding(*args)
         if out is None:
             out = np.zeros((len(inputs), y.shape[1]), np.float32)
-        out[idx] = y.cpu().numpy()
+        out[idx] = y.float().cpu().numpy()
     model.train(was_training)
     return out if out is not None else np.zeros((0, 0), np.float32)
 

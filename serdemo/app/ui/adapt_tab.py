@@ -12,6 +12,7 @@ from serdemo.app.ui.figures import confusion_figure, counts_figure
 from serdemo.app.ui.widgets import VersionPicker, language_dropdown, session_of, store_dropdown, user_errors
 from serdemo.app.views import AdaptRequest
 from serdemo.config import AdaptConfig, Balance, Policy
+from serdemo.learn.finetune import app_finetune_rounds
 
 
 def add_adapt_tab(
@@ -42,6 +43,14 @@ def add_adapt_tab(
                 value=AdaptConfig.pseudo_balance,
                 label="Balance pseudo-labels to a uniform class prior (auto: only while no clip is labeled; "
                 "auto-language: per language until 10 labels per class, needs no speaker id)",
+            )
+            offered, why = app_finetune_rounds()  # shown either way, so a user learns why it is off
+            gr.Checkbox(
+                value=False,
+                interactive=offered,
+                label="Fine-tune the encoder",
+                info=why,
+                elem_id="adapt-finetune",
             )
             start = gr.Button("Start adaptation round", variant="primary", elem_id="adapt-start")
         with gr.Column(scale=2):
