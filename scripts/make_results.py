@@ -288,7 +288,8 @@ def render(
         "## Protocol",
         "",
         f"- Encoder `{base.encoder}` (frozen; per-layer mean+std features from the embedding cache, "
-        f"speech front end `{base.frontend}`), "
+        f"speech front end `{base.frontend}`, "
+        f"{_copies(any_result)} augmented training copies per clip), "
         f"head trained {base.epochs} epochs max (paper: 100), W = {base.window}, batch {base.batch_size}, "
         f"Adam lr {base.lr} decayed x{base.lr_decay} every {base.lr_decay_every} epochs, early stopping "
         f"after {base.patience} epochs without a better mean validation UA of the two languages, "
@@ -320,6 +321,11 @@ def render(
     lines += _paper_and_reading(results)
     lines += _measured_sections(ROOT / "docs" / "results" / "sections")
     return "\n".join(lines) + "\n"
+
+
+def _copies(result: dict[str, Any]) -> int:
+    """Training copies per clip a run used; runs from before the option existed used none."""
+    return int(result["config"]["adapt"].get("augment_copies", 0))
 
 
 def _measured_sections(folder: Path) -> list[str]:
@@ -508,8 +514,10 @@ def _table_robustness(
         "",
         f"`python scripts/make_results.py --plans robustness` ({first['created'][:10]}, "
         f"{total / 60:.0f} min; other "
-        "jobs shared the 2 cores). The default configuration (normalisation "
-        f"`{base.normalization}`, pseudo-label balancing `{base.pseudo_balance}`, selection "
+        "jobs shared the 2 cores). The configuration of these runs (front end "
+        f"`{first['config']['adapt'].get('frontend', 'none')}`, {_copies(first)} augmented training copies "
+        f"per clip, normalisation `{base.normalization}`, pseudo-label balancing `{base.pseudo_balance}`, "
+        "selection "
         f"`{base.selection}`) on the corpora as recorded (*full*) and confounded with `--speaker-emotions "
         "K`: every target speaker keeps the clips of K emotions only (K = 1 or 2), in the train pool, "
         "validation and test (assigned so each part covers as many classes as its speakers allow; at K = 1 "
