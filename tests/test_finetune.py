@@ -8,13 +8,13 @@ import threading
 import numpy as np
 import pytest
 import torch
-from serdemo.learn.model import EmotionHead, SERModel
 from torch import nn
 
 from serdemo.config import AdaptConfig, ConfigError
 from serdemo.encoders.base import UtteranceEncoder, pad_batch
 from serdemo.learn import ClipSet, adapt, finetune, predict_proba
 from serdemo.learn.finetune import FinetuneError, freeze_lower_blocks, make_optimizer
+from serdemo.learn.model import EmotionHead, SERModel
 from tests.test_encoders import _speechlike, _tiny_whisper
 from tests.test_model import TinyEncoder
 
