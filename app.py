@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="embedding cache (default: ~/.cache/serdemo/embeddings)"
     )
+    parser.add_argument(
+        "--allow-cpu-finetune",
+        action="store_true",
+        help="offer fine-tune rounds (the encoder trained too) without a GPU; with whisper-base one round "
+        "takes hours on a CPU (same as SERDEMO_ALLOW_CPU_FINETUNE=1; with a GPU they are offered anyway)",
+    )
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
     parser.add_argument(
         "--max-upload-mb",
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         data_dir=args.data_dir,
         encoder=args.encoder,
         encoder_source=args.encoder_source,
+        allow_cpu_finetune=args.allow_cpu_finetune,
         source_corpora=tuple(args.source_corpus),
         target_corpora=tuple(args.target_corpus),
         corpus_limit=args.corpus_limit,

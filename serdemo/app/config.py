@@ -37,6 +37,10 @@ class BusyError(ServiceError):
     """The app is busy with something shared (an adaptation round, start-up): try again later."""
 
 
+class RoundCancelledError(ServiceError):
+    """An adaptation round was cancelled: nothing was saved and the active version stays as it was."""
+
+
 def scrub(message: str) -> str:
     """A message without server folders: ``/tmp/gradio/ab12/clip.wav: ...`` -> ``clip.wav: ...``."""
     return _SERVER_PATH.sub("", message)
@@ -71,5 +75,7 @@ class ServiceConfig:
     first_epochs: int = AdaptConfig.epochs  # epochs of the first, source-only model (frozen: seconds)
     explore_source_clips: int = 300  # source clips drawn in the Explore plots, beside the target pool
     explore_target_clips: int = 600
+    # offer fine-tune rounds without a GPU (app.py --allow-cpu-finetune): hours per round with whisper-base
+    allow_cpu_finetune: bool = False
     seed: int = 0
     warm_up_umap: bool = True  # compile UMAP's numba code in the background after start-up (~50 s once)

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 
+from serdemo.app import tuned
 from serdemo.app.config import COLOR_CHOICES, ServiceError
 from serdemo.app.views import ProjectionView
 from serdemo.app.workspace import Workspace
@@ -61,39 +62,50 @@ def project(
     color = ColorBy(color_by) if color_by in COLOR_CHOICES else None
     if color is None:
         raise ServiceError(f"colour by one of {', '.join(COLOR_CHOICES)}")
-    # 1) the clips: a sample of held-out source clips and the target pool
-    sets, keys, gold = [], [], []
+    # 1) the clips: a sample of held-out source clips and the target pool, each under the vectors of the
+    #    encoder its version reads (a fine-tuned version's own encoder; the base encoder's otherwise)
+    encoders = [ws.encoder_for(vid) if vid else None for vid in (parent_id, version_id)]
+    held_under: list[ClipSet] = []
+    keys, gold, no_source_audio = [], [], False
     if ws.source is not None:
         held = ClipSet.concat([ws.source.validation, ws.source.test])
-        pick = _spread(len(held), ws.config.explore_source_clips, ws.config.seed)
-        held = held.subset(pick)
-        sets.append(held)
-        keys += [f"s:{i}" for i in held.ids]
-        gold += [after_model.classes[label] for label in held.labels]
+        held = held.subset(_spread(len(held), ws.config.explore_source_clips, ws.config.seed))
+        held_under = [tuned.source_vectors(ws, held, encoder) for encoder in encoders]
+        if any(part is None for part in held_under):  # a fine-tuned encoder cannot embed shipped vectors
+            held_under, no_source_audio = [], True
+        else:
+            keys += [f"s:{i}" for i in held.ids]
+            gold += [after_model.classes[label] for label in held.labels]
     target = ws.store.clips(language) if language else []
     target = [target[i] for i in _spread(len(target), ws.config.explore_target_clips, ws.config.seed)]
     if target:
-        ws.embed_pool(target)
-        sets.append(ws.clipset(target))
         keys += [f"t:{c.id}" for c in target]
         gold += [_known_label(ws, c) for c in target]
-    if not sets:
+    if not keys:
         raise ServiceError("nothing to draw: no source set and no target clips yet")
-    clips = ClipSet.concat(sets)
+
+    def clips_under(index: int) -> ClipSet:
+        parts = [held_under[index]] if held_under else []
+        if target:
+            ws.embed_pool(target, encoders[index])
+            parts.append(ws.clipset(target, encoder=encoders[index]))
+        return ClipSet.concat(parts)
+
+    clips_before, clips = clips_under(0), clips_under(1)
     # 2) before = the baseline version, after = the version compared with it
     figures = []
-    for name, model, vid in (
-        ("before", ws.model(parent_id) if parent_id else None, parent_id),
-        ("after", after_model, version_id),
+    for name, model, vid, drawn in (
+        ("before", ws.model(parent_id) if parent_id else None, parent_id, clips_before),
+        ("after", after_model, version_id, clips),
     ):
         if model is None:
-            points = clips.features.mean(axis=1)
+            points = drawn.features.mean(axis=1)
             heading = "Before: encoder features (no trained head)"
             probs = predict_proba(after_model, clips)
         else:
-            points = embed(model, clips)
+            points = embed(model, drawn)
             heading = f"{name.capitalize()}: model {vid}"
-            probs = predict_proba(model, clips)
+            probs = predict_proba(model, drawn)
         preds = [(model or after_model).classes[i] for i in probs.argmax(1)]
         coords = project_points(points, method, dims, seed=ws.config.seed)
         title = projection_title(heading, points, gold, list(clips.languages))
@@ -126,6 +138,12 @@ def project(
         "colour = label where known (yours or the corpus's), else the prediction; symbol = language. "
         "Click a point (or pick its id below) to play it."
         + (f" The {silent} source points are embeddings only (no audio shipped)." if silent else "")
+        + (
+            " Source clips are left out: a fine-tuned version reads its own encoder's vectors, and the "
+            "shipped source set has no audio to embed (start with --source-corpus NAME=PATH)."
+            if no_source_audio
+            else ""
+        )
     )
     return ProjectionView(message=message, before=figures[0], after=figures[1], clip_choices=choices)
 

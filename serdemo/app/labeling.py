@@ -53,11 +53,11 @@ def _rank(
     """The labeling order of ``unlabeled`` under ``rule`` (see serdemo.active)."""
     if rule != COVERAGE_RULE:
         return rank_for_labeling(probs, UncertaintyRule(rule))
-    model = ws.model(version_id)
+    model, encoder = ws.model(version_id), ws.encoder_for(version_id)  # a fine-tuned one: its own vectors
     labeled = ws.store.clips(language, labeled=True)
-    ws.embed_pool(labeled)
-    points = embed(model, ws.clipset(unlabeled))
-    done = embed(model, ws.clipset(labeled)) if labeled else np.zeros((0, points.shape[1]))
+    ws.embed_pool(unlabeled + labeled, encoder)
+    points = embed(model, ws.clipset(unlabeled, encoder=encoder))
+    done = embed(model, ws.clipset(labeled, encoder=encoder)) if labeled else np.zeros((0, points.shape[1]))
     return rank_by_coverage(probs, points, done, seed=ws.config.seed)
 
 

@@ -30,6 +30,7 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
         ServiceError: no model yet, or still starting.
     """
     version_id, result = ws.require_model()
+    encoder = ws.encoder_for(version_id)  # a fine-tuned version reads its own encoder's vectors
     wave, info = load_audio_checked(path, max_seconds=ws.config.max_clip_seconds)
     windows: list[tuple[float, float, np.ndarray]] = []
     if info.duration_s > ws.config.segment_above_seconds:
@@ -47,7 +48,7 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
         # windows without speech are marked, not classified: a model always answers something
         spoken = [activity.speech_seconds(start, end) >= MIN_SPEECH_S for start, end, _ in windows]
         features = embed_waveforms(
-            ws.encoder,
+            encoder,
             [wave, *(w for (_, _, w), talk in zip(windows, spoken, strict=True) if talk)],
             ws.cache,
         )

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serdemo.app.config import CV_FOLDS, BusyError, Progress, ServiceError
+from serdemo.app import tuned
+from serdemo.app.config import CV_FOLDS, BusyError, Progress, RoundCancelledError, ServiceError
 from serdemo.app.target_eval import Comparison, compare, fold_of_each, ua_with_interval
 from serdemo.app.views import AdaptReport, AdaptRequest
 from serdemo.app.workspace import Workspace, language_code
-from serdemo.config import AdaptConfig, Policy
+from serdemo.config import AdaptConfig, Mode, Policy
+from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, build_clipset, predict_proba, save_model
 from serdemo.learn import adapt as run_adaptation
 from serdemo.metrics import evaluate
@@ -26,15 +28,24 @@ def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None
     """Run one round of Algorithm 1 on the source set and the ``request.language`` pool; activate it.
 
     Only one round runs at a time; a second caller gets a ServiceError saying a round is running.
+    ``request.finetune`` trains the encoder too, where :func:`serdemo.app.tuned.offer` allows it.
 
     Raises:
-        ServiceError: no source set, still starting, or a round already running.
+        ServiceError: no source set, still starting, or a round already running; fine-tuning asked for
+            where it is off (the message says why).
+        RoundCancelledError: :func:`cancel` stopped the round; nothing was saved.
         ConfigError: settings out of range (a ValueError naming the field).
     """
     ws.require_model()
     if ws.source is None:
         raise ServiceError("adaptation needs a labeled source set: restart with --source-corpus NAME=PATH")
     language = language_code(request.language)
+    device = AdaptConfig.device
+    if request.finetune:
+        offer = tuned.offer(ws)
+        if not offer.offered:
+            raise ServiceError(f"fine-tuning is not available: {offer.reason}")
+        device = offer.device
     # normalisation, selection and the rest: AdaptConfig's defaults, the same as the experiment CLI's
     # (docs/results.md, "Speakers who show few emotions"); recordings without a speaker id share a
     # "<language>/unknown" group, which the default normalisation does not need
@@ -48,24 +59,42 @@ def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None
         encoder=ws.config.encoder,
         seed=ws.config.seed,
         frontend=str(ws.frontend),
-        augment_copies=ws.augment_copies,
+        # the copies are rows of cached vectors; fine-tuning makes its own variety from random crops
+        augment_copies=0 if request.finetune else ws.augment_copies,
+        mode=Mode.FINETUNE.value if request.finetune else Mode.FROZEN.value,
+        device=device,
     )
     if not ws.round_lock.acquire(blocking=False):
         raise BusyError(f"an adaptation round is running ({ws.round_status}); wait for it to finish")
     try:
-        ws.round_status = f"{language}, {config.policy}, starting"
+        ws.cancel_round.clear()  # a cancel sent while no round ran must not stop this one
+        ws.round_status = f"{language}, {config.policy}, {config.mode}, starting"
         return train_and_register(ws, config, language, progress)
     finally:
         ws.round_status = ""
         ws.round_lock.release()
 
 
+def cancel(ws: Workspace) -> str:
+    """Ask the running round to stop after its current mini-batch; the active version stays as it is."""
+    if not ws.round_lock.locked():
+        return "No adaptation round is running."
+    ws.cancel_round.set()
+    return "Cancelling the round: it stops after the current mini-batch and saves nothing."
+
+
 def train_and_register(
     ws: Workspace, config: AdaptConfig, language: str | None, progress: Progress | None
 ) -> AdaptReport:
-    """Train one round with ``config``, judge it, save it and activate it (steps below)."""
+    """Train one round with ``config``, judge it, save it and activate it (steps below).
+
+    In finetune mode the round trains a fresh copy of the app's encoder on the clips' audio, and is judged
+    on the vectors of that fine-tuned encoder, as the app serves it afterwards (:mod:`serdemo.app.tuned`).
+    """
     source = ws.source
     assert source is not None  # callers check
+    finetuning = config.mode == Mode.FINETUNE.value
+    parent = ws.store.active_version()
     # 1) the target clips: human labels are trained on, the rest is the unlabeled pool U_t
     labeled_clips, labels = [], []
     unlabeled_clips = []
@@ -85,14 +114,21 @@ def train_and_register(
     gold_clips, gold_labels = _corpus_gold(ws, unlabeled_clips, config)
     if not language:  # source only: the pool is scored, never trained on
         labeled_clips, labels, unlabeled_clips = [], [], []
-    empty = _empty_clipset(source.train)
-    target_labeled = ws.clipset(labeled_clips, labels) if labeled_clips else empty
-    target_unlabeled = ws.clipset(unlabeled_clips) if unlabeled_clips else empty
     if config.policy != Policy.NONE.value and not unlabeled_clips:
         raise ServiceError(
             f"the `{language}` pool has no unlabeled clips for pseudo-labels: "
             "add clips or choose policy 'none'"
         )
+    if finetuning:  # waveforms cut to their speech; the source's augmented copies are vectors, left out
+        train_source = tuned.source_audio(ws, source.train, "source training clips")
+        validation = tuned.source_audio(ws, source.validation, "source validation clips")
+        target_labeled = tuned.pool_audio(ws, labeled_clips, labels)
+        target_unlabeled = tuned.pool_audio(ws, unlabeled_clips)
+    else:
+        empty = _empty_clipset(source.train)
+        train_source, validation = source.train, source.validation
+        target_labeled = ws.clipset(labeled_clips, labels) if labeled_clips else empty
+        target_unlabeled = ws.clipset(unlabeled_clips) if unlabeled_clips else empty
     folds = min(CV_FOLDS, len(labeled_clips)) if not gold_clips and len(labeled_clips) >= CV_FOLDS else 0
     stages = 1 + folds  # the round itself, then one training per cross-validation fold
 
@@ -106,29 +142,43 @@ def train_and_register(
 
         return report
 
-    def train(labeled: ClipSet, stage: int, what: str = "") -> AdaptResult:
-        return run_adaptation(
-            source.train,
+    def train(rows: np.ndarray, stage: int, what: str = "") -> tuple[AdaptResult, UtteranceEncoder | None]:
+        """A model trained on the labeled clips ``rows``, as served: (model on vectors, its encoder)."""
+        labeled = target_labeled.subset(rows)
+        if not finetuning:  # training copies of these labeled clips only
+            paths = [labeled_clips[i].path for i in rows]
+            labeled = ws.with_copies(labeled, paths, config.augment_copies)
+        result = run_adaptation(
+            train_source,
             labeled,
             target_unlabeled,
-            {"source": source.validation},
+            {"source": validation},
             config,
             progress=on_epoch(stage, what),
+            encoder=tuned.fresh_copy(ws) if finetuning else None,
+            should_stop=ws.cancel_round,
         )
+        if result.stopped == "cancelled":
+            raise _cancelled(parent)
+        trained.append(result)
+        return tuned.split(result, ws.frontend) if finetuning else (result, None)
 
-    def with_copies(rows: np.ndarray) -> ClipSet:  # training copies of these labeled clips only
-        paths = [labeled_clips[i].path for i in rows]
-        return ws.with_copies(target_labeled.subset(rows), paths, config.augment_copies)
+    def scored(model: AdaptResult, encoder: UtteranceEncoder | None, clips: list[Clip]) -> np.ndarray:
+        ws.embed_pool(clips, encoder)
+        return predict_proba(model, ws.clipset(clips, encoder=encoder))
 
+    trained: list[AdaptResult] = []  # what train() returned as trained (the round's model comes first)
     t0 = time.perf_counter()
-    result = train(with_copies(np.arange(len(labeled_clips))), 0)
+    served, encoder = train(np.arange(len(labeled_clips)), 0)
     seconds = time.perf_counter() - t0
-    # 4) held-out scores; the target clips are judged against the previous version on the same clips
-    source_metrics = evaluate(source.test.labels, predict_proba(result, source.test), config.classes)
-    parent = ws.store.active_version()
+    # 4) held-out scores, on the vectors the version reads when served (a fine-tuned encoder's own);
+    #    the target clips are judged against the previous version on the same clips
+    source_test = tuned.source_vectors(ws, source.test, encoder)
+    assert source_test is not None  # fine-tuning is offered only with the source audio
+    source_metrics = evaluate(source_test.labels, predict_proba(served, source_test), config.classes)
     if gold_clips:
         judged_clips, judged_labels = gold_clips, gold_labels
-        target_probs = predict_proba(result, ws.clipset(gold_clips))
+        target_probs = scored(served, encoder, gold_clips)
         note = (
             f"Target UA on {len(gold_clips)} pool clips nobody labeled, against their corpus labels, "
             "which training never sees (they are in the unlabeled pool, as in transductive evaluation)."
@@ -142,8 +192,10 @@ def train_and_register(
             inside = np.flatnonzero(assignment != fold)
             held = np.flatnonzero(assignment == fold)
             what = f"cross-validation fold {fold + 1}/{folds}: "
-            fold_model = train(with_copies(inside), 1 + fold, what)
-            target_probs[held] = predict_proba(fold_model, target_labeled.subset(held))
+            fold_model, fold_encoder = train(inside, 1 + fold, what)
+            target_probs[held] = scored(fold_model, fold_encoder, [labeled_clips[i] for i in held])
+            if fold_encoder is not None:  # no version serves a fold's encoder: free its vectors
+                ws.forget(fold_encoder)
         judged_clips, judged_labels = labeled_clips, labels
         note = (
             f"Target UA by {folds}-fold cross-validation over your {len(labeled_clips)} labeled clips: "
@@ -166,7 +218,10 @@ def train_and_register(
         comparison, previous_note = _compare_with_parent(
             ws, parent, judged_clips, judged_labels, target_probs.argmax(1)
         )
+    result = trained[0]
     pseudo = result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
+    if ws.cancel_round.is_set():  # cancelled while the round was being judged: still nothing is saved
+        raise _cancelled(parent)
     # 5) save, record and activate the new version
     folder = (
         ws.config.data_dir / "models" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
@@ -201,7 +256,9 @@ def train_and_register(
         machine_labels=_pseudo_labels(result, unlabeled_clips),
     )
     with ws.lock:
-        ws.models[version.id] = result
+        ws.models[version.id] = served
+        if encoder is not None:
+            ws.tuned_encoders[version.id] = encoder
     ws.log(f"model {version.id}: source UA {source_metrics['ua']:.3f}, target UA {metrics['target_ua']}")
     return AdaptReport(
         version_id=version.id,
@@ -219,7 +276,13 @@ def train_and_register(
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
         seconds=seconds,
+        mode=config.mode,
     )
+
+
+def _cancelled(parent: Any) -> RoundCancelledError:
+    active = f"model {parent.id} stays active" if parent is not None else "no model was added"
+    return RoundCancelledError(f"Round cancelled: nothing was saved, {active}.")
 
 
 def _pseudo_labels(result: AdaptResult, clips: list[Clip]) -> list[tuple[int, str, float]]:
@@ -262,7 +325,7 @@ def _compare_with_parent(
     keep = [i for i, c in enumerate(clips) if c.id not in seen]
     if not keep:
         return None, f"Previous version {parent.id} trained on all of these clips: no fair comparison."
-    parent_probs = predict_proba(ws.model(parent.id), ws.clipset([clips[i] for i in keep]))
+    parent_probs = ws.probabilities(parent.id, [clips[i] for i in keep])  # on the parent's own vectors
     comparison = compare(np.asarray(labels)[keep], preds[keep], parent_probs.argmax(1), seed=ws.config.seed)
     left_out = len(clips) - len(keep)
     note = f" ({left_out} clips it trained on left out)" if left_out else ""
@@ -285,6 +348,7 @@ def versions(ws: Workspace) -> pd.DataFrame:
                 "created (UTC)": v.created_at[:19].replace("T", " "),
                 "parent": v.parent or "",
                 "policy": v.config.get("policy", ""),
+                "encoder": "fine-tuned" if tuned.is_finetuned(v.config) else "frozen",
                 "language": m.get("language") or "",
                 "labeled": m.get("labeled", ""),
                 "source UA": _pct(m.get("source_ua")),
@@ -298,6 +362,7 @@ def versions(ws: Workspace) -> pd.DataFrame:
         "created (UTC)",
         "parent",
         "policy",
+        "encoder",
         "language",
         "labeled",
         "source UA",

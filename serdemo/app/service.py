@@ -16,13 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from serdemo.app import explore, ingest, labeling, predict, rounds, startup, transfer
+from serdemo.app import explore, ingest, labeling, predict, rounds, startup, transfer, tuned
 from serdemo.app.auth import Accounts, AuthError, Sessions
 from serdemo.app.config import AUDIO_SUFFIXES, Progress, ServiceConfig, ServiceError
 from serdemo.app.views import AdaptReport, AdaptRequest, LabelState, LabelView, Prediction, ProjectionView
 from serdemo.app.workspace import Workspace
 from serdemo.config import AdaptConfig
 from serdemo.encoders.base import UtteranceEncoder
+from serdemo.learn.finetune import FinetuneAvailability
 from serdemo.speech import FrontEnd
 from serdemo.store import ClipSource
 
@@ -104,10 +105,8 @@ class Service:
         if active is None:
             parts.append(self.ws.no_model_reason or "No model yet.")
         else:
-            parts.append(
-                f"Model **{active.id}** active "
-                f"({self.config.encoder}, {active.config.get('mode', 'frozen')} head)"
-            )
+            encoder = "fine-tuned" if tuned.is_finetuned(active.config) else "frozen"
+            parts.append(f"Model **{active.id}** active ({self.config.encoder}, {encoder} encoder + head)")
         if self.ws.source is not None:
             train = self.ws.source.train
             copies = sum("#aug" in i for i in train.ids)  # learn.augment's rows
@@ -293,6 +292,14 @@ class Service:
             ConfigError: settings out of range (a ValueError naming the field).
         """
         return rounds.adapt(self.ws, request, progress)
+
+    def cancel_round(self) -> str:
+        """Stop the running round after its current mini-batch; nothing is saved, the active version stays."""
+        return rounds.cancel(self.ws)
+
+    def finetune_offer(self) -> FinetuneAvailability:
+        """Whether the Adapt tab offers fine-tune rounds here (a GPU, or the CPU opt-in), and why not."""
+        return tuned.offer(self.ws)
 
     def versions(self) -> pd.DataFrame:
         """Model versions, newest first, with their held-out scores."""

@@ -108,6 +108,7 @@ class AdaptRequest:
     window: int = AdaptConfig.window
     rebalance: bool = AdaptConfig.rebalance
     pseudo_balance: str = AdaptConfig.pseudo_balance  # see AdaptConfig.pseudo_balance
+    finetune: bool = False  # train the encoder too (where offered: serdemo.app.tuned.offer)
 
 
 @dataclass
@@ -129,6 +130,7 @@ class AdaptReport:
     seconds: float
     comparison: Comparison | None = None  # this version and the previous one on the same target clips
     previous_note: str = ""  # which clips the previous version is compared on, or why it is not
+    mode: str = AdaptConfig.mode  # "frozen" (head on cached vectors) or "finetune" (encoder trained too)
 
     def markdown(self) -> str:
         """A short summary for the Adapt tab: what ran, and target UA with its uncertainty."""
@@ -151,9 +153,11 @@ class AdaptReport:
             verdict = f"Too few clips to judge ({estimate['n']}; at least {MIN_CLIPS_TO_JUDGE} needed)."
         else:
             verdict = ""
+        encoder = "Encoder **fine-tuned** (this version reads its own encoder's vectors); "
         return (
             f"### New model {self.version_id} is active\n"
-            f"Policy **{self.policy}**, {self.labeled} labeled + {self.unlabeled} unlabeled "
+            + (encoder if self.mode == "finetune" else "")
+            + f"Policy **{self.policy}**, {self.labeled} labeled + {self.unlabeled} unlabeled "
             f"`{self.language}` clips; "
             f"{self.epochs_run} epochs (best {self.best_epoch}) in {self.seconds:.1f} s; "
             f"{accepted} pseudo-labels accepted in the last round.\n\n"

@@ -2,6 +2,8 @@
 
 Everything here is safe to call from Gradio's worker threads: the tables are guarded by ``lock``,
 the encoder by ``encoder_lock`` (one forward pass at a time), adaptation rounds by ``round_lock``.
+A fine-tuned model version reads the vectors of its own encoder (:mod:`serdemo.app.tuned`): ask
+:meth:`Workspace.encoder_for` which encoder a version uses and pass it to :meth:`Workspace.clipset`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from serdemo.app import tuned
 from serdemo.app.config import EMBED_BATCH, BusyError, ServiceConfig, ServiceError
 from serdemo.app.source_set import SourceSet
 from serdemo.audio import AudioError, load_audio
@@ -80,9 +83,13 @@ class Workspace:
         self.encoder_lock = threading.Lock()  # one forward pass at a time: 2 CPU cores, no gain from more
         self.round_lock = threading.Lock()  # one adaptation round at a time
         self.round_status = ""
+        self.cancel_round = threading.Event()  # set: the running round stops after its current mini-batch
         self.lock = threading.RLock()  # guards the tables below
         self.source: SourceSet | None = None
         self.features: dict[int, np.ndarray] = {}  # target clip id -> (L, F) encoder features
+        # fine-tuned versions: version id -> its encoder; encoder identity -> clip id -> its vectors
+        self.tuned_encoders: dict[str, UtteranceEncoder] = {}
+        self.tuned_features: dict[str, dict[int, np.ndarray]] = {}
         self.corpus_labels: dict[int, str] = {}  # target clip id -> corpus label, never trained on
         self.models: dict[str, AdaptResult] = {}  # version id -> loaded model
         self.probs: dict[tuple[str, int], np.ndarray] = {}  # (version id, clip id) -> probabilities
@@ -105,25 +112,46 @@ class Workspace:
 
         return report
 
-    def embed_pool(self, clips: Sequence[Clip]) -> None:
-        """Embed the pool clips not embedded yet; unusable ones are set aside, not fatal."""
+    def embed_pool(self, clips: Sequence[Clip], encoder: UtteranceEncoder | None = None) -> None:
+        """Embed the pool clips ``encoder`` (None: the base encoder) has not embedded yet.
+
+        Unusable clips are set aside, not fatal.
+        """
         if self.encoder is None:
             raise ServiceError(f"still starting ({self.stage.describe()}); try again in a moment")
         with self.lock:
-            missing = [c for c in clips if c.id not in self.features]
+            table = self._vectors(encoder)
+            missing = [c for c in clips if c.id not in table]
         if not missing:
             return
         try:
-            features = self.embed_paths([c.path for c in missing], "target pool clips")
+            features = self.embed_paths([c.path for c in missing], "target pool clips", encoder)
         except AudioError:  # one bad clip must not stop the rest: find it, set it aside, go on
             missing = self.skip_unusable(missing)
-            features = self.embed_paths([c.path for c in missing], "target pool clips")
+            features = self.embed_paths([c.path for c in missing], "target pool clips", encoder)
         with self.lock:
             for clip, row in zip(missing, features, strict=True):
-                self.features[clip.id] = row
+                table[clip.id] = row
 
-    def embed_paths(self, paths: Sequence[Path], what: str) -> np.ndarray:
-        """Features of audio files through the cache, yielding the encoder to waiting predicts."""
+    def _vectors(self, encoder: UtteranceEncoder | None) -> dict[int, np.ndarray]:
+        """The pool vectors of ``encoder`` (caller holds ``lock``): the base table, or a fine-tuned one."""
+        if encoder is None or encoder is self.encoder:
+            return self.features
+        return self.tuned_features.setdefault(encoder.identity, {})
+
+    def forget(self, encoder: UtteranceEncoder) -> None:
+        """Drop the pool vectors of a fine-tuned encoder no version serves (a cross-validation fold's)."""
+        with self.lock:
+            self.tuned_features.pop(encoder.identity, None)
+
+    def embed_paths(
+        self, paths: Sequence[Path], what: str, encoder: UtteranceEncoder | None = None
+    ) -> np.ndarray:
+        """Features of audio files by ``encoder`` (None: the base encoder) through the cache.
+
+        Yields the encoder to waiting predicts between batches.
+        """
+        encoder = encoder or self.encoder
         # Batches, taking the encoder lock for one batch at a time and stepping aside while a predict
         # waits: a 10,000-clip bulk add held the lock for minutes and made another user's predict wait.
         report = self.embed_progress(what)
@@ -132,10 +160,10 @@ class Workspace:
             while self.interactive_waiting:
                 time.sleep(0.01)
             with self.encoder_lock:
-                parts.append(embed_files(self.encoder, paths[start : start + EMBED_BATCH], self.cache))
+                parts.append(embed_files(encoder, paths[start : start + EMBED_BATCH], self.cache))
             report(min(start + EMBED_BATCH, len(paths)), len(paths))
         if not parts:
-            return embed_files(self.encoder, [], self.cache)
+            return embed_files(encoder, [], self.cache)
         return np.concatenate(parts)
 
     def with_copies(self, clips: ClipSet, paths: Sequence[Path], copies: int) -> ClipSet:
@@ -189,20 +217,41 @@ class Workspace:
         return active.id, self.model(active.id)
 
     def model(self, version_id: str) -> AdaptResult:
-        """The model of ``version_id``, loaded once; ServiceError if its files cannot be loaded."""
+        """The model of ``version_id``, loaded once; ServiceError if its files cannot be loaded.
+
+        A fine-tuned version comes back as its head, to use on the vectors of :meth:`encoder_for`.
+        """
         with self.lock:
             if version_id not in self.models:
                 version = next((v for v in self.store.model_versions() if v.id == version_id), None)
                 if version is None or not version.weights_path:
                     raise ServiceError(f"model version {version_id!r} has no saved weights")
+                finetuned = tuned.is_finetuned(version.config)
                 try:
-                    self.models[version_id] = load_model(version.weights_path)
+                    loaded = load_model(
+                        version.weights_path, encoder=tuned.fresh_copy(self) if finetuned else None
+                    )
+                except ServiceError:
+                    raise
                 except Exception as error:  # truncated or missing files: a message, not a traceback
                     raise ServiceError(
                         f"model version {version_id} cannot be loaded ({type(error).__name__}); "
                         "activate another version"
                     ) from error
+                if finetuned:
+                    loaded.model.to(tuned.offer(self).device)
+                    loaded, self.tuned_encoders[version_id] = tuned.split(loaded, self.frontend)
+                self.models[version_id] = loaded
             return self.models[version_id]
+
+    def encoder_for(self, version_id: str) -> UtteranceEncoder:
+        """The encoder whose vectors ``version_id`` reads: its own if fine-tuned, else the app's."""
+        self.model(version_id)  # loads a fine-tuned version's encoder with it
+        with self.lock:
+            encoder = self.tuned_encoders.get(version_id, self.encoder)
+        if encoder is None:
+            raise ServiceError(f"still starting ({self.stage.describe()}); try again in a moment")
+        return encoder
 
     def probabilities(self, version_id: str, clips: Sequence[Clip]) -> np.ndarray:
         """Probabilities (N, C) of pool clips under a version, memoised (the queue asks on every click)."""
@@ -210,18 +259,25 @@ class Workspace:
         with self.lock:
             missing = [c for c in clips if (version_id, c.id) not in self.probs]
         if missing:
-            self.embed_pool(missing)
-            probs = predict_proba(result, self.clipset(missing))
+            encoder = self.encoder_for(version_id)
+            self.embed_pool(missing, encoder)
+            probs = predict_proba(result, self.clipset(missing, encoder=encoder))
             with self.lock:
                 for clip, row in zip(missing, probs, strict=True):
                     self.probs[(version_id, clip.id)] = row
         with self.lock:
             return np.stack([self.probs[(version_id, c.id)] for c in clips]) if clips else np.zeros((0, 5))
 
-    def clipset(self, clips: Sequence[Clip], labels: Sequence[int] | None = None) -> ClipSet:
-        """Pool clips as a ClipSet for the model (their features must be embedded)."""
+    def clipset(
+        self,
+        clips: Sequence[Clip],
+        labels: Sequence[int] | None = None,
+        encoder: UtteranceEncoder | None = None,
+    ) -> ClipSet:
+        """Pool clips as a ClipSet of ``encoder``'s vectors (None: the base encoder's; embed them first)."""
         with self.lock:
-            features = np.stack([self.features[c.id] for c in clips])
+            table = self._vectors(encoder)
+            features = np.stack([table[c.id] for c in clips])
         return build_clipset(
             ids=[c.id for c in clips],
             languages=[c.language for c in clips],

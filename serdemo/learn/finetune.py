@@ -9,7 +9,9 @@ an optional linear warm-up, and its lower blocks can be kept fixed.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -116,18 +118,44 @@ def module_device(module: nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-def app_finetune_rounds() -> tuple[bool, str]:
-    """Whether the app's Adapt tab can offer fine-tune rounds here, and why not when it cannot.
+ALLOW_CPU_ENV = "SERDEMO_ALLOW_CPU_FINETUNE"  # "1": offer fine-tune rounds without a GPU (slow)
 
-    Never yet: the app trains on cached features, and a fine-tuned encoder would need its own
-    features for every clip and prediction. On a GPU the reason points to the CLI, which can.
+
+@dataclass(frozen=True)
+class FinetuneAvailability:
+    """Whether fine-tuning rounds are offered on this machine, where they run, and what to tell the user."""
+
+    offered: bool
+    device: str  # torch device the rounds train on: "cuda" or "cpu"
+    reason: str  # why the option is off, or what choosing it costs
+
+
+def finetune_availability(allow_cpu: bool = False) -> FinetuneAvailability:
+    """The one rule for offering fine-tune rounds: a CUDA GPU, or an explicit CPU opt-in.
+
+    Args:
+        allow_cpu: offer them without a GPU (``app.py --allow-cpu-finetune``); the environment
+            variable ``SERDEMO_ALLOW_CPU_FINETUNE=1`` does the same (tests, Spaces settings).
+
     """
     if torch.cuda.is_available():
-        return False, (
-            f"GPU found ({torch.cuda.get_device_name(0)}), but fine-tune rounds are not built into the app "
-            "yet: run python -m serdemo experiment --mode finetune on this machine."
+        return FinetuneAvailability(
+            True,
+            "cuda",
+            f"Trains the encoder too, on the GPU ({torch.cuda.get_device_name(0)}): minutes per round, "
+            "and predictions then use the fine-tuned encoder's own vectors.",
         )
-    return False, (
+    if allow_cpu or os.environ.get(ALLOW_CPU_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return FinetuneAvailability(
+            True,
+            "cpu",
+            "No GPU: fine-tuning runs on the CPU because it was allowed (--allow-cpu-finetune or "
+            f"{ALLOW_CPU_ENV}=1); with whisper-base one round takes hours.",
+        )
+    return FinetuneAvailability(
+        False,
+        "cpu",
         "Off: fine-tuning the encoder needs a GPU (CUDA); on this CPU one round would take hours. "
-        "Frozen rounds train the head on cached features in seconds."
+        "Frozen rounds train the head on cached features in seconds. "
+        f"To run it here anyway, start with --allow-cpu-finetune (or {ALLOW_CPU_ENV}=1).",
     )

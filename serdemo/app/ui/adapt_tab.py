@@ -6,20 +6,18 @@ from typing import Any
 
 import gradio as gr
 
-from serdemo.app.config import BusyError
+from serdemo.app.config import BusyError, RoundCancelledError
 from serdemo.app.service import Service
 from serdemo.app.ui.figures import confusion_figure, counts_figure
 from serdemo.app.ui.widgets import VersionPicker, language_dropdown, session_of, store_dropdown, user_errors
 from serdemo.app.views import AdaptRequest
 from serdemo.config import AdaptConfig, Balance, Policy
-from serdemo.learn.finetune import app_finetune_rounds
 
 
 def add_adapt_tab(
     service: Service, tab: gr.Tab, languages: list[gr.Dropdown], pickers: list[VersionPicker]
 ) -> gr.Dataframe:
-    """Lay out the Adapt tab and wire its events; returns the versions table."""
-    """The Adapt tab; returns its versions table, which follows the store like the pickers."""
+    """Lay out the Adapt tab and wire its events; returns the versions table (it follows the store)."""
     with gr.Row():
         with gr.Column(scale=1):
             language = language_dropdown(service, languages, elem_id="adapt-language")
@@ -44,15 +42,19 @@ def add_adapt_tab(
                 label="Balance pseudo-labels to a uniform class prior (auto: only while no clip is labeled; "
                 "auto-language: per language until 10 labels per class, needs no speaker id)",
             )
-            offered, why = app_finetune_rounds()  # shown either way, so a user learns why it is off
-            gr.Checkbox(
+            # shown either way: where it is off, its text says why (serdemo.app.tuned.offer)
+            offer = service.finetune_offer()
+            finetune = gr.Checkbox(
                 value=False,
-                interactive=offered,
+                interactive=offer.offered,
                 label="Fine-tune the encoder",
-                info=why,
+                info=offer.reason,
                 elem_id="adapt-finetune",
             )
-            start = gr.Button("Start adaptation round", variant="primary", elem_id="adapt-start")
+            with gr.Row():
+                start = gr.Button("Start adaptation round", variant="primary", elem_id="adapt-start")
+                cancel = gr.Button("Cancel round", variant="stop", elem_id="adapt-cancel")
+            cancel_message = gr.Markdown(elem_id="adapt-cancel-message")
         with gr.Column(scale=2):
             result = gr.Markdown("No round run in this session yet.", elem_id="adapt-result")
             with gr.Row():
@@ -76,17 +78,27 @@ def add_adapt_tab(
         w: float,
         rb: bool,
         bal: str,
+        tune: bool,
         request: gr.Request,
         progress=gr.Progress(),  # noqa: B008  (Gradio's way to ask for a progress bar)
     ) -> tuple[Any, ...]:
         service.require_login(session_of(request), "run an adaptation round")
         request = AdaptRequest(
-            language=lang, policy=how, tau=t, epochs=int(e), window=int(w), rebalance=rb, pseudo_balance=bal
+            language=lang,
+            policy=how,
+            tau=t,
+            epochs=int(e),
+            window=int(w),
+            rebalance=rb,
+            pseudo_balance=bal,
+            finetune=bool(tune),
         )
         try:
             report = service.adapt(request, progress=lambda frac, text: progress(frac, desc=text))
         except BusyError as busy:  # another tab's round: a message here, the other outputs stay as they are
             return busy_outputs(busy, 6)
+        except RoundCancelledError as cancelled:  # the previous version stays: say so, change nothing else
+            return (f"⏹ {cancelled}", *[gr.skip()] * 5)
         figures = [
             gr.Plot(
                 confusion_figure(m["confusion"], m["classes"], f"{name}: UA {m['ua']:.1%} on {m['n']} clips"),
@@ -112,13 +124,28 @@ def add_adapt_tab(
 
     start.click(
         adapt,
-        [language, policy, tau, epochs, window, rebalance, balance],
+        [language, policy, tau, epochs, window, rebalance, balance, finetune],
         [result, source_confusion, target_confusion, pseudo, versions, version],
         api_name="adapt",
         # 2, not 1: a second click must reach the service and hear "a round is running" at once,
         # instead of silently queueing a second round behind the first
         concurrency_limit=2,
     )
+
+    @user_errors
+    def cancel_round(request: gr.Request) -> str:
+        service.require_login(session_of(request), "cancel an adaptation round")
+        return service.cancel_round()
+
+    # its own event, so it runs while the round's event is busy; the round stops at its next mini-batch
+    cancel.click(cancel_round, None, cancel_message, api_name="cancel_round")
+
+    def finetune_option() -> gr.Checkbox:
+        """The option as this machine allows it now: off, with the reason, where it is not offered."""
+        offer = service.finetune_offer()
+        if offer.offered:
+            return gr.Checkbox(interactive=True, info=offer.reason)
+        return gr.Checkbox(interactive=False, info=offer.reason, value=False)
 
     @user_errors
     def activate_version(version_id: str | None, request: gr.Request) -> tuple[Any, ...]:
@@ -135,6 +162,8 @@ def add_adapt_tab(
         return service.versions(), gr.Dropdown(choices=service.version_ids())
 
     tab.select(refresh_versions, None, [versions, version], api_name="versions", show_progress="hidden")
+    # the offer can change once start-up has loaded the source set and the encoder
+    tab.select(finetune_option, None, finetune, show_progress="hidden")
     return versions
 
 
