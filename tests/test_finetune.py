@@ -286,10 +286,11 @@ def test_to_device_copies_and_module_device_reads_parameters():
 
 
 def test_the_app_says_why_fine_tune_rounds_are_off(monkeypatch):
+    monkeypatch.delenv(finetune.ALLOW_CPU_ENV, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    offered, reason = finetune.app_finetune_rounds()
-    assert not offered and "needs a GPU" in reason
+    off = finetune.finetune_availability()
+    assert not off.offered and "needs a GPU" in off.reason
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "Test GPU")
-    offered, reason = finetune.app_finetune_rounds()
-    assert not offered and "Test GPU" in reason and "--mode finetune" in reason
+    on = finetune.finetune_availability()
+    assert on.offered and on.device == "cuda" and "Test GPU" in on.reason

@@ -140,10 +140,22 @@ def test_the_app_loads_its_encoder_from_encoder_source(tmp_path: Path):
 
 def test_the_adapt_tab_shows_fine_tuning_disabled_with_the_reason_on_a_cpu(tmp_path, monkeypatch):
     from serdemo.app.ui import build_app
+    from serdemo.learn.finetune import ALLOW_CPU_ENV
     from tests.test_service import make_service
 
+    def finetune_box(app) -> dict:
+        components = app.config["components"]
+        (box,) = [c for c in components if c.get("props", {}).get("elem_id") == "adapt-finetune"]
+        return box
+
+    monkeypatch.delenv(ALLOW_CPU_ENV, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    app = build_app(make_service(tmp_path))
-    (box,) = [c for c in app.config["components"] if c.get("props", {}).get("elem_id") == "adapt-finetune"]
+    service = make_service(tmp_path)
+    box = finetune_box(build_app(service))
     assert box["type"] == "checkbox" and box["props"]["interactive"] is False
     assert box["props"]["value"] is False and "needs a GPU" in box["props"]["info"]
+    assert "--allow-cpu-finetune" in box["props"]["info"]
+    # the opt-in makes it a live option, still saying what it costs here
+    monkeypatch.setenv(ALLOW_CPU_ENV, "1")
+    box = finetune_box(build_app(service))
+    assert box["props"].get("interactive") is not False and "takes hours" in box["props"]["info"]
