@@ -135,7 +135,7 @@ def train_and_register(
     # 3) Algorithm 1, reporting every epoch to the caller and to the status line of other users
     def on_epoch(stage: int, what: str) -> Callable[[ProgressEvent], None]:
         def report(event: ProgressEvent) -> None:
-            text = what + _epoch_text(event)
+            text = ("fine-tuning the encoder, " if finetuning else "") + what + _epoch_text(event)
             ws.round_status = text
             if progress is not None:
                 progress((stage + event.epoch / event.total_epochs) / stages, text)
