@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -172,6 +173,8 @@ def test_cancel_stops_the_round_and_leaves_the_previous_model_active(service, fi
     answers, epochs = [], []
 
     def cancel_at_first_epoch(fraction: float, text: str) -> None:
+        if "epoch" not in text:  # reading the audio before fine-tuning
+            return
         epochs.append(text)
         if not answers:
             answers.append(service.cancel_round())
@@ -221,3 +224,40 @@ def test_a_service_refuses_finetune_rounds_where_they_are_off(started, tmp_path,
     frozen = make_service(tmp_path / "int8", allow_cpu_finetune=True)
     tuned.base_encoder(frozen.ws.encoder).requires_grad_(False)
     assert "no trainable weights" in frozen.finetune_offer().reason
+
+
+def test_the_app_round_bench_runs_end_to_end_on_a_cpu(tmp_path, monkeypatch):
+    import importlib.util
+
+    from tests.test_service import write_corpus
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = Path(__file__).resolve().parents[1] / "bench" / "app_finetune_round.py"
+    spec = importlib.util.spec_from_file_location("app_finetune_round", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "out.json"
+    code = bench.main(
+        [
+            "--source-corpus", f"folder={write_corpus(tmp_path / 'src', 'en', 1.0, 6, 3)}",
+            "--target-corpus", f"folder={write_corpus(tmp_path / 'tgt', 'de', 1.12, 5, 3)}",
+            "--labels", "5", "--epochs", "2", "--window", "1", "--predictions", "2", "--allow-cpu",
+            "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+        ],
+        encoder=tiny_encoder(),
+        frontend="energy-trim0.1-weighted",
+        first_epochs=5,
+        shipped_source_set=tmp_path / "none.npz",
+        default_model_dir=tmp_path / "none",
+    )  # fmt: skip
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert results["device"] == "cpu" and results["labeled"] == 5 and results["pool"] == 25
+    rounds_ = results["rounds"]
+    assert (
+        set(rounds_) == {"frozen", "finetune"}
+        and rounds_["frozen"]["version"] != rounds_["finetune"]["version"]
+    )
+    assert all(
+        r["epochs_run"] == 2 and 0 <= r["source_ua"] <= 1 and r["target_n"] == 20 for r in rounds_.values()
+    )

@@ -120,6 +120,8 @@ def train_and_register(
             "add clips or choose policy 'none'"
         )
     if finetuning:  # waveforms cut to their speech; the source's augmented copies are vectors, left out
+        if progress is not None:
+            progress(0.0, "reading the clips' audio for fine-tuning")
         train_source = tuned.source_audio(ws, source.train, "source training clips")
         validation = tuned.source_audio(ws, source.validation, "source validation clips")
         target_labeled = tuned.pool_audio(ws, labeled_clips, labels)

@@ -69,9 +69,9 @@ def fresh_copy(ws: Workspace) -> UtteranceEncoder:
     """A trainable copy of the app's base encoder: each fine-tune round starts from the pretrained weights."""
     if ws.encoder is None:
         raise ServiceError("still starting: the encoder is not loaded yet; try again in a moment")
-    inner = copy.deepcopy(base_encoder(ws.encoder))
-    inner.requires_grad_(True)
-    return inner
+    # a deep copy keeps which weights train as the encoder declares it (Whisper's positions stay fixed,
+    # as in the CLI's fine-tuning); freeze_blocks then fixes lower blocks of this copy only
+    return copy.deepcopy(base_encoder(ws.encoder))
 
 
 def split(result: AdaptResult, frontend: FrontEnd) -> tuple[AdaptResult, UtteranceEncoder]:
