@@ -5,7 +5,8 @@ Starts the app's Service (no web server) on a fresh data folder with a source an
 fine-tune round on the same pool with the Adapt tab's settings (``AdaptConfig`` defaults unless given). Per
 round it reports seconds, source UA on held-out speakers and target UA on the corpus labels of the pool
 clips nobody labeled; then, under each version, the seconds of the first labeling-queue view (a fine-tuned
-version's encoder embeds the whole pool once there) and the median seconds of a prediction. The fine-tune
+version's encoder embeds there the pool clips the round did not score: with a corpus-seeded pool only the
+labeled ones, with a pool of user clips all of them) and the median seconds of a prediction. The fine-tune
 round runs where the app would run it: on the GPU, or on the CPU only with ``--allow-cpu`` (hours at full
 size; a smoke run with ``--corpus-limit 40 --epochs 2`` takes minutes).
 
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace, command: str, encoder: Any = None, **overrides
         report = service.adapt(request)
         seconds = time.perf_counter() - tick
         tick = time.perf_counter()
-        service.label_view(LabelState(language=language))  # a fine-tuned encoder embeds the pool here
+        service.label_view(LabelState(language=language))  # a fine-tuned encoder embeds unscored clips here
         first_queue = time.perf_counter() - tick
         times = []
         for clip in pool[: args.predictions]:
