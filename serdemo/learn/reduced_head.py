@@ -18,7 +18,7 @@ from torch.nn import functional
 
 from serdemo.learn.model import EmotionHead
 
-CHUNK_ROWS = 4096  # rows normalised at a time: bounds the temporary copy of the selected layers
+CHUNK_ROWS = 512  # rows normalised at a time: bounds the temporaries (15 MB for whisper-base's 7 x 1024)
 
 
 def can_reduce(model: nn.Module) -> bool:
@@ -38,8 +38,10 @@ def reduce_inputs(head: EmotionHead, features: torch.Tensor) -> torch.Tensor:
     out = torch.empty(
         (len(features), len(head.layer_index), head.feature_dim), dtype=features.dtype, device=features.device
     )
+    every_layer = torch.equal(head.layer_index.cpu(), torch.arange(head.num_layers))  # the default
     for start in range(0, len(features), CHUNK_ROWS):
-        chosen = features[start : start + CHUNK_ROWS].index_select(1, head.layer_index)
+        chosen = features[start : start + CHUNK_ROWS]
+        chosen = chosen if every_layer else chosen.index_select(1, head.layer_index)
         out[start : start + CHUNK_ROWS] = functional.layer_norm(
             chosen, (head.feature_dim,), eps=head.norm.eps
         )
@@ -82,3 +84,80 @@ class ReducedHead(nn.Module):
             bias = first.bias + (weight * head.norm.bias).sum((1, 2))
             hidden = functional.linear(reduced.flatten(1), folded, bias)
         return hidden if head.projection is None else head.classifier(torch.relu(hidden))
+
+
+class DirectGradients:
+    """Forward and backward of a linear :class:`ReducedHead` without autograd's graph over its weights.
+
+    A training step of the default head (linear, no dropout) is a few small tensor operations around
+    two products with the batch; autograd adds a graph of about a dozen nodes per step, whose
+    bookkeeping costs about as much as the arithmetic. This class does the same operations in the same
+    order, by hand: :meth:`forward` gives the logits as a leaf tensor, the loss's own backward fills its
+    gradient, and :meth:`backward` turns that into the parameters' gradients as autograd would, bit for
+    bit (``tests/test_reduced_head.py``). The loss, the policies and the optimiser are untouched.
+
+    Example:
+        >>> head = EmotionHead(3, 8, 5, projection_dim=0, combination="concat")
+        >>> x = reduce_inputs(head, torch.randn(4, 3, 8))
+        >>> step = DirectGradients(ReducedHead(head))
+        >>> logits = step.forward(x)
+        >>> logits.square().sum().backward()
+        >>> step.backward(logits)
+        >>> head.classifier.weight.grad.shape
+        torch.Size([5, 24])
+
+    """
+
+    def __init__(self, net: ReducedHead) -> None:
+        if not self.applies(net):
+            raise ValueError("direct gradients need a linear ReducedHead without dropout in training")
+        self.head = net.head
+        self._saved: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @staticmethod
+    def applies(net: nn.Module) -> bool:
+        """True for a ReducedHead whose head is linear (no projection) and has no active dropout."""
+        return (
+            isinstance(net, ReducedHead)
+            and net.head.projection is None
+            and not (net.head.training and net.head.dropout.p > 0)
+        )
+
+    @torch.no_grad()
+    def forward(self, reduced: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C) of reduced inputs, as :meth:`ReducedHead.forward` computes them; a leaf with grad."""
+        head, first = self.head, self.head.classifier
+        weight = first.weight.view(first.out_features, -1, head.feature_dim)
+        folded = (weight * head.norm.weight).flatten(1)
+        bias = first.bias + (weight * head.norm.bias).sum((1, 2))
+        x = reduced.flatten(1)
+        self._saved = (x, weight)
+        return functional.linear(x, folded, bias).requires_grad_()
+
+    @torch.no_grad()
+    def backward(self, logits: torch.Tensor) -> None:
+        """Set the head's gradients from ``logits.grad`` (after ``loss.backward()``), as autograd would."""
+        if self._saved is None or logits.grad is None:
+            raise RuntimeError("call forward, then loss.backward(), then backward")
+        head, first = self.head, self.head.classifier
+        x, weight = self._saved
+        self._saved = None
+        grad = logits.grad
+        # linear: d folded = grad^T x, d bias = sum of grad over the batch (autograd's addmm backward)
+        grad_folded = grad.t().mm(x).view_as(weight)
+        grad_bias = grad.sum(0)
+        # the fold: folded = weight * gamma, bias = b + sum(weight * beta); weight's two terms add up
+        expanded = grad_bias[:, None, None].expand_as(weight)
+        grad_weight = grad_folded * head.norm.weight + expanded * head.norm.bias
+        _accumulate(first.weight, grad_weight.view_as(first.weight))
+        _accumulate(first.bias, grad_bias)
+        _accumulate(head.norm.weight, (grad_folded * weight).sum((0, 1), keepdim=True).view(-1))
+        _accumulate(head.norm.bias, (expanded * weight).sum((0, 1), keepdim=True).view(-1))
+
+
+def _accumulate(parameter: nn.Parameter, grad: torch.Tensor) -> None:
+    """Add ``grad`` to the parameter's gradient, or set it where there is none (as autograd does)."""
+    if parameter.grad is None:
+        parameter.grad = grad
+    else:
+        parameter.grad += grad
