@@ -158,8 +158,9 @@ def main() -> None:
     if any(not 0 <= args.labeled <= n for n in args.sizes):
         parser.error("--labeled must be between 0 and every --sizes value")
 
+    # one tiny round first, in every process: its first call pays one-off costs (lazy imports in torch.optim)
+    one_round(argparse.Namespace(**{**vars(args), "epochs": 2, "labeled": 10}), 200, 0)
     if args.child_seed is not None:
-        one_round(argparse.Namespace(**{**vars(args), "epochs": 2}), 200, 0)  # first-call costs (imports)
         print(json.dumps(one_round(args, args.sizes[0], args.child_seed)))
         return
 
