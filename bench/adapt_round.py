@@ -81,12 +81,13 @@ def round_inputs(args: argparse.Namespace, n_target: int):
 def one_round(args: argparse.Namespace, n_target: int, seed: int, reduce: bool = True) -> dict:
     """Time one round in this process: seconds in all, in training epochs, and outside them (set-up)."""
     source, labeled, unlabeled, validation, config = round_inputs(args, n_target)
-    tick = time.perf_counter()
+    tick, cpu = time.perf_counter(), time.process_time()
     result = adapt(source, labeled, unlabeled, validation, config.replace(seed=seed), reduce=reduce)
-    elapsed = time.perf_counter() - tick
+    elapsed, cpu = time.perf_counter() - tick, time.process_time() - cpu
     timings = result.timings
     return {
         "seconds": elapsed,
+        "cpu": cpu,  # CPU seconds of this process: less sensitive than wall time to other jobs' load
         "train": timings["train"],
         "other": elapsed - timings["train"] - timings["validation"] - timings["pseudo_label"],
         "epochs": result.epochs_run,
@@ -108,6 +109,7 @@ def child_round(args: argparse.Namespace, n_target: int, seed: int) -> dict:
 def time_rounds(args: argparse.Namespace, n_target: int, paths: list[str]) -> dict[str, list[float]]:
     """Seconds per round of each path ("reduced", "raw", "against"), repeats interleaved so load hits all."""
     seconds: dict[str, list[float]] = {path: [] for path in paths}
+    cpu: dict[str, list[float]] = {path: [] for path in paths}
     for repeat in range(args.repeats + args.warmup):
         scores = {}
         for path in paths:
@@ -118,15 +120,19 @@ def time_rounds(args: argparse.Namespace, n_target: int, paths: list[str]) -> di
             scores[path] = run["best"]
             if repeat >= args.warmup:
                 seconds[path].append(run["seconds"])
+                cpu[path].append(run["cpu"])
             print(
                 f"  {n_target} target, {LABELS[path]}, "
                 f"{'warm-up' if repeat < args.warmup else f'repeat {repeat - args.warmup}'}: "
-                f"{run['seconds']:.2f} s ({run['epochs']} epochs, train {run['train']:.2f} s, "
+                f"{run['seconds']:.2f} s, CPU {run['cpu']:.2f} s ({run['epochs']} epochs, "
+                f"train {run['train']:.2f} s, "
                 f"outside the epochs {run['other']:.2f} s, best validation {run['best']:.4f})",
                 flush=True,
             )
         if len(set(scores.values())) > 1:
             print(f"  WARNING: the paths disagree on the best validation score: {scores}")
+    for path in paths:
+        print(f"  {n_target} target, {LABELS[path]}: median CPU {statistics.median(cpu[path]):.2f} s")
     return seconds
 
 
