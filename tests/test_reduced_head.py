@@ -111,3 +111,16 @@ def test_adapt_with_direct_gradients_is_autograds_run_bit_for_bit(monkeypatch, p
     assert fast.history == slow.history and fast.rounds == slow.rounds and fast.rounds
     for name, value in slow.model.state_dict().items():
         assert torch.equal(fast.model.state_dict()[name], value), name
+
+
+def test_a_run_of_pool_rows_is_a_view_and_other_rows_a_copy():
+    from serdemo.learn.inference import Inputs
+
+    features = torch.randn(8, 2, 3)
+    inputs = Inputs.frozen_tensor(features, torch.device("cpu"))
+    run_of_rows = inputs.subset(np.arange(3, 7))
+    assert torch.equal(run_of_rows.features, features[3:7])
+    assert run_of_rows.features.data_ptr() == features[3].data_ptr()  # no copy of the unlabeled pool
+    scattered = inputs.subset(np.array([5, 1, 2]))
+    assert torch.equal(scattered.features, features[[5, 1, 2]])
+    assert len(inputs.subset(np.arange(0))) == 0
