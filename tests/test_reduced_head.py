@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from serdemo.learn import reduced_head
 from serdemo.learn.model import EmotionHead
-from serdemo.learn.reduced_head import DirectGradients, ReducedHead, can_reduce, reduce_inputs
+from serdemo.learn.reduced_head import ReducedHead, can_reduce, reduce_inputs
 from tests.test_adapt import make_task, quick_config, run
 
 
@@ -59,58 +58,6 @@ def test_adapt_on_reduced_inputs_trains_the_same_model_as_on_raw_features():
     # the saved model is the head itself, reading raw features
     assert isinstance(fast.model, EmotionHead)
     assert np.isfinite(fast.history[-1]["losses"]["loss"])
-
-
-def test_direct_gradients_are_autogrades_bit_for_bit():
-    torch.manual_seed(0)
-    head = EmotionHead(3, 8, 5, projection_dim=0, combination="concat")
-    with torch.no_grad():
-        head.norm.weight.uniform_(0.5, 1.5)
-        head.norm.bias.uniform_(-0.5, 0.5)
-    view = ReducedHead(head).train()
-    reduced = reduce_inputs(head, 3 * torch.randn(10, 3, 8) + 1)
-    targets = torch.softmax(torch.randn(10, 5), 1)
-    expected_logits = view(reduced)
-    (-(targets * torch.log_softmax(expected_logits, 1)).sum(1).mean()).backward()
-    expected = {name: p.grad.clone() for name, p in head.named_parameters() if p.grad is not None}
-    head.zero_grad(set_to_none=True)
-    step = DirectGradients(view)
-    logits = step.forward(reduced)
-    (-(targets * torch.log_softmax(logits, 1)).sum(1).mean()).backward()
-    step.backward(logits)
-    assert torch.equal(logits, expected_logits)
-    got = {name: p.grad for name, p in head.named_parameters() if p.grad is not None}
-    assert set(got) == set(expected) == {"norm.weight", "norm.bias", "classifier.weight", "classifier.bias"}
-    for name, grad in expected.items():
-        assert torch.equal(got[name], grad), name
-    with pytest.raises(RuntimeError, match="forward"):
-        step.backward(logits)  # its inputs were released after the first backward
-
-
-def test_direct_gradients_only_for_a_linear_head_without_dropout():
-    linear = ReducedHead(EmotionHead(3, 8, 5, projection_dim=0, combination="concat"))
-    assert DirectGradients.applies(linear)
-    projected = ReducedHead(EmotionHead(3, 8, 5, projection_dim=4, combination="concat"))
-    assert not DirectGradients.applies(projected)
-    dropped = ReducedHead(EmotionHead(3, 8, 5, projection_dim=0, dropout=0.2, combination="concat"))
-    assert not DirectGradients.applies(dropped.train()) and DirectGradients.applies(dropped.eval())
-    assert not DirectGradients.applies(EmotionHead(3, 8, 5, projection_dim=0, combination="concat"))
-    with pytest.raises(ValueError, match="linear"):
-        DirectGradients(dropped.train())
-
-
-@pytest.mark.parametrize("policy", ["hard", "soft"])
-def test_adapt_with_direct_gradients_is_autograds_run_bit_for_bit(monkeypatch, policy):
-    task = make_task(seed=5)
-    config = quick_config(
-        layer_combination="concat", projection_dim=0, dropout=0.0, epochs=7, window=3, policy=policy
-    )
-    fast = run(task, config)
-    monkeypatch.setattr(reduced_head.DirectGradients, "applies", staticmethod(lambda net: False))
-    slow = run(task, config)
-    assert fast.history == slow.history and fast.rounds == slow.rounds and fast.rounds
-    for name, value in slow.model.state_dict().items():
-        assert torch.equal(fast.model.state_dict()[name], value), name
 
 
 def test_a_run_of_pool_rows_is_a_view_and_other_rows_a_copy():

@@ -37,7 +37,7 @@ from serdemo.learn.pseudo_labels import (
     mixup,
     soft_cross_entropy,
 )
-from serdemo.learn.reduced_head import DirectGradients, ReducedHead, can_reduce, reduce_inputs
+from serdemo.learn.reduced_head import ReducedHead, can_reduce, reduce_inputs
 from serdemo.learn.result import AdaptResult, ProgressEvent, PseudoLabels
 from serdemo.metrics import information_maximisation, unweighted_accuracy
 
@@ -386,8 +386,6 @@ def _train_epoch(
     """One shuffled pass over ``train``; None when cancelled."""
     model.train()
     device = pool_inputs.device
-    # the default linear head: same arithmetic as autograd, without its per-step graph (reduced_head)
-    direct = DirectGradients(model) if DirectGradients.applies(model) else None
     order = rng.permutation(len(train))
     # running sums and predictions stay on the device: a .item() per step would wait for the GPU each time
     totals = {"loss": 0.0, "supervised": 0.0, "unlabeled": 0.0}
@@ -409,10 +407,7 @@ def _train_epoch(
                 lengths = torch.maximum(lengths, lengths[perm])
         # c) L = CE(labeled rows) + policy loss(pseudo-labeled rows)
         with finetune.autocast(config, device):
-            if direct is not None:
-                logits = direct.forward(x)
-            else:
-                logits = model(x) if lengths is None else model(x, lengths)
+            logits = model(x) if lengths is None else model(x, lengths)
         logits = logits.float()
         zero = logits.new_zeros(())
         any_human, any_pseudo = bool((~train.pseudo[sel]).any()), bool(train.pseudo[sel].any())  # host-side
@@ -424,8 +419,6 @@ def _train_epoch(
         # d) step
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if direct is not None:
-            direct.backward(logits)
         optimizer.step()
         totals["loss"] += loss.detach()
         totals["supervised"] += supervised.detach()
