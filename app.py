@@ -132,8 +132,6 @@ def main(argv: list[str] | None = None) -> None:
         )
     from serdemo.app import Service, ServiceConfig
     from serdemo.app.auth import Accounts, AuthError
-    from serdemo.app.lean_api import add_probability_route
-    from serdemo.app.ui import build_app, launch_options
 
     config = ServiceConfig(
         data_dir=args.data_dir,
@@ -163,6 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     service = Service(
         config, log=lambda text: print(f"serdemo: {text}", flush=True), accounts=accounts
     ).start()
+    # the UI's imports (gradio, fastapi) after start-up began: its file reads and training overlap them
+    from serdemo.app.lean_api import add_probability_route
+    from serdemo.app.ui import build_app, launch_options
+
     app = build_app(service)
     app.queue(default_concurrency_limit=4)
     print(f"serdemo: UI built after {time.perf_counter() - T0:.1f} s", flush=True)

@@ -11,18 +11,27 @@ runs all E epochs, so the time is the worst case, not the luck of early stopping
 :mod:`serdemo.learn.reduced_head`) in the same run, alternating with the default, and checks both end on
 the same validation score: the ratio is the figure to quote on a loaded machine.
 
+``--against DIR`` times another version of the code on the same rounds: DIR is a source tree (e.g.
+``git archive main | tar -x -C /tmp/main``), run in a child process (``PYTHONPATH=DIR``) after each
+in-process round, same data and seed; it reports both and whether they end on the same validation score.
+Run the bench itself with ``PYTHONPATH=.`` so that it times this checkout, not an installed copy.
+
 Usage::
 
     python bench/adapt_round.py                              # 2,000 target + 1,000 source clips
     python bench/adapt_round.py --baseline                   # + the raw-feature path, same run
     python bench/adapt_round.py --sizes 500 2000 10000 50000 --repeats 1   # the cost curve
+    python bench/adapt_round.py --sizes 2000 10000 --against /tmp/main     # this checkout vs main
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -47,8 +56,8 @@ def synthetic(
     return ClipSet([f"{language}/{i}" for i in range(n)], labels, [language] * n, speakers, features=features)
 
 
-def time_rounds(args: argparse.Namespace, n_target: int, paths: list[bool]) -> dict[bool, list[float]]:
-    """Seconds per round of each path (True = reduced inputs), repeats interleaved so load hits both."""
+def round_inputs(args: argparse.Namespace, n_target: int):
+    """Source, labeled and unlabeled target, validation sets and config of a round: the same every call."""
     rng = np.random.default_rng(0)
     source = synthetic(args.source, "en", 0.0, rng, args.layers, args.dim)
     target = synthetic(n_target, "de", 0.5, rng, args.layers, args.dim)
@@ -66,26 +75,68 @@ def time_rounds(args: argparse.Namespace, n_target: int, paths: list[bool]) -> d
         normalization=args.normalization,
         batch_size=args.batch_size,
     )
-    seconds: dict[bool, list[float]] = {path: [] for path in paths}
+    return source, labeled, unlabeled, validation, config
+
+
+def one_round(args: argparse.Namespace, n_target: int, seed: int, reduce: bool = True) -> dict:
+    """Time one round in this process: seconds in all, in training epochs, and outside them (set-up)."""
+    source, labeled, unlabeled, validation, config = round_inputs(args, n_target)
+    tick, cpu = time.perf_counter(), time.process_time()
+    result = adapt(source, labeled, unlabeled, validation, config.replace(seed=seed), reduce=reduce)
+    elapsed, cpu = time.perf_counter() - tick, time.process_time() - cpu
+    timings = result.timings
+    return {
+        "seconds": elapsed,
+        "cpu": cpu,  # CPU seconds of this process: less sensitive than wall time to other jobs' load
+        "train": timings["train"],
+        "other": elapsed - timings["train"] - timings["validation"] - timings["pseudo_label"],
+        "epochs": result.epochs_run,
+        "best": result.best_score,
+    }
+
+
+def child_round(args: argparse.Namespace, n_target: int, seed: int) -> dict:
+    """The same round timed by the code in ``args.against``, in a fresh process."""
+    command = [sys.executable, __file__, "--child-seed", str(seed), "--sizes", str(n_target)]
+    for flag in ("labeled", "source", "validation", "layers", "dim", "epochs", "policy", "normalization"):
+        command += [f"--{flag}", str(getattr(args, flag))]
+    command += ["--batch-size", str(args.batch_size)]
+    env = os.environ | {"PYTHONPATH": os.path.abspath(args.against)}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def time_rounds(args: argparse.Namespace, n_target: int, paths: list[str]) -> dict[str, list[float]]:
+    """Seconds per round of each path ("reduced", "raw", "against"), repeats interleaved so load hits all."""
+    seconds: dict[str, list[float]] = {path: [] for path in paths}
+    cpu: dict[str, list[float]] = {path: [] for path in paths}
     for repeat in range(args.repeats + args.warmup):
         scores = {}
         for path in paths:
-            tick = time.perf_counter()
-            result = adapt(source, labeled, unlabeled, validation, config.replace(seed=repeat), reduce=path)
-            elapsed = time.perf_counter() - tick
-            scores[path] = result.best_score
+            if path == "against":
+                run = child_round(args, n_target, repeat)
+            else:
+                run = one_round(args, n_target, repeat, reduce=path == "reduced")
+            scores[path] = run["best"]
             if repeat >= args.warmup:
-                seconds[path].append(elapsed)
+                seconds[path].append(run["seconds"])
+                cpu[path].append(run["cpu"])
             print(
-                f"  {n_target} target, {'reduced' if path else 'raw'} inputs, "
+                f"  {n_target} target, {LABELS[path]}, "
                 f"{'warm-up' if repeat < args.warmup else f'repeat {repeat - args.warmup}'}: "
-                f"{elapsed:.2f} s ({result.epochs_run} epochs, train {result.timings['train']:.2f} s, "
-                f"best validation {result.best_score:.4f})",
+                f"{run['seconds']:.2f} s, CPU {run['cpu']:.2f} s ({run['epochs']} epochs, "
+                f"train {run['train']:.2f} s, "
+                f"outside the epochs {run['other']:.2f} s, best validation {run['best']:.4f})",
                 flush=True,
             )
         if len(set(scores.values())) > 1:
             print(f"  WARNING: the paths disagree on the best validation score: {scores}")
+    for path in paths:
+        print(f"  {n_target} target, {LABELS[path]}: median CPU {statistics.median(cpu[path]):.2f} s")
     return seconds
+
+
+LABELS = {"reduced": "this checkout", "raw": "raw inputs (reduce=False)", "against": "--against tree"}
 
 
 def main() -> None:
@@ -104,6 +155,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per size (median reported)")
     parser.add_argument("--warmup", type=int, default=0, help="untimed rounds first")
     parser.add_argument("--baseline", action="store_true", help="also time the raw-feature path, same run")
+    parser.add_argument("--against", metavar="DIR", help="also time the code of this source tree, same run")
+    parser.add_argument("--child-seed", type=int, help=argparse.SUPPRESS)  # one round, JSON out (--against)
     parser.add_argument(
         "--normalization", default=AdaptConfig().normalization, help="feature standardisation (AdaptConfig's)"
     )
@@ -111,7 +164,13 @@ def main() -> None:
     if any(not 0 <= args.labeled <= n for n in args.sizes):
         parser.error("--labeled must be between 0 and every --sizes value")
 
-    paths = [True, False] if args.baseline else [True]
+    # one tiny round first, in every process: its first call pays one-off costs (lazy imports in torch.optim)
+    one_round(argparse.Namespace(**{**vars(args), "epochs": 2, "labeled": 10}), 200, 0)
+    if args.child_seed is not None:
+        print(json.dumps(one_round(args, args.sizes[0], args.child_seed)))
+        return
+
+    paths = ["reduced"] + (["raw"] if args.baseline else []) + (["against"] if args.against else [])
     rows = []
     for n_target in args.sizes:
         seconds = time_rounds(args, n_target, paths)
@@ -123,13 +182,17 @@ def main() -> None:
         f"W={AdaptConfig().window}, batch {args.batch_size}, {args.labeled} labeled target clips, "
         f"{args.source} source clips, {args.layers}x{args.dim} features, median of {args.repeats}:"
     )
-    print("| target clips | reduced inputs (default) | raw inputs | raw / reduced | s per 1,000 target |")
-    print("|---:|---:|---:|---:|---:|")
+    others = paths[1:]
+    print(
+        "| target clips | this checkout | "
+        + "".join(f"{LABELS[p]} | {LABELS[p]} / this | " for p in others)
+        + "s per 1,000 target |"
+    )
+    print("|---:" * (2 + 2 * len(others) + 1) + "|")
     for n_target, median in rows:
-        raw = f"{median[False]:.2f} s" if False in median else "-"
-        ratio = f"{median[False] / median[True]:.2f}x" if False in median else "-"
-        per_1000 = 1000 * median[True] / n_target
-        print(f"| {n_target:,} | {median[True]:.2f} s | {raw} | {ratio} | {per_1000:.2f} |")
+        cells = "".join(f"{median[p]:.2f} s | {median[p] / median['reduced']:.2f}x | " for p in others)
+        per_1000 = 1000 * median["reduced"] / n_target
+        print(f"| {n_target:,} | {median['reduced']:.2f} s | {cells}{per_1000:.2f} |")
     print(
         f"machine: {machine['nproc']} cores, {machine['cpu']}, torch {machine['torch']} "
         f"({torch.get_num_threads()} threads outside adapt; frozen mode trains on 1), "

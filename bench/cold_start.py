@@ -5,8 +5,13 @@ Usage:
     python bench/cold_start.py --source-corpus ravdess=/data/ravdess --target-corpus emodb=/data/emodb \
         --corpus-limit 150 --runs 2
 
-Each run uses a fresh data dir (a new annotation store, so the first model is trained again); the
-embedding cache is the app's default, so the first run may embed the corpora and later runs reuse it.
+Each run uses a fresh data dir (a new annotation store); the embedding cache is the app's default, so
+the first run may embed the corpora and train the first model, and later runs reuse both (the first
+model is cached only without a target corpus: serdemo/app/first_model.py).
+
+``--against DIR`` alternates each run with one of the app in another source tree (e.g. ``git archive
+main | tar -x -C /tmp/main``), started by that tree's own copy of this bench, so both see the same load;
+``--warmup N`` runs (of each) first, untimed.
 The first HTTP prediction is one ``POST /api/predict_probs`` of an example clip once the model is ready
 (the issue-12 start-up row): it includes the one-off costs of a process's first prediction.
 """
@@ -14,7 +19,11 @@ The first HTTP prediction is one ``POST /api/predict_probs`` of an example clip 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,37 +60,62 @@ def first_prediction(url: str, timeout: float) -> float:
     raise TimeoutError(f"no prediction within {timeout} s")
 
 
+def one_start(app_args: list[str], timeout: float) -> tuple[float, float, float]:
+    """Seconds from launch to the page, to the model, to the first answered prediction, fresh data dir."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "app.log"
+        t0 = time.perf_counter()
+        with running_app(["--data-dir", str(Path(tmp) / "data"), *app_args], log, timeout=timeout) as url:
+            page = time.perf_counter() - t0
+            ready = page + wait_ready(log, timeout)
+            # the first call pays one-off costs (voice activity detector, encoder warm-up): time it
+            predicted = ready + first_prediction(url, timeout)
+    return page, ready, predicted
+
+
+RUN_LINE = re.compile(r"page answers after ([\d.]+) s, model ready after ([\d.]+) s, .* after ([\d.]+) s")
+
+
+def start_in(tree: Path, app_args: list[str], timeout: float) -> tuple[float, float, float]:
+    """One start of the app in another source tree, timed by that tree's own copy of this bench."""
+    command = [sys.executable, str(tree / "bench" / "cold_start.py"), "--runs", "1", *app_args]
+    env = os.environ | {"PYTHONPATH": str(tree)}
+    out = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=True).stdout
+    page, ready, predicted = (float(v) for v in RUN_LINE.search(out).groups())
+    return page, ready, predicted
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=0, help="untimed starts first (of each tree)")
+    parser.add_argument("--against", type=Path, metavar="DIR", help="alternate with the app in this tree")
     parser.add_argument("--timeout", type=float, default=1800.0)
     args, app_args = parser.parse_known_args()
-    pages, readies, predictions = [], [], []
-    for run in range(args.runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            log = Path(tmp) / "app.log"
-            t0 = time.perf_counter()
-            with running_app(
-                ["--data-dir", str(Path(tmp) / "data"), *app_args], log, timeout=args.timeout
-            ) as url:
-                page = time.perf_counter() - t0
-                ready = page + wait_ready(log, args.timeout)
-                # the first call pays one-off costs (voice activity detector, encoder warm-up): time it
-                predicted = ready + first_prediction(url, args.timeout)
-            pages.append(page)
-            readies.append(ready)
-            predictions.append(predicted)
+    trees = {"this checkout": None} | ({f"--against {args.against}": args.against} if args.against else {})
+    times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in trees}
+    for run in range(args.warmup + args.runs):
+        for name, tree in trees.items():
+            if tree is None:
+                page, ready, predicted = one_start(app_args, args.timeout)
+            else:
+                page, ready, predicted = start_in(tree.resolve(), app_args, args.timeout)
+            if run >= args.warmup:
+                times[name].append((page, ready, predicted))
+            label = "warm-up" if run < args.warmup else f"run {run - args.warmup + 1}"
             print(
-                f"run {run + 1}: page answers after {page:.1f} s, model ready after {ready:.1f} s, "
+                f"{label} ({name}): page answers after {page:.1f} s, model ready after {ready:.1f} s, "
                 f"first HTTP prediction answered after {predicted:.1f} s",
                 flush=True,
             )
-    print(
-        f"cold start over {args.runs} run(s), medians: page {statistics.median(pages):.1f} s, "
-        f"ready {statistics.median(readies):.1f} s, "
-        f"first HTTP prediction {statistics.median(predictions):.1f} s; "
-        f"args: {' '.join(app_args) or '(none)'}"
-    )
+    for name, rows in times.items():
+        pages, readies, predictions = zip(*rows, strict=True)
+        print(
+            f"cold start ({name}) over {args.runs} run(s), medians: page {statistics.median(pages):.1f} s, "
+            f"ready {statistics.median(readies):.1f} s, "
+            f"first HTTP prediction {statistics.median(predictions):.1f} s; "
+            f"args: {' '.join(app_args) or '(none)'}"
+        )
 
 
 if __name__ == "__main__":

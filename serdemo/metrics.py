@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
+
+# scikit-learn (with SciPy, ~1 s of imports) is imported where a score needs it, not at import time:
+# the app's first prediction needs none of these scores (docs/performance.md, start-up)
 
 
 def _check_labels(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,18 +72,24 @@ def weighted_accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
         0.75
 
     """
+    from sklearn import metrics as skm
+
     y_true, y_pred = _check_labels(y_true, y_pred)
     return float(skm.accuracy_score(y_true, y_pred))
 
 
 def macro_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """Unweighted mean F1 over the classes present in ``y_true`` or ``y_pred``."""
+    from sklearn import metrics as skm
+
     y_true, y_pred = _check_labels(y_true, y_pred)
     return float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
     """(C, C) counts, rows = true class, columns = predicted class, in the fixed class order."""
+    from sklearn import metrics as skm
+
     y_true, y_pred = _check_labels(y_true, y_pred)
     return skm.confusion_matrix(y_true, y_pred, labels=np.arange(num_classes))
 
@@ -118,6 +126,8 @@ def silhouette(
         True
 
     """
+    from sklearn import metrics as skm
+
     x = np.asarray(representation, dtype=np.float64)
     if x.ndim != 2 or len(x) != len(groups):
         raise ValueError(f"need one group per row of (N, D) vectors: {x.shape} vs {len(groups)} groups")

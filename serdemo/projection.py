@@ -10,7 +10,6 @@ from typing import TypeVar
 
 import numpy as np
 import plotly.graph_objects as go
-from sklearn.decomposition import PCA
 
 from serdemo.labels import EMOTION_COLORS, EMOTIONS
 from serdemo.metrics import SILHOUETTE_METRIC, silhouette
@@ -85,6 +84,8 @@ def project(
 
 
 def _pca(embeddings: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA  # here: the app's start-up needs no projection
+
     n, p = embeddings.shape
     coords = np.zeros((n, dims))
     k = min(dims, n, p)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from serdemo.learn.normalize import FeatureNormalizer
+from serdemo.learn.normalize import FeatureNormalizer, mean_std, speaker_subspace
 
 
 @pytest.fixture
@@ -126,3 +126,40 @@ def test_normalizer_defaults_are_the_configs():
 
     norm = FeatureNormalizer()
     assert (norm.mode, norm.nap_dim) == (AdaptConfig().normalization, AdaptConfig().nap_dim)
+
+
+def _reference_fit_transform(x, languages, speakers, labels, mode, nap_dim):
+    """The straightforward formulas (full-size float64 copies, statistics arrays) the fast code replaces."""
+    x64, languages, speakers = x.astype(np.float64), np.asarray(languages), np.asarray(speakers)
+
+    def stats(rows):
+        return x64[rows].mean(0).astype(np.float32), (x64[rows].std(0) + 1e-5).astype(np.float32)
+
+    mean, std = np.empty_like(x, np.float32), np.empty_like(x, np.float32)
+    mean[:], std[:] = stats(np.ones(len(x), bool))
+    for lang in np.unique(languages):
+        mean[languages == lang], std[languages == lang] = stats(languages == lang)
+    out = ((x - mean) / std).astype(np.float32)
+    if mode == "nap":
+        basis = speaker_subspace(out, labels, languages, speakers, nap_dim)
+        flat = out.reshape(len(out), -1)
+        out = (flat - (flat @ basis.T) @ basis).reshape(out.shape).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["per-language", "nap"])
+def test_fit_and_transform_equal_the_straightforward_formulas_bit_for_bit(mode, dtype):
+    rng = np.random.default_rng(3)
+    n = 2600  # more rows than one block, languages and labels interleaved: gathers as well as slices
+    x = (2 * rng.normal(size=(n, 3, 16)) + rng.normal(size=(1, 3, 16))).astype(dtype)
+    languages = np.where(rng.random(n) < 0.4, "en", "de")
+    speakers = np.array([f"{lang}/{i % 9}" for i, lang in enumerate(languages)])
+    labels = np.where(rng.random(n) < 0.5, rng.integers(0, 4, n), -1)
+    norm = FeatureNormalizer(mode, nap_dim=3).fit(x, languages, speakers, labels)
+    out = norm.transform(x, languages, speakers)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, _reference_fit_transform(x, languages, speakers, labels, mode, 3))
+    mean, std = mean_std(x, np.flatnonzero(languages == "en"))
+    np.testing.assert_array_equal(mean, x[languages == "en"].astype(np.float64).mean(0))
+    np.testing.assert_array_equal(std, x[languages == "en"].astype(np.float64).std(0))

@@ -58,3 +58,16 @@ def test_adapt_on_reduced_inputs_trains_the_same_model_as_on_raw_features():
     # the saved model is the head itself, reading raw features
     assert isinstance(fast.model, EmotionHead)
     assert np.isfinite(fast.history[-1]["losses"]["loss"])
+
+
+def test_a_run_of_pool_rows_is_a_view_and_other_rows_a_copy():
+    from serdemo.learn.inference import Inputs
+
+    features = torch.randn(8, 2, 3)
+    inputs = Inputs.frozen_tensor(features, torch.device("cpu"))
+    run_of_rows = inputs.subset(np.arange(3, 7))
+    assert torch.equal(run_of_rows.features, features[3:7])
+    assert run_of_rows.features.data_ptr() == features[3].data_ptr()  # no copy of the unlabeled pool
+    scattered = inputs.subset(np.array([5, 1, 2]))
+    assert torch.equal(scattered.features, features[[5, 1, 2]])
+    assert len(inputs.subset(np.arange(0))) == 0

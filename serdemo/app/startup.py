@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from serdemo.app import first_model
 from serdemo.app.explore import warm_up_umap
 from serdemo.app.rounds import train_and_register
 from serdemo.app.source_set import SourceSet, balanced, load_source_corpora
@@ -124,7 +125,6 @@ def _ensure_model(ws: Workspace) -> None:
         )
         ws.log(ws.no_model_reason)
         return
-    ws.say(f"training the first model (frozen encoder, {ws.source.language} source only)")
     config = AdaptConfig(
         policy=Policy.NONE.value,
         epochs=ws.config.first_epochs,
@@ -132,7 +132,21 @@ def _ensure_model(ws: Workspace) -> None:
         seed=ws.config.seed,
         frontend=str(ws.frontend),
     )
+    # without a target pool the first model and its scores depend on the source set and settings alone:
+    # a fresh data folder reuses the one an earlier start trained (serdemo.app.first_model)
+    key = first_model.first_model_key(ws.source, config) if not ws.store.clips() else None
+    if key is not None:
+        found = first_model.register_cached(ws.cache.root, key, config, ws.config.data_dir, ws.store, ws.log)
+        if found is not None:
+            version, result = found
+            with ws.lock:
+                ws.models[version.id] = result
+            ws.log(f"model {version.id}: the first model, from the cache (key {key[:12]})")
+            return
+    ws.say(f"training the first model (frozen encoder, {ws.source.language} source only)")
     train_and_register(ws, config, language=None, progress=None)
+    if key is not None and (version := ws.store.active_version()) is not None:
+        first_model.remember(ws.cache.root, key, version, ws.log)
 
 
 def _load_or_fall_back(ws: Workspace, active_id: str) -> bool:

@@ -44,6 +44,9 @@ class Inputs:
     def subset(self, rows: np.ndarray) -> Inputs:
         """The inputs of ``rows``."""
         if self.features is not None:
+            rows = np.asarray(rows)
+            if len(rows) and (np.diff(rows) == 1).all():  # a run of rows (the unlabeled pool): a view
+                return Inputs(self.features[int(rows[0]) : int(rows[-1]) + 1], None, None, self.device)
             return Inputs(self.features[torch.from_numpy(rows)], None, None, self.device)
         return Inputs(None, [self.waveforms[r] for r in rows], self.config, self.device)
 

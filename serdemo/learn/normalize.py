@@ -51,9 +51,10 @@ class FeatureNormalizer:
         self.speaker_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.nap_basis: np.ndarray | None = None  # (k, D) orthonormal speaker directions ("nap" mode)
 
-    def _stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = x.astype(np.float64)
-        return x.mean(axis=0).astype(np.float32), (x.std(axis=0) + self.eps).astype(np.float32)
+    def _stats(self, x: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """float32 mean and std + eps of ``x[rows]`` (all rows by default), computed in float64."""
+        mean, std = mean_std(x, rows)
+        return mean.astype(np.float32), (std + self.eps).astype(np.float32)
 
     def fit(
         self,
@@ -70,20 +71,28 @@ class FeatureNormalizer:
         x, languages, speakers = self._check(features, languages, speakers)
         self.global_stats = self._stats(x)
         self.language_stats, self.speaker_stats, self.nap_basis = {}, {}, None
+        if self.mode in ("per-language", "per-speaker", "nap"):
+            self.language_stats = {
+                g: self._stats(x, np.flatnonzero(languages == g)) for g in np.unique(languages)
+            }
         if self.mode == "nap":
-            self.language_stats = {g: self._stats(x[languages == g]) for g in np.unique(languages)}
             labels = np.full(len(x), -1) if labels is None else np.asarray(labels, dtype=np.int64)
-            standardised = self.transform(x, languages, speakers)  # no basis yet: per-language only
-            self.nap_basis = speaker_subspace(standardised, labels, languages, speakers, self.nap_dim)
+            # only labeled clips teach the subspace: standardise just those (no basis yet: per-language)
+            rows = np.flatnonzero(labels >= 0)
+            if len(rows):
+                standardised = self.transform(x[rows], languages[rows], speakers[rows])
+                self.nap_basis = speaker_subspace(
+                    standardised, labels[rows], languages[rows], speakers[rows], self.nap_dim
+                )
+            else:
+                self.nap_basis = np.zeros((0, int(np.prod(x.shape[1:]))), np.float32)
             return self
-        if self.mode in ("per-language", "per-speaker"):
-            self.language_stats = {g: self._stats(x[languages == g]) for g in np.unique(languages)}
         if self.mode == "per-speaker":
             # a speaker with a handful of clips would be standardised to noise (one clip: to zeros);
             # such clips keep their language's statistics, as unseen small groups do in transform
             names, counts = np.unique(speakers, return_counts=True)
             self.speaker_stats = {
-                g: self._stats(x[speakers == g])
+                g: self._stats(x, np.flatnonzero(speakers == g))
                 for g, n in zip(names, counts, strict=True)
                 if n >= self.min_group_size
             }
@@ -101,25 +110,39 @@ class FeatureNormalizer:
         x, languages, speakers = self._check(features, languages, speakers)
         if self.mode == "none":
             return x.astype(np.float32, copy=True)
-        mean = np.empty_like(x, dtype=np.float32)
-        std = np.empty_like(x, dtype=np.float32)
-        mean[:], std[:] = self.global_stats
+        # each group's statistics broadcast over its rows, never materialised per row: the same
+        # arithmetic as (x - mean) / std on full-size arrays, without two extra copies of the features
+        out = np.empty(x.shape, np.float32)
+        for rows, (mean, std) in self._row_groups(x, languages, speakers):
+            for block in _blocks(rows):
+                standardised = np.subtract(x[block], mean)
+                out[block] = np.divide(standardised, std, out=standardised)
+        if self.nap_basis is not None and len(self.nap_basis):
+            flat = out.reshape(len(out), -1)
+            coordinates = flat @ self.nap_basis.T  # (N, k): small
+            for block in _blocks(np.arange(len(flat))):
+                flat[block] -= coordinates[block] @ self.nap_basis
+        return out
+
+    def _row_groups(
+        self, x: np.ndarray, languages: np.ndarray, speakers: np.ndarray
+    ) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+        """``(rows, (mean, std))`` per group of rows that share statistics; every row in exactly one."""
+        table = [self.global_stats]  # statistics in use, indexed by each row's entry in `chosen`
+        chosen = np.zeros(len(x), np.int64)
         if self.mode in ("per-language", "per-speaker", "nap"):
             for lang in np.unique(languages):
                 rows = languages == lang
-                mean[rows], std[rows] = self._group(lang, rows, x, self.language_stats, self.global_stats)
+                table.append(self._group(lang, rows, x, self.language_stats, self.global_stats))
+                chosen[rows] = len(table) - 1
         if self.mode == "per-speaker":
             for spk in np.unique(speakers):
                 rows = speakers == spk
-                # falls back to whatever the language step already put in these rows
-                fallback = (mean[rows][0], std[rows][0])
-                mean[rows], std[rows] = self._group(spk, rows, x, self.speaker_stats, fallback)
-        out = ((x - mean) / std).astype(np.float32)
-        if self.nap_basis is not None and len(self.nap_basis):
-            flat = out.reshape(len(out), -1)
-            flat = flat - (flat @ self.nap_basis.T) @ self.nap_basis
-            out = flat.reshape(out.shape).astype(np.float32)
-        return out
+                # falls back to whatever the language step chose for these rows
+                fallback = table[chosen[np.argmax(rows)]]
+                table.append(self._group(spk, rows, x, self.speaker_stats, fallback))
+                chosen[rows] = len(table) - 1
+        return [(np.flatnonzero(chosen == i), stats) for i, stats in enumerate(table) if (chosen == i).any()]
 
     def _group(
         self,
@@ -132,7 +155,7 @@ class FeatureNormalizer:
         if name in fitted:
             return fitted[name]
         if rows.sum() >= self.min_group_size:
-            return self._stats(x[rows])
+            return self._stats(x, np.flatnonzero(rows))
         return fallback
 
     def _check(
@@ -218,7 +241,8 @@ def speaker_subspace(
         [[1.0, 0.0, 0.0]]
 
     """
-    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    x = np.asarray(x)
+    flat = x.reshape(len(x), int(np.prod(x.shape[1:])))
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=str)
     languages = np.asarray(languages, dtype=str)
@@ -226,7 +250,7 @@ def speaker_subspace(
     empty = np.zeros((0, flat.shape[1]), np.float32)
     if dim < 1 or not known.any():
         return empty
-    residual = flat[known].copy()
+    residual = flat[known].astype(np.float64)  # only the rows that count, in float64
     lab, lang, spk = labels[known], languages[known], speakers[known]
     for c in np.unique(lab):
         pooled = residual[lab == c].mean(axis=0)
@@ -242,3 +266,49 @@ def speaker_subspace(
     _, singular, vt = np.linalg.svd(offsets, full_matrices=False)
     rank = int((singular > 1e-6 * max(singular.max(), 1e-12)).sum())
     return vt[: min(dim, rank)].astype(np.float32)
+
+
+BLOCK_ROWS = 1024  # rows handled at a time: bounds temporaries to a few tens of MB
+
+
+def _blocks(rows: np.ndarray, size: int = BLOCK_ROWS):
+    """Index ``rows`` in blocks of ``size``: a slice where a block is contiguous (a view), else indices."""
+    for start in range(0, len(rows), size):
+        block = rows[start : start + size]
+        contiguous = block[-1] - block[0] + 1 == len(block)
+        yield slice(int(block[0]), int(block[-1]) + 1) if contiguous else block
+
+
+def mean_std(x: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """float64 mean and population std of ``x[rows]`` over axis 0, without a float64 copy of ``x``.
+
+    Bit for bit what ``x[rows].astype(np.float64).mean(0)`` and ``.std(0)`` give for rows of two or more
+    values: numpy sums axis 0 row after row, and so does this, a block at a time, carrying the running sum
+    in the first row of the block's buffer (a single column numpy sums pairwise: equal up to rounding).
+    The copy it avoids is 8 bytes per value (690 MB for 12,000 whisper-base clips).
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(3000, 4)).astype(np.float32)
+        >>> mean, std = mean_std(x)
+        >>> bool((mean == x.astype(np.float64).mean(0)).all() and (std == x.astype(np.float64).std(0)).all())
+        True
+
+    """
+    rows = np.arange(len(x)) if rows is None else np.asarray(rows)
+    n = len(rows)
+    buffer = np.empty((min(BLOCK_ROWS, n) + 1, *x.shape[1:]), np.float64)
+    total = np.zeros(x.shape[1:], np.float64)
+    for block in _blocks(rows):
+        values = x[block]
+        buffer[0] = total
+        buffer[1 : len(values) + 1] = values
+        np.add.reduce(buffer[: len(values) + 1], axis=0, out=total)
+    mean = total / n
+    squares = np.zeros(x.shape[1:], np.float64)
+    for block in _blocks(rows):
+        values = x[block]
+        buffer[0] = squares
+        deviations = np.subtract(values, mean, out=buffer[1 : len(values) + 1])
+        np.multiply(deviations, deviations, out=deviations)
+        np.add.reduce(buffer[: len(values) + 1], axis=0, out=squares)
+    return mean, np.sqrt(squares / n)

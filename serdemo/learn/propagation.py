@@ -11,8 +11,6 @@ probabilities with the model's.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.semi_supervised import LabelSpreading
 
 NEIGHBOURS = 10  # k of the kNN graph
 PCA_DIM = 64  # distances in 7,168 raw dimensions are mostly noise; the top components carry the clusters
@@ -36,6 +34,9 @@ def propagate(features: np.ndarray, labels: np.ndarray, num_classes: int, seed: 
         True
 
     """
+    from sklearn.decomposition import PCA  # here: importing adapt (the app's start-up) needs no sklearn
+    from sklearn.semi_supervised import LabelSpreading
+
     flat = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
     labels = np.asarray(labels, dtype=np.int64)
     out = np.full((len(flat), num_classes), 1.0 / num_classes, np.float32)

@@ -18,7 +18,7 @@ from torch.nn import functional
 
 from serdemo.learn.model import EmotionHead
 
-CHUNK_ROWS = 4096  # rows normalised at a time: bounds the temporary copy of the selected layers
+CHUNK_ROWS = 512  # rows normalised at a time: bounds the temporaries (15 MB for whisper-base's 7 x 1024)
 
 
 def can_reduce(model: nn.Module) -> bool:
@@ -38,8 +38,10 @@ def reduce_inputs(head: EmotionHead, features: torch.Tensor) -> torch.Tensor:
     out = torch.empty(
         (len(features), len(head.layer_index), head.feature_dim), dtype=features.dtype, device=features.device
     )
+    every_layer = torch.equal(head.layer_index.cpu(), torch.arange(head.num_layers))  # the default
     for start in range(0, len(features), CHUNK_ROWS):
-        chosen = features[start : start + CHUNK_ROWS].index_select(1, head.layer_index)
+        chosen = features[start : start + CHUNK_ROWS]
+        chosen = chosen if every_layer else chosen.index_select(1, head.layer_index)
         out[start : start + CHUNK_ROWS] = functional.layer_norm(
             chosen, (head.feature_dim,), eps=head.norm.eps
         )
