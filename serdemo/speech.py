@@ -45,6 +45,8 @@ class FrontEnd:
         detector: ``"silero"``, ``"webrtc"``, ``"energy"``, or ``"none"`` for the whole clip as it is.
         margin_s: audio kept before the first and after the last speech frame (soft onsets, breaths).
         weighted: weight encoder frames by speech probability when pooling (else a plain mean+std).
+        fill: where the margin reaches past the clip's edge, fill it with digital silence, so a tightly
+            cut clip reaches the encoder as it would inside a longer silent recording (``-fill``).
 
     Example:
         >>> str(FrontEnd())
@@ -57,8 +59,11 @@ class FrontEnd:
     detector: str = "silero"
     margin_s: float = 0.25
     weighted: bool = True
+    fill: bool = False
 
-    _PATTERN = re.compile(r"(?P<detector>[a-z]+)-trim(?P<margin>[0-9.]+)(?P<weighted>-weighted)?")
+    _PATTERN = re.compile(
+        r"(?P<detector>[a-z]+)-trim(?P<margin>[0-9.]+)(?P<fill>-fill)?(?P<weighted>-weighted)?"
+    )
 
     def __post_init__(self) -> None:
         if self.detector not in (*DETECTORS, "none"):
@@ -71,7 +76,11 @@ class FrontEnd:
     def __str__(self) -> str:
         if self.detector == "none":
             return "none"
-        return f"{self.detector}-trim{self.margin_s:g}" + ("-weighted" if self.weighted else "")
+        return (
+            f"{self.detector}-trim{self.margin_s:g}"
+            + ("-fill" if self.fill else "")
+            + ("-weighted" if self.weighted else "")
+        )
 
     @classmethod
     def parse(cls, text: str | FrontEnd) -> FrontEnd:
@@ -86,7 +95,7 @@ class FrontEnd:
                 f"unknown speech front end {text!r}: use 'none' or e.g. 'silero-trim0.1-weighted', "
                 f"'webrtc-trim0.1', 'energy-trim0.1' (detectors: {', '.join(DETECTORS)})"
             )
-        return cls(match["detector"], float(match["margin"]), bool(match["weighted"]))
+        return cls(match["detector"], float(match["margin"]), bool(match["weighted"]), bool(match["fill"]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,6 +252,11 @@ class SpeechEncoder(UtteranceEncoder):
 
     def prepare(self, wave: np.ndarray) -> tuple[np.ndarray, SpeechActivity]:
         """The clip cut to its speech, and the speech activity of that cut."""
+        if self.frontend.fill:
+            edge = np.zeros(round(self.frontend.margin_s * SAMPLE_RATE), np.float32)
+            filled = np.concatenate([edge, wave, edge])
+            if speech_activity(filled, self.frontend.detector).span() is not None:
+                wave = filled  # (a clip without speech stays as it is: nothing to centre the margin on)
         activity = speech_activity(wave, self.frontend.detector)
         start, end = trim(wave, activity, self.frontend.margin_s)
         shift = start / SAMPLE_RATE

@@ -49,7 +49,13 @@ def pad(wave: np.ndarray, before_s: float, after_s: float, dbfs: float | None, s
 
 
 def test_front_end_names_round_trip_and_bad_names_say_what_is_allowed():
-    for text in ["silero-trim0.1-weighted", "energy-trim0.25", "webrtc-trim0-weighted", "none"]:
+    for text in [
+        "silero-trim0.1-weighted",
+        "silero-trim0.25-fill-weighted",
+        "energy-trim0.25",
+        "webrtc-trim0-fill",
+        "none",
+    ]:
         assert str(FrontEnd.parse(text)) == text
     with pytest.raises(ValueError, match="silero, webrtc, energy"):
         FrontEnd.parse("vad-trim0.1")
@@ -102,6 +108,29 @@ def test_speech_encoder_makes_padding_nearly_invisible(speech):
     assert max(tight) < 0.05
     assert all(a < b / 3 for a, b in zip(tight, before, strict=True)), (before, tight)
     assert all(a < b / 2 for a, b in zip(default, before, strict=True)), (before, default)
+
+
+def test_fill_gives_a_tightly_cut_clip_the_silence_a_padded_recording_keeps(speech):
+    """The clip's edge is treated like padding: its margin is filled with silence, as a padded clip's is."""
+    encoder = SpeechEncoder(tiny_encoder(), FrontEnd("silero", 0.25, fill=True))
+    plain, padded = encoder.prepare(speech)[0], encoder.prepare(pad(speech, 0.5, 1.0, None))[0]
+    start, end = speech_activity(speech).span()
+    assert start < 0.25 and len(speech) / SR - end < 0.25  # a tightly cut clip: its margin reaches past it
+    assert len(plain) == pytest.approx((end - start + 0.5) * SR, abs=0.07 * SR)  # whole margin, both sides
+    assert len(padded) == pytest.approx(len(plain), abs=0.07 * SR)  # two 32 ms frames
+    assert not plain[: round(0.1 * SR)].any() and not plain[-round(0.1 * SR) :].any()  # the fill is silence
+    silence = np.zeros(SR, np.float32)
+    np.testing.assert_array_equal(encoder.prepare(silence)[0], silence)  # no speech: nothing to centre on
+
+    waves = [speech, pad(speech, 0.5, 1.0, None), pad(speech, 0.5, 1.0, -50.0)]
+
+    def distances(encoder) -> list[float]:
+        vectors = encoder.embed(waves)
+        return [float(np.linalg.norm(v - vectors[0]) / np.linalg.norm(vectors[0])) for v in vectors[1:]]
+
+    edge_kept = distances(SpeechEncoder(encoder.inner, FrontEnd("silero", 0.25)))
+    filled = distances(encoder)
+    assert all(a < b / 2 for a, b in zip(filled, edge_kept, strict=True)), (edge_kept, filled)
 
 
 def test_front_end_is_part_of_the_cache_key(tmp_path, speech):
