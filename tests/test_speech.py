@@ -104,7 +104,7 @@ def test_speech_encoder_makes_padding_nearly_invisible(speech):
 
     before = distances(inner)
     tight = distances(SpeechEncoder(inner, FrontEnd("silero", 0.1)))
-    default = distances(SpeechEncoder(inner, FrontEnd()))  # 0.25 s margin: some padding stays, weighted down
+    default = distances(SpeechEncoder(inner, FrontEnd()))  # 0.25 s margin, filled where the clip has none
     assert max(tight) < 0.05
     assert all(a < b / 3 for a, b in zip(tight, before, strict=True)), (before, tight)
     assert all(a < b / 2 for a, b in zip(default, before, strict=True)), (before, default)
@@ -128,7 +128,7 @@ def test_fill_gives_a_tightly_cut_clip_the_silence_a_padded_recording_keeps(spee
         vectors = encoder.embed(waves)
         return [float(np.linalg.norm(v - vectors[0]) / np.linalg.norm(vectors[0])) for v in vectors[1:]]
 
-    edge_kept = distances(SpeechEncoder(encoder.inner, FrontEnd("silero", 0.25)))
+    edge_kept = distances(SpeechEncoder(encoder.inner, FrontEnd("silero", 0.25, fill=False)))
     filled = distances(encoder)
     assert all(a < b / 2 for a, b in zip(filled, edge_kept, strict=True)), (edge_kept, filled)
 
@@ -201,7 +201,7 @@ def test_a_model_trained_on_another_front_end_is_flagged(tmp_path, speech):
     sf.write(path, speech, SR)
     assert not any("front end" in w for w in service.predict(path).warnings)
     service.ws.frontend = FrontEnd.parse("energy-trim0.1")  # as if the app's default changed after training
-    assert any("front end 'silero-trim0.25-weighted'" in w for w in service.predict(path).warnings)
+    assert any("front end 'silero-trim0.25-fill-weighted'" in w for w in service.predict(path).warnings)
 
 
 @pytest.mark.parametrize("dbfs", [None, -45.0])
