@@ -54,8 +54,8 @@ class FrontEnd:
 
     Example:
         >>> str(FrontEnd())
-        'silero-trim0.25-fill-weighted'
-        >>> FrontEnd.parse("energy-trim0.2") == FrontEnd("energy", 0.2, weighted=False, fill=False)
+        'silero-trim0.25-fill-level-weighted'
+        >>> FrontEnd.parse("energy-trim0.2") == FrontEnd("energy", 0.2, False, fill=False, level=False)
         True
 
     """
@@ -64,7 +64,7 @@ class FrontEnd:
     margin_s: float = 0.25
     weighted: bool = True
     fill: bool = True
-    level: bool = False
+    level: bool = True
 
     _PATTERN = re.compile(
         r"(?P<detector>[a-z]+)-trim(?P<margin>[0-9.]+)(?P<fill>-fill)?(?P<level>-level)?(?P<weighted>-weighted)?"
@@ -255,7 +255,7 @@ class SpeechEncoder(UtteranceEncoder):
         >>> inner = WhisperEncoder.random(base_config(d_model=16, encoder_layers=2,
         ...     encoder_attention_heads=2, encoder_ffn_dim=32))
         >>> encoder = SpeechEncoder(inner, FrontEnd("energy"))
-        >>> encoder.identity.endswith("/energy-trim0.25-fill-weighted")
+        >>> encoder.identity.endswith("/energy-trim0.25-fill-level-weighted")
         True
 
     """

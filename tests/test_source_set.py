@@ -65,3 +65,20 @@ def test_int8_is_the_default_and_smaller_than_float16(tmp_path):
     assert (tmp_path / "default.npz").stat().st_size < 0.7 * (tmp_path / "half.npz").stat().st_size
     with pytest.raises(ValueError, match="int8, float16 or float32"):
         source.save(tmp_path / "x.npz", "enc/1", "int4")
+
+
+def test_the_shipped_set_is_embedded_as_the_app_embeds_and_carries_its_training_copies():
+    """The installed app's first model trains on this file: it must match the default configuration."""
+    from serdemo.app import ASSETS
+    from serdemo.config import AdaptConfig
+
+    path = ASSETS / "source_set.npz"
+    config = AdaptConfig()
+    assert path.stat().st_size <= 20e6  # the repository stays reasonable
+    with np.load(path) as data:
+        assert str(data["encoder"]).endswith("/" + config.frontend), "rebuild: scripts/build_source_set.py"
+        ids, part = data["ids"].tolist(), data["part"]
+    train = [i for i, p in zip(ids, part, strict=True) if p == 0]
+    originals = [i for i in train if "#aug" not in i]
+    assert len(train) == len(originals) * (1 + config.augment_copies), "rebuild: scripts/build_source_set.py"
+    assert not any("#aug" in i for i, p in zip(ids, part, strict=True) if p != 0)  # copies train only

@@ -112,7 +112,7 @@ def test_speech_encoder_makes_padding_nearly_invisible(speech):
 
 def test_fill_gives_a_tightly_cut_clip_the_silence_a_padded_recording_keeps(speech):
     """The clip's edge is treated like padding: its margin is filled with silence, as a padded clip's is."""
-    encoder = SpeechEncoder(tiny_encoder(), FrontEnd("silero", 0.25, fill=True))
+    encoder = SpeechEncoder(tiny_encoder(), FrontEnd("silero", 0.25, fill=True, level=False))
     plain, padded = encoder.prepare(speech)[0], encoder.prepare(pad(speech, 0.5, 1.0, None))[0]
     start, end = speech_activity(speech).span()
     assert start < 0.25 and len(speech) / SR - end < 0.25  # a tightly cut clip: its margin reaches past it
@@ -128,9 +128,28 @@ def test_fill_gives_a_tightly_cut_clip_the_silence_a_padded_recording_keeps(spee
         vectors = encoder.embed(waves)
         return [float(np.linalg.norm(v - vectors[0]) / np.linalg.norm(vectors[0])) for v in vectors[1:]]
 
-    edge_kept = distances(SpeechEncoder(encoder.inner, FrontEnd("silero", 0.25, fill=False)))
+    edge_kept = distances(SpeechEncoder(encoder.inner, FrontEnd("silero", 0.25, fill=False, level=False)))
     filled = distances(encoder)
     assert all(a < b / 2 for a, b in zip(filled, edge_kept, strict=True)), (edge_kept, filled)
+
+
+def test_level_makes_the_microphone_gain_invisible(speech):
+    """A clip 12 dB quieter or 6 dB louder reaches the encoder at the same level: speech at -25 dBFS RMS."""
+    levelled = SpeechEncoder(tiny_encoder(), FrontEnd("silero", 0.25))  # the default: -level
+    as_recorded = SpeechEncoder(levelled.inner, FrontEnd("silero", 0.25, level=False))
+
+    def speech_level(cut: np.ndarray) -> float:
+        frames = np.repeat(speech_activity(cut).probs >= 0.5, 512)[: len(cut)]
+        return float(20 * np.log10(np.sqrt(np.mean(cut[: len(frames)][frames] ** 2))))
+
+    reference = levelled.prepare(speech)[0]
+    assert speech_level(reference) == pytest.approx(-25.0, abs=0.5)
+    for gain_db in (-12.0, 6.0):
+        cut = levelled.prepare(speech * 10 ** (gain_db / 20))[0]
+        assert len(cut) == pytest.approx(len(reference), abs=2 * 512)  # the same speech, give or take a frame
+        assert speech_level(cut) == pytest.approx(-25.0, abs=0.5)
+        unscaled = as_recorded.prepare(speech * 10 ** (gain_db / 20))[0]
+        assert speech_level(unscaled) == pytest.approx(speech_level(speech) + gain_db, abs=1.0)
 
 
 def test_front_end_is_part_of_the_cache_key(tmp_path, speech):
@@ -201,7 +220,7 @@ def test_a_model_trained_on_another_front_end_is_flagged(tmp_path, speech):
     sf.write(path, speech, SR)
     assert not any("front end" in w for w in service.predict(path).warnings)
     service.ws.frontend = FrontEnd.parse("energy-trim0.1")  # as if the app's default changed after training
-    assert any("front end 'silero-trim0.25-fill-weighted'" in w for w in service.predict(path).warnings)
+    assert any("front end 'silero-trim0.25-fill-level-weighted'" in w for w in service.predict(path).warnings)
 
 
 @pytest.mark.parametrize("dbfs", [None, -45.0])
