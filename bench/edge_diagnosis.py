@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from padding import held_out, padded  # noqa: E402  (the bench folder's own module)
 
 from app import corpus_arg  # noqa: E402
+from serdemo.app import ASSETS  # noqa: E402
 from serdemo.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from serdemo.config import AdaptConfig  # noqa: E402
 from serdemo.corpora import load_corpus  # noqa: E402
@@ -50,9 +51,10 @@ def main() -> None:
     parser.add_argument("corpora", type=corpus_arg, nargs="+", metavar="NAME=PATH")
     parser.add_argument("--frontends", nargs="+", default=[AdaptConfig().frontend], metavar="FRONTEND")
     parser.add_argument("--clips", type=int, default=100, help="held-out clips per corpus (default 100)")
+    parser.add_argument("--no-vectors", action="store_true", help="skip the vector distances (the slow part)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    inner = build_encoder("whisper-base")
+    inner = None if args.no_vectors else build_encoder("whisper-base")
     print(f"machine: {machine_info()['cpu']}, torch {torch.__version__}, 1 thread\n")
     print("| corpus | clips | speech starts < 0.25 s in | ends < 0.25 s before the end | median lead s "
           "| median tail s |")  # fmt: skip
@@ -67,7 +69,7 @@ def main() -> None:
               f"| {np.median(lead):.2f} | {np.median(tail):.2f} |")  # fmt: skip
     print("\nmedian distance of the padded clip's vector from the clip's, |padded - plain| / |plain|:\n")
     print("| front end | corpus | silence | noise -50 dBFS |\n|---|---|---|---|")
-    for frontend in args.frontends:
+    for frontend in [] if args.no_vectors else args.frontends:
         encoder = SpeechEncoder(inner, frontend)
         for name, clips in waves.items():
             rng = np.random.default_rng(0)
@@ -98,6 +100,9 @@ def main() -> None:
             a = np.array(rows, float)
             cells.append(f"{a[:, 0].mean():.0%} / {a[:, 1].mean():.0%} / {np.median(a[:, 2]):.1f}")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    print("\nthe shipped examples' speech level, dBFS RMS:\n")
+    for path in sorted((ASSETS / "examples").glob("*.flac")):
+        print(f"- {path.stem}: {speech_dbfs(load_audio(path)):.1f}")
 
 
 if __name__ == "__main__":
