@@ -63,7 +63,7 @@ def test_int8_is_the_default_and_smaller_than_float16(tmp_path):
     with np.load(tmp_path / "default.npz") as data:
         assert "features_int8" in data and "features" not in data
     assert (tmp_path / "default.npz").stat().st_size < 0.7 * (tmp_path / "half.npz").stat().st_size
-    with pytest.raises(ValueError, match="int8, float16 or float32"):
+    with pytest.raises(ValueError, match="vectors must be int8, float16 or float32"):
         source.save(tmp_path / "x.npz", "enc/1", "int4")
 
 

@@ -29,21 +29,21 @@ class SourceSet:
 
     PARTS = ("train", "validation", "test")
 
-    def save(self, path: Path, encoder_identity: str, precision: str = "int8") -> None:
-        """Write the embedded set; ``precision`` ``"int8"`` (default), ``"float16"`` or ``"float32"``.
+    def save(self, path: Path, encoder_identity: str, vectors: str = "int8") -> None:
+        """Write the embedded set; ``vectors`` stored as ``"int8"`` (default), ``"float16"`` or ``"float32"``.
 
         int8 codes (see :func:`quantize`) keep the set with its training copies under the size of the
         float16 set without them; the first model's answers stay the same (docs/results, issue 16).
         """
         sets = [getattr(self, part) for part in self.PARTS]
         merged = ClipSet.concat(sets)
-        if precision == "int8":
+        if vectors == "int8":
             codes, low, step = quantize(merged.features)
             features = {"features_int8": codes, "features_low": low, "features_step": step}
-        elif precision in ("float16", "float32"):
-            features = {"features": merged.features.astype(precision)}
+        elif vectors in ("float16", "float32"):
+            features = {"features": merged.features.astype(vectors)}
         else:
-            raise ValueError(f"precision must be int8, float16 or float32, got {precision!r}")
+            raise ValueError(f"vectors must be int8, float16 or float32, got {vectors!r}")
         np.savez_compressed(
             path,
             encoder=encoder_identity,
