@@ -49,8 +49,8 @@ class FrontEnd:
         fill: where the margin reaches past the clip's edge, fill it with digital silence, so a tightly
             cut clip reaches the encoder as it would inside a longer silent recording (``-fill``).
         level: scale the cut so its speech is at :data:`SPEECH_DBFS` RMS (``-level``): how loud a clip
-            is says more about the microphone than the emotion (RAVDESS's levels differ by emotion by
-            up to 17 dB, EMO-DB's are normalised), and Whisper's log-mel keeps absolute level.
+            is says more about the microphone than the emotion (RAVDESS's median speech levels differ by
+            emotion by up to 16 dB, EMO-DB's by 4), and Whisper's log-mel keeps absolute level.
 
     Example:
         >>> str(FrontEnd())
@@ -98,8 +98,8 @@ class FrontEnd:
         match = cls._PATTERN.fullmatch(text)
         if match is None:
             raise ValueError(
-                f"unknown speech front end {text!r}: use 'none' or e.g. 'silero-trim0.1-weighted', "
-                f"'webrtc-trim0.1', 'energy-trim0.1' (detectors: {', '.join(DETECTORS)})"
+                f"unknown speech front end {text!r}: use 'none' or e.g. 'silero-trim0.25-fill-level-weighted'"
+                f" (the default), 'webrtc-trim0.1', 'energy-trim0.1' (detectors: {', '.join(DETECTORS)})"
             )
         return cls(
             match["detector"],
