@@ -10,6 +10,8 @@ Usage::
 
     python bench/predict_latency.py --source ravdess=../shared/corpora/ravdess
     python bench/predict_latency.py --source ravdess=PATH --clip my_clip.wav --seconds 3 --runs 30
+    python bench/predict_latency.py --source ravdess=PATH --frontends none silero-trim0.25-weighted \
+        silero-trim0.25-fill-level-weighted
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="cut or zero-pad the clip to this length")
     parser.add_argument("--runs", type=int, default=20, help="timed calls per front end (default 20)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--frontends", nargs="+", default=None, metavar="FRONTEND",
+                        help="front ends to compare, the first as the reference (default: none and the "
+                        "app's)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     encoder = build_encoder("whisper-base")
@@ -50,9 +55,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         services = {}
-        for frontend in ("none", AdaptConfig().frontend):
-            config = ServiceConfig(
-                data_dir=scratch / frontend, source_corpora=tuple(args.source), frontend=frontend
+        for frontend in args.frontends or ("none", AdaptConfig().frontend):
+            config = ServiceConfig(  # no training copies: the model does not change the time of a call
+                data_dir=scratch / frontend,
+                source_corpora=tuple(args.source),
+                frontend=frontend,
+                augment_copies=0,
             )
             services[frontend] = Service(config, encoder=encoder, log=lambda text: None).start(
                 background=False
@@ -74,8 +82,11 @@ def main() -> None:
     for name, values in times.items():
         p90 = float(np.percentile(values, 90))
         print(f"| {name} | {1000 * statistics.median(values):.0f} | {1000 * p90:.0f} |")
-    old, new = (statistics.median(v) for v in times.values())
-    print(f"\ndifference of medians: {1000 * (new - old):+.0f} ms; ratio new / old: {new / old:.2f}")
+    old, *others = (statistics.median(v) for v in times.values())
+    for name, new in zip(list(times)[1:], others, strict=True):
+        print(f"\n{name} vs {next(iter(times))}: difference of medians {1000 * (new - old):+.0f} ms, "
+              f"ratio {new / old:.2f}", end="")  # fmt: skip
+    print()
     detector_times(wave, args.runs)
 
 

@@ -35,6 +35,7 @@ DETECTORS = ("silero", "webrtc", "energy")
 MIN_SPEECH_S = 0.25  # a timeline window with less speech than this is marked "no speech", not classified
 SPEECH_THRESHOLD = 0.5  # Silero's own default decision threshold
 MIN_WEIGHT = 0.02  # every frame keeps a little weight, so a clip without speech still pools evenly
+SPEECH_DBFS = -25.0  # RMS of the speech after level normalisation (FrontEnd.level)
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,16 @@ class FrontEnd:
         detector: ``"silero"``, ``"webrtc"``, ``"energy"``, or ``"none"`` for the whole clip as it is.
         margin_s: audio kept before the first and after the last speech frame (soft onsets, breaths).
         weighted: weight encoder frames by speech probability when pooling (else a plain mean+std).
+        fill: where the margin reaches past the clip's edge, fill it with digital silence, so a tightly
+            cut clip reaches the encoder as it would inside a longer silent recording (``-fill``).
+        level: scale the cut so its speech is at :data:`SPEECH_DBFS` RMS (``-level``): how loud a clip
+            is says more about the microphone than the emotion (RAVDESS's median speech levels differ by
+            emotion by up to 16 dB, EMO-DB's by 4), and Whisper's log-mel keeps absolute level.
 
     Example:
         >>> str(FrontEnd())
-        'silero-trim0.25-weighted'
-        >>> FrontEnd.parse("energy-trim0.2") == FrontEnd("energy", 0.2, False)
+        'silero-trim0.25-fill-level-weighted'
+        >>> FrontEnd.parse("energy-trim0.2") == FrontEnd("energy", 0.2, False, fill=False, level=False)
         True
 
     """
@@ -57,8 +63,12 @@ class FrontEnd:
     detector: str = "silero"
     margin_s: float = 0.25
     weighted: bool = True
+    fill: bool = True
+    level: bool = True
 
-    _PATTERN = re.compile(r"(?P<detector>[a-z]+)-trim(?P<margin>[0-9.]+)(?P<weighted>-weighted)?")
+    _PATTERN = re.compile(
+        r"(?P<detector>[a-z]+)-trim(?P<margin>[0-9.]+)(?P<fill>-fill)?(?P<level>-level)?(?P<weighted>-weighted)?"
+    )
 
     def __post_init__(self) -> None:
         if self.detector not in (*DETECTORS, "none"):
@@ -71,7 +81,12 @@ class FrontEnd:
     def __str__(self) -> str:
         if self.detector == "none":
             return "none"
-        return f"{self.detector}-trim{self.margin_s:g}" + ("-weighted" if self.weighted else "")
+        return (
+            f"{self.detector}-trim{self.margin_s:g}"
+            + ("-fill" if self.fill else "")
+            + ("-level" if self.level else "")
+            + ("-weighted" if self.weighted else "")
+        )
 
     @classmethod
     def parse(cls, text: str | FrontEnd) -> FrontEnd:
@@ -79,14 +94,20 @@ class FrontEnd:
         if isinstance(text, FrontEnd):
             return text
         if text == "none":
-            return cls("none", 0.0, False)
+            return cls("none", 0.0, weighted=False, fill=False, level=False)
         match = cls._PATTERN.fullmatch(text)
         if match is None:
             raise ValueError(
-                f"unknown speech front end {text!r}: use 'none' or e.g. 'silero-trim0.1-weighted', "
-                f"'webrtc-trim0.1', 'energy-trim0.1' (detectors: {', '.join(DETECTORS)})"
+                f"unknown speech front end {text!r}: use 'none' or e.g. 'silero-trim0.25-fill-level-weighted'"
+                f" (the default), 'webrtc-trim0.1', 'energy-trim0.1' (detectors: {', '.join(DETECTORS)})"
             )
-        return cls(match["detector"], float(match["margin"]), bool(match["weighted"]))
+        return cls(
+            match["detector"],
+            float(match["margin"]),
+            bool(match["weighted"]),
+            fill=bool(match["fill"]),
+            level=bool(match["level"]),
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,6 +213,21 @@ def trim(wave: np.ndarray, activity: SpeechActivity, margin_s: float, min_s: flo
     return (first, last) if last - first >= 0.025 * SAMPLE_RATE else (0, len(wave))
 
 
+def at_speech_level(wave: np.ndarray, probs: np.ndarray, hop_s: float) -> np.ndarray:
+    """``wave`` scaled so that its speech frames (probability >= 0.5) have :data:`SPEECH_DBFS` RMS.
+
+    A clip without a speech frame, or silent, is returned as it is.
+    """
+    hop = round(hop_s * SAMPLE_RATE)
+    speech = np.repeat(probs >= SPEECH_THRESHOLD, hop)[: len(wave)]
+    if not speech.any():
+        return wave
+    rms = float(np.sqrt(np.mean(np.square(wave[: len(speech)][speech], dtype=np.float64))))
+    if rms < 1e-6:
+        return wave
+    return (wave * (10 ** (SPEECH_DBFS / 20) / rms)).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------------------------
 # the encoder wrapper
 
@@ -219,7 +255,7 @@ class SpeechEncoder(UtteranceEncoder):
         >>> inner = WhisperEncoder.random(base_config(d_model=16, encoder_layers=2,
         ...     encoder_attention_heads=2, encoder_ffn_dim=32))
         >>> encoder = SpeechEncoder(inner, FrontEnd("energy"))
-        >>> encoder.identity.endswith("/energy-trim0.25-weighted")
+        >>> encoder.identity.endswith("/energy-trim0.25-fill-level-weighted")
         True
 
     """
@@ -243,6 +279,11 @@ class SpeechEncoder(UtteranceEncoder):
 
     def prepare(self, wave: np.ndarray) -> tuple[np.ndarray, SpeechActivity]:
         """The clip cut to its speech, and the speech activity of that cut."""
+        if self.frontend.fill:
+            edge = np.zeros(round(self.frontend.margin_s * SAMPLE_RATE), np.float32)
+            filled = np.concatenate([edge, wave, edge])
+            if speech_activity(filled, self.frontend.detector).span() is not None:
+                wave = filled  # (a clip without speech stays as it is: nothing to centre the margin on)
         activity = speech_activity(wave, self.frontend.detector)
         start, end = trim(wave, activity, self.frontend.margin_s)
         shift = start / SAMPLE_RATE
@@ -250,7 +291,10 @@ class SpeechEncoder(UtteranceEncoder):
             (np.arange(int(np.ceil((end - start) / SAMPLE_RATE / activity.hop_s))) + 0.5) * activity.hop_s
             + shift
         )
-        return wave[start:end], SpeechActivity(kept, activity.hop_s)
+        cut = wave[start:end]
+        if self.frontend.level:
+            cut = at_speech_level(cut, kept, activity.hop_s)
+        return cut, SpeechActivity(kept, activity.hop_s)
 
     @torch.no_grad()
     def embed(self, waveforms: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:

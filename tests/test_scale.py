@@ -478,7 +478,7 @@ def test_a_model_of_another_speech_front_end_is_refused_with_what_to_do(tmp_path
     embed(clips, tmp_path / "store", scale.Engine("local"), frontend="none")
     assert scale.store_frontend(PoolStore.open(tmp_path / "store").spec) == "none"
     model = saved_model(tmp_path / "model", PoolStore.open(tmp_path / "store"))  # the default front end
-    with pytest.raises(scale.ScaleError, match="--frontend silero-trim0.25-weighted"):
+    with pytest.raises(scale.ScaleError, match="--frontend silero-trim0.25-fill-level-weighted"):
         scale.predict_pool(tmp_path / "store", model, tmp_path / "pred", scale.Engine("local"))
 
 

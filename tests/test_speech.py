@@ -49,7 +49,13 @@ def pad(wave: np.ndarray, before_s: float, after_s: float, dbfs: float | None, s
 
 
 def test_front_end_names_round_trip_and_bad_names_say_what_is_allowed():
-    for text in ["silero-trim0.1-weighted", "energy-trim0.25", "webrtc-trim0-weighted", "none"]:
+    for text in [
+        "silero-trim0.1-weighted",
+        "silero-trim0.25-fill-weighted",
+        "energy-trim0.25",
+        "webrtc-trim0-fill",
+        "none",
+    ]:
         assert str(FrontEnd.parse(text)) == text
     with pytest.raises(ValueError, match="silero, webrtc, energy"):
         FrontEnd.parse("vad-trim0.1")
@@ -98,10 +104,52 @@ def test_speech_encoder_makes_padding_nearly_invisible(speech):
 
     before = distances(inner)
     tight = distances(SpeechEncoder(inner, FrontEnd("silero", 0.1)))
-    default = distances(SpeechEncoder(inner, FrontEnd()))  # 0.25 s margin: some padding stays, weighted down
+    default = distances(SpeechEncoder(inner, FrontEnd()))  # 0.25 s margin, filled where the clip has none
     assert max(tight) < 0.05
     assert all(a < b / 3 for a, b in zip(tight, before, strict=True)), (before, tight)
     assert all(a < b / 2 for a, b in zip(default, before, strict=True)), (before, default)
+
+
+def test_fill_gives_a_tightly_cut_clip_the_silence_a_padded_recording_keeps(speech):
+    """The clip's edge is treated like padding: its margin is filled with silence, as a padded clip's is."""
+    encoder = SpeechEncoder(tiny_encoder(), FrontEnd("silero", 0.25, fill=True, level=False))
+    plain, padded = encoder.prepare(speech)[0], encoder.prepare(pad(speech, 0.5, 1.0, None))[0]
+    start, end = speech_activity(speech).span()
+    assert start < 0.25 and len(speech) / SR - end < 0.25  # a tightly cut clip: its margin reaches past it
+    assert len(plain) == pytest.approx((end - start + 0.5) * SR, abs=0.07 * SR)  # whole margin, both sides
+    assert len(padded) == pytest.approx(len(plain), abs=0.07 * SR)  # two 32 ms frames
+    assert not plain[: round(0.1 * SR)].any() and not plain[-round(0.1 * SR) :].any()  # the fill is silence
+    silence = np.zeros(SR, np.float32)
+    np.testing.assert_array_equal(encoder.prepare(silence)[0], silence)  # no speech: nothing to centre on
+
+    waves = [speech, pad(speech, 0.5, 1.0, None), pad(speech, 0.5, 1.0, -50.0)]
+
+    def distances(encoder) -> list[float]:
+        vectors = encoder.embed(waves)
+        return [float(np.linalg.norm(v - vectors[0]) / np.linalg.norm(vectors[0])) for v in vectors[1:]]
+
+    edge_kept = distances(SpeechEncoder(encoder.inner, FrontEnd("silero", 0.25, fill=False, level=False)))
+    filled = distances(encoder)
+    assert all(a < b / 2 for a, b in zip(filled, edge_kept, strict=True)), (edge_kept, filled)
+
+
+def test_level_makes_the_microphone_gain_invisible(speech):
+    """A clip 12 dB quieter or 6 dB louder reaches the encoder at the same level: speech at -25 dBFS RMS."""
+    levelled = SpeechEncoder(tiny_encoder(), FrontEnd("silero", 0.25))  # the default: -level
+    as_recorded = SpeechEncoder(levelled.inner, FrontEnd("silero", 0.25, level=False))
+
+    def speech_level(cut: np.ndarray) -> float:
+        frames = np.repeat(speech_activity(cut).probs >= 0.5, 512)[: len(cut)]
+        return float(20 * np.log10(np.sqrt(np.mean(cut[: len(frames)][frames] ** 2))))
+
+    reference = levelled.prepare(speech)[0]
+    assert speech_level(reference) == pytest.approx(-25.0, abs=0.5)
+    for gain_db in (-12.0, 6.0):
+        cut = levelled.prepare(speech * 10 ** (gain_db / 20))[0]
+        assert len(cut) == pytest.approx(len(reference), abs=2 * 512)  # the same speech, give or take a frame
+        assert speech_level(cut) == pytest.approx(-25.0, abs=0.5)
+        unscaled = as_recorded.prepare(speech * 10 ** (gain_db / 20))[0]
+        assert speech_level(unscaled) == pytest.approx(speech_level(speech) + gain_db, abs=1.0)
 
 
 def test_front_end_is_part_of_the_cache_key(tmp_path, speech):
@@ -172,7 +220,7 @@ def test_a_model_trained_on_another_front_end_is_flagged(tmp_path, speech):
     sf.write(path, speech, SR)
     assert not any("front end" in w for w in service.predict(path).warnings)
     service.ws.frontend = FrontEnd.parse("energy-trim0.1")  # as if the app's default changed after training
-    assert any("front end 'silero-trim0.25-weighted'" in w for w in service.predict(path).warnings)
+    assert any("front end 'silero-trim0.25-fill-level-weighted'" in w for w in service.predict(path).warnings)
 
 
 @pytest.mark.parametrize("dbfs", [None, -45.0])

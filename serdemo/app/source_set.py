@@ -29,10 +29,21 @@ class SourceSet:
 
     PARTS = ("train", "validation", "test")
 
-    def save(self, path: Path, encoder_identity: str) -> None:
-        """Write the embedded set (features as float16: half the size, far below the head's noise)."""
+    def save(self, path: Path, encoder_identity: str, vectors: str = "int8") -> None:
+        """Write the embedded set; ``vectors`` stored as ``"int8"`` (default), ``"float16"`` or ``"float32"``.
+
+        int8 codes (see :func:`quantize`) keep the set with its training copies under the size of the
+        float16 set without them; the first model's answers stay the same (docs/results, issue 16).
+        """
         sets = [getattr(self, part) for part in self.PARTS]
         merged = ClipSet.concat(sets)
+        if vectors == "int8":
+            codes, low, step = quantize(merged.features)
+            features = {"features_int8": codes, "features_low": low, "features_step": step}
+        elif vectors in ("float16", "float32"):
+            features = {"features": merged.features.astype(vectors)}
+        else:
+            raise ValueError(f"vectors must be int8, float16 or float32, got {vectors!r}")
         np.savez_compressed(
             path,
             encoder=encoder_identity,
@@ -41,8 +52,8 @@ class SourceSet:
             labels=merged.labels,
             languages=merged.languages,
             speakers=merged.speakers,
-            features=merged.features.astype(np.float16),
             part=np.concatenate([np.full(len(c), i) for i, c in enumerate(sets)]),
+            **features,
         )
 
     @classmethod
@@ -59,11 +70,40 @@ class SourceSet:
                 languages=data["languages"].tolist(),
                 speakers=data["speakers"].tolist(),
                 labels=data["labels"],
-                features=data["features"].astype(np.float32),
+                features=(
+                    dequantize(data["features_int8"], data["features_low"], data["features_step"])
+                    if "features_int8" in data
+                    else data["features"].astype(np.float32)
+                ),
             )
             part, language = data["part"], str(data["language"])
         parts = {name: merged.subset(part == i) for i, name in enumerate(cls.PARTS)}
         return cls(language=language, paths={}, **parts)
+
+
+def quantize(features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-bit codes of ``features`` (N, ...), one linear scale per feature over the N rows.
+
+    Returns ``(codes uint8, low, step)`` with ``features ~ low + codes * step``: the error is at most
+    half a step, 1/510 of each feature's range over the set.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(50, 3, 4)).astype(np.float32)
+        >>> codes, low, step = quantize(x)
+        >>> bool(np.all(np.abs(dequantize(codes, low, step) - x) <= step / 2 + 1e-6))
+        True
+
+    """
+    low = features.min(axis=0)
+    step = (features.max(axis=0) - low) / 255
+    step = np.where(step > 0, step, 1.0).astype(np.float32)  # a constant feature: any step, code 0
+    codes = np.clip(np.rint((features - low) / step), 0, 255).astype(np.uint8)
+    return codes, low.astype(np.float32), step
+
+
+def dequantize(codes: np.ndarray, low: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """float32 features back from :func:`quantize`'s codes."""
+    return (low + codes.astype(np.float32) * step).astype(np.float32)
 
 
 def load_source_corpora(
