@@ -195,6 +195,28 @@ def _detect(wave: np.ndarray, detector: str) -> SpeechActivity:
     raise ValueError(f"unknown speech detector {detector!r}: use one of {', '.join(DETECTORS)}")
 
 
+def with_silent_edges(wave: np.ndarray, margin_s: float) -> np.ndarray:
+    """``wave`` with ``margin_s`` of digital silence before and after it (the ``-fill`` front ends)."""
+    edge = np.zeros(round(margin_s * SAMPLE_RATE), np.float32)
+    return np.concatenate([edge, np.asarray(wave, np.float32), edge])
+
+
+def clip_activity(wave: np.ndarray, frontend: FrontEnd) -> SpeechActivity:
+    """Speech activity on the clip's own time axis, from the analysis the front end makes of it anyway.
+
+    A ``-fill`` front end analyses the clip with silent edges (:meth:`SpeechEncoder.prepare`); reading
+    the clip's activity off that analysis, shifted by the margin, spares predict a second detector pass
+    (both calls hit :func:`speech_activity`'s memory). Without a detector, the energy detector answers.
+    """
+    detector = frontend.detector if frontend.detector != "none" else "energy"
+    if not frontend.fill or detector != frontend.detector:
+        return speech_activity(wave, detector)
+    analysed = speech_activity(with_silent_edges(wave, frontend.margin_s), detector)
+    frames = int(np.ceil(len(wave) / SAMPLE_RATE / analysed.hop_s))
+    centres = (np.arange(frames) + 0.5) * analysed.hop_s + frontend.margin_s
+    return SpeechActivity(analysed.at(centres), analysed.hop_s)
+
+
 def trim(wave: np.ndarray, activity: SpeechActivity, margin_s: float, min_s: float = 0.25) -> tuple[int, int]:
     """Sample range ``(start, end)`` of the speech plus ``margin_s``; the whole clip when no speech is found.
 
@@ -280,8 +302,7 @@ class SpeechEncoder(UtteranceEncoder):
     def prepare(self, wave: np.ndarray) -> tuple[np.ndarray, SpeechActivity]:
         """The clip cut to its speech, and the speech activity of that cut."""
         if self.frontend.fill:
-            edge = np.zeros(round(self.frontend.margin_s * SAMPLE_RATE), np.float32)
-            filled = np.concatenate([edge, wave, edge])
+            filled = with_silent_edges(wave, self.frontend.margin_s)
             if speech_activity(filled, self.frontend.detector).span() is not None:
                 wave = filled  # (a clip without speech stays as it is: nothing to centre the margin on)
         activity = speech_activity(wave, self.frontend.detector)

@@ -19,6 +19,7 @@ from serdemo.encoders.whisper import WhisperEncoder, base_config
 from serdemo.speech import (
     FrontEnd,
     SpeechEncoder,
+    clip_activity,
     speech_activity,
     trim,
     weighted_mean_std_pool,
@@ -131,6 +132,27 @@ def test_fill_gives_a_tightly_cut_clip_the_silence_a_padded_recording_keeps(spee
     edge_kept = distances(SpeechEncoder(encoder.inner, FrontEnd("silero", 0.25, fill=False, level=False)))
     filled = distances(encoder)
     assert all(a < b / 2 for a, b in zip(filled, edge_kept, strict=True)), (edge_kept, filled)
+
+
+def test_clip_activity_reads_the_fill_analysis_so_predict_runs_one_detector_pass(speech, monkeypatch):
+    """The clip's own activity, read off the filled clip's analysis, finds the speech a direct pass finds."""
+    import serdemo.speech as speech_module
+
+    frontend = FrontEnd("silero", 0.25, fill=True, level=True)
+    direct = speech_activity(pad(speech, 0.0, 0.7, None))
+    derived = clip_activity(pad(speech, 0.0, 0.7, None), frontend)
+    assert derived.hop_s == direct.hop_s and len(derived.probs) == len(direct.probs)
+    assert derived.span() == pytest.approx(direct.span(), abs=2 * direct.hop_s)
+    assert np.mean(np.abs(derived.probs - direct.probs)) < 0.05
+    no_detector = FrontEnd("none", 0.0, weighted=False, fill=False, level=False)
+    assert clip_activity(speech, no_detector).hop_s == 0.01  # predict's warnings fall back to energy
+
+    calls = []
+    monkeypatch.setattr(speech_module, "_detect", lambda wave, detector: calls.append(len(wave)) or direct)
+    wave = pad(speech, 0.3, 0.3, -60.0, seed=7)  # a clip no earlier test analysed
+    clip_activity(wave, frontend)
+    SpeechEncoder(tiny_encoder(), frontend).prepare(wave)
+    assert calls == [len(wave) + 2 * round(0.25 * SR)]  # one pass, over the filled clip
 
 
 def test_level_makes_the_microphone_gain_invisible(speech):

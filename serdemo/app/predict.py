@@ -13,7 +13,7 @@ from serdemo.app.workspace import Workspace
 from serdemo.audio import SAMPLE_RATE, AudioInfo, load_audio_checked, segment
 from serdemo.cache import embed_waveforms
 from serdemo.learn import ClipSet, build_clipset, predict_proba
-from serdemo.speech import MIN_SPEECH_S, SpeechActivity, speech_activity
+from serdemo.speech import MIN_SPEECH_S, SpeechActivity, clip_activity
 
 
 def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None) -> Prediction:
@@ -35,7 +35,6 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
     windows: list[tuple[float, float, np.ndarray]] = []
     if info.duration_s > ws.config.segment_above_seconds:
         windows = segment(wave, ws.config.segment_window_seconds, ws.config.segment_hop_seconds)
-    detector = ws.frontend.detector if ws.frontend.detector != "none" else "energy"
     with ws.lock:
         ws.interactive_waiting += 1  # bulk embedding yields the encoder between batches
     try:
@@ -44,7 +43,7 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
         with ws.lock:
             ws.interactive_waiting -= 1
     try:
-        activity = speech_activity(wave, detector)
+        activity = clip_activity(wave, ws.frontend)
         # windows without speech are marked, not classified: a model always answers something
         spoken = [activity.speech_seconds(start, end) >= MIN_SPEECH_S for start, end, _ in windows]
         features = embed_waveforms(
