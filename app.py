@@ -17,15 +17,8 @@ from pathlib import Path
 
 T0 = time.perf_counter()
 
+from serdemo.cli_options import corpus_arg  # noqa: E402
 from serdemo.config import AdaptConfig  # noqa: E402  (after T0: start-up time counts every import)
-
-
-def corpus_arg(text: str) -> tuple[str, Path]:
-    """``NAME=PATH`` -> (name, path), with a message saying the expected form."""
-    name, sep, path = text.partition("=")
-    if not sep or not name.strip() or not path.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, e.g. ravdess=/data/ravdess, got {text!r}")
-    return name.strip().lower(), Path(path.strip()).expanduser()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,11 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from app import corpus_arg  # noqa: E402  (the app's own NAME=PATH parsing)
-from serdemo.config import AdaptConfig  # noqa: E402
+from serdemo.cli_options import corpus_arg
+from serdemo.config import AdaptConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

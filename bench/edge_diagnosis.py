@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from padding import held_out, padded  # noqa: E402  (the bench folder's own module)
 
-from app import corpus_arg  # noqa: E402
 from serdemo.app import ASSETS  # noqa: E402
 from serdemo.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from serdemo.cli_options import corpus_arg
 from serdemo.config import AdaptConfig  # noqa: E402
 from serdemo.corpora import load_corpus  # noqa: E402
 from serdemo.encoders import build_encoder  # noqa: E402

@@ -24,9 +24,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from app import corpus_arg
 from serdemo.app import Service, ServiceConfig
 from serdemo.audio import SAMPLE_RATE, load_audio
+from serdemo.cli_options import corpus_arg
 from serdemo.corpora import load_corpus
 from serdemo.corpora.base import Utterance
 from serdemo.experiment import machine_info

@@ -26,9 +26,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from app import corpus_arg
 from serdemo.app import ASSETS, Service, ServiceConfig
 from serdemo.audio import SAMPLE_RATE, load_audio
+from serdemo.cli_options import corpus_arg
 from serdemo.config import AdaptConfig
 from serdemo.encoders import build_encoder
 from serdemo.experiment import machine_info

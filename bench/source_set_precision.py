@@ -26,8 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from padding import held_out  # noqa: E402  (the bench folder's own module)
 
-from app import corpus_arg  # noqa: E402
 from serdemo.app import ASSETS, Service, ServiceConfig  # noqa: E402
+from serdemo.cli_options import corpus_arg
 from serdemo.experiment import machine_info  # noqa: E402
 from serdemo.labels import EMOTIONS  # noqa: E402
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from padding import AFTER_S, BEFORE_S, held_out
 
-from app import corpus_arg
 from serdemo.audio import SAMPLE_RATE, load_audio
+from serdemo.cli_options import corpus_arg
 from serdemo.speech import DETECTORS, speech_activity
 
 TOLERANCE_S = 0.05

@@ -14,8 +14,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from app import corpus_arg
 from serdemo.app import ASSETS, Service, ServiceConfig
+from serdemo.cli_options import corpus_arg
 
 
 def main() -> None:

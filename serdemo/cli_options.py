@@ -1,4 +1,4 @@
-"""Options and exit codes every ``python -m serdemo`` subcommand shares (experiment, embed, predict)."""
+"""Options and exit codes shared by ``python -m serdemo``'s subcommands, app.py, bench/ and scripts/."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from serdemo.config import AdaptConfig
 
 EXIT_USAGE = 2  # argparse's code for bad arguments; ours match it
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+def corpus_arg(text: str) -> tuple[str, Path]:
+    """``NAME=PATH`` -> (name, path), with a message saying the expected form."""
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, e.g. ravdess=/data/ravdess, got {text!r}")
+    return name.strip().lower(), Path(path.strip()).expanduser()
 
 
 def add_encoder_option(parser: argparse.ArgumentParser) -> None:
