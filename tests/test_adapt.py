@@ -441,3 +441,23 @@ def test_auto_language_balancing_runs_per_language_until_ten_labels_per_class():
     balanced = run(task, config.replace(pseudo_balance="per-language"))
     plain = run(task, config.replace(pseudo_balance="none"))
     assert balanced.rounds[0]["accepted_per_class"] != plain.rounds[0]["accepted_per_class"]
+
+
+def test_auto_language_balancing_counts_labeled_clips_not_their_augmented_copies():
+    config = quick_config(
+        policy="hard", normalization="none", epochs=8, window=4, projection_dim=0, layer_combination="concat"
+    )
+    task = shifted_task(n_labeled=3)  # 6 labeled clips: fewer than 10 per class, so balancing runs
+    labeled = task["labeled"]
+    copies = [  # 3 training copies per clip, as serdemo.learn.augment names them: 24 rows, 12 per class
+        ClipSet([f"{i}#aug{k}" for i in labeled.ids], labeled.labels, labeled.languages, labeled.speakers,
+                features=labeled.features + 0.01 * k)
+        for k in range(3)
+    ]  # fmt: skip
+    task = {**task, "labeled": ClipSet.concat([labeled, *copies])}
+    auto = run(task, config.replace(pseudo_balance="auto-language"))
+    balanced = run(task, config.replace(pseudo_balance="per-language"))
+    plain = run(task, config.replace(pseudo_balance="none"))
+    test = task["test"]
+    np.testing.assert_array_equal(predict_proba(auto, test), predict_proba(balanced, test))
+    assert balanced.rounds[0]["accepted_per_class"] != plain.rounds[0]["accepted_per_class"]
