@@ -92,6 +92,13 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "--no-rebalance", action="store_true", help="do not oversample target clips to the source count"
     )
     p.add_argument(
+        "--hard-mixup",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.hard_mixup,
+        help="hard policy: mix every mini-batch as the soft policy does; --no-hard-mixup trains on "
+        f"unmixed batches, as the paper (default {'on' if defaults.hard_mixup else 'off'})",
+    )
+    p.add_argument(
         "--max-repeats",
         type=int,
         default=defaults.max_repeats,
@@ -331,6 +338,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         window=args.window,
         tau=args.tau,
         rebalance=not args.no_rebalance,
+        hard_mixup=args.hard_mixup,
         max_repeats=args.max_repeats,
         batch_size=args.batch_size,
         seeds=tuple(args.seeds),

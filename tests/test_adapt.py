@@ -17,6 +17,7 @@ from serdemo.learn import (
     predict_proba,
     save_model,
 )
+from serdemo.learn.pseudo_labels import mixup
 from serdemo.metrics import unweighted_accuracy
 from tests.test_model import TinyEncoder
 
@@ -461,3 +462,26 @@ def test_auto_language_balancing_counts_labeled_clips_not_their_augmented_copies
     test = task["test"]
     np.testing.assert_array_equal(predict_proba(auto, test), predict_proba(balanced, test))
     assert balanced.rounds[0]["accepted_per_class"] != plain.rounds[0]["accepted_per_class"]
+
+
+def test_hard_mixup_mixes_every_mini_batch_and_the_paper_setting_none(monkeypatch: pytest.MonkeyPatch):
+    import importlib
+
+    module = importlib.import_module("serdemo.learn.adapt")  # serdemo.learn.adapt is also the function
+    calls = []
+
+    def counting_mixup(*args):
+        calls.append(len(args[0]))
+        return mixup(*args)
+
+    monkeypatch.setattr(module, "mixup", counting_mixup)
+    task = make_task(n_labeled=3)
+    config = quick_config(policy="hard", epochs=4, window=2)
+    mixed = run(task, config.replace(hard_mixup=True))
+    batches = len(calls)
+    assert batches >= 4  # at least one mixed mini-batch per epoch
+    calls.clear()
+    plain = run(task, config.replace(hard_mixup=False))
+    assert not calls
+    assert mixed.rounds and plain.rounds
+    assert not np.array_equal(predict_proba(mixed, task["test"]), predict_proba(plain, task["test"]))

@@ -348,6 +348,13 @@ def test_the_old_representation_stays_selectable(corpora: dict[str, Path], tmp_p
     assert bad.value.code == 2
 
 
+@pytest.mark.parametrize("flag, mixes", [("--hard-mixup", True), ("--no-hard-mixup", False)])
+def test_hard_mixup_is_selectable(corpora: dict[str, Path], tmp_path: Path, flag: str, mixes: bool) -> None:
+    code, out = run_cli(corpora, tmp_path, "--labeled", "5", "--policy", "hard", "--seeds", "0", flag)
+    assert code == 0
+    assert json.loads(out.read_text())["config"]["adapt"]["hard_mixup"] is mixes
+
+
 def confined(corpora: dict[str, Path], tmp_path: Path, k: int, seed: int):
     spec = ExperimentSpec(
         sources=(CorpusRef.parse(f"ravdess={corpora['ravdess']}"),),

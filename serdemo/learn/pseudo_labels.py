@@ -170,10 +170,10 @@ class HardPseudoLabels:
 
     name = Policy.HARD.value
     uses_unlabeled = True
-    uses_mixup = False
 
-    def __init__(self, tau: float) -> None:
+    def __init__(self, tau: float, mixup: bool = AdaptConfig.hard_mixup) -> None:
         self.tau = tau  # default: AdaptConfig.tau
+        self.uses_mixup = mixup  # the paper's hard policy does not mix; AdaptConfig.hard_mixup
 
     def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One-hot argmax targets; weight 1 where max probability >= tau, else 0."""
@@ -231,7 +231,7 @@ class SoftPseudoLabels:
 # Policy name -> builder from the config's hyper-parameters and the class prior; one entry per Policy member.
 POLICIES: dict[str, Callable[[AdaptConfig, torch.Tensor | None], PseudoLabelPolicy]] = {
     Policy.NONE.value: lambda config, prior: NoPseudoLabels(),
-    Policy.HARD.value: lambda config, prior: HardPseudoLabels(config.tau),
+    Policy.HARD.value: lambda config, prior: HardPseudoLabels(config.tau, config.hard_mixup),
     Policy.SOFT.value: lambda config, prior: SoftPseudoLabels(config.lambda_a, config.lambda_h, prior),
 }
 
