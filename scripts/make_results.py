@@ -295,7 +295,7 @@ def render(
         f"after {base.patience} epochs without a better mean validation UA of the two languages, "
         f"`{base.normalization}` feature standardisation, pseudo-label balancing `{base.pseudo_balance}` "
         + BALANCE_WORDS.get(base.pseudo_balance, "")
-        + ".",
+        + f", {_mixup_words(base)}.",
         f"- Seeds {seeds}: each seed re-draws the speaker-independent 60/20/20 splits of both corpora, the "
         "labeled target clips (class-stratified from target train) and the head's initialisation. "
         "Numbers are test UA in percent, mean ± sample std over the seeds.",
@@ -321,6 +321,13 @@ def render(
     lines += _paper_and_reading(results)
     lines += _measured_sections(ROOT / "docs" / "results" / "sections")
     return "\n".join(lines) + "\n"
+
+
+def _mixup_words(config: AdaptConfig) -> str:
+    """How the hard policy's mini-batches are built, for the protocol lines."""
+    if config.hard_mixup:
+        return "hard-policy mini-batches mixed with mixup as the soft policy's are (`hard_mixup`, ours)"
+    return "hard-policy mini-batches unmixed (the paper's)"
 
 
 def _copies(result: dict[str, Any]) -> int:
@@ -517,7 +524,7 @@ def _table_robustness(
         "jobs shared the 2 cores). The configuration of these runs (front end "
         f"`{first['config']['adapt'].get('frontend', 'none')}`, {_copies(first)} augmented training copies "
         f"per clip, normalisation `{base.normalization}`, pseudo-label balancing `{base.pseudo_balance}`, "
-        "selection "
+        f"{_mixup_words(base)}, selection "
         f"`{base.selection}`) on the corpora as recorded (*full*) and confounded with `--speaker-emotions "
         "K`: every target speaker keeps the clips of K emotions only (K = 1 or 2), in the train pool, "
         "validation and test (assigned so each part covers as many classes as its speakers allow; at K = 1 "
@@ -549,13 +556,15 @@ def _table_robustness(
                 + f" | {ua(r25, 'source') if r25 else '–'} |"
             )
     lines += ["", *_robustness_targets(robust, study), ""]
-    if paper is not None and (paper.normalization, paper.pseudo_balance) != (
+    if paper is not None and (paper.normalization, paper.pseudo_balance, paper.hard_mixup) != (
         base.normalization,
         base.pseudo_balance,
+        base.hard_mixup,
     ):
         lines += [
             "The paper-protocol tables on this page were generated with normalisation "
-            f"`{paper.normalization}` and balancing `{paper.pseudo_balance}` (the default then; their JSON "
+            f"`{paper.normalization}`, balancing `{paper.pseudo_balance}` and {_mixup_words(paper)} (the "
+            "default then; their JSON "
             "is in results/), this "
             "section with the current default; `python scripts/make_results.py --plans paper` reruns them.",
             "",
