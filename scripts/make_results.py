@@ -52,7 +52,8 @@ BALANCE_WORDS = {  # what each pseudo-label balancing does, for the protocol lin
     "auto": "(pseudo-labeling probabilities are matched to a uniform class prior per speaker only while no "
     "target clip is labeled, i.e. in the 0-label rows)",
     "auto-language": "(pseudo-labeling probabilities are matched to a uniform class prior per language while "
-    "the target has fewer than 10 labels per class, i.e. in the 0- and 25-label rows)",
+    "the target has fewer than 10 labeled clips per class, augmented copies not counted, i.e. in the 0-, "
+    "10- and 25-label rows)",
 }
 
 
@@ -283,7 +284,8 @@ def render(
             "jobs shared the cores and wall times are inflated)."
             if load is not None
             else "."
-        ),
+        )
+        + _reruns(every_run, command),
         "",
         "## Protocol",
         "",
@@ -321,6 +323,21 @@ def render(
     lines += _paper_and_reading(results)
     lines += _measured_sections(ROOT / "docs" / "results" / "sections")
     return "\n".join(lines) + "\n"
+
+
+def _reruns(runs: dict[str, dict[str, Any]], command: str) -> str:
+    """A sentence per other command that wrote some of the runs (another plan, ``--only`` reruns)."""
+    others: dict[str, list[str]] = {}
+    for name, r in runs.items():
+        if r.get("command", command) != command:
+            others.setdefault(r["command"], []).append(name)
+    out = ""
+    for other, names in sorted(others.items()):
+        loads = [runs[n]["load_average_at_start"] for n in names if runs[n].get("load_average_at_start")]
+        which = ", ".join(names) if len(names) <= 8 else f"{len(names)} runs"
+        load = f"; load average {min(loads):.1f}-{max(loads):.1f} at their start" if loads else ""
+        out += f" Written by `{other}`: {which} ({runs[names[0]]['created'][:10]}{load})."
+    return out
 
 
 def _mixup_words(config: AdaptConfig) -> str:
