@@ -160,6 +160,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "0 = all (default). Swap --source and --target for the other direction",
     )
     p.add_argument(
+        "--label-choice",
+        choices=["stratified", "margin"],
+        default="stratified",
+        help="which target train clips get the --labeled labels: a class-stratified random draw (default, "
+        "the paper's), or margin: the clips the source-only model is least sure of, as the app's Label tab "
+        "offers them",
+    )
+    p.add_argument(
         "--normalization",
         choices=[n.value for n in Normalization],
         default=defaults.normalization,
@@ -364,6 +372,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         labeled=args.labeled,
         target_all_labeled=args.target_all_labeled,
         speaker_emotions=args.speaker_emotions,
+        label_choice=args.label_choice,
         adapt=config,
     )
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))
