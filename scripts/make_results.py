@@ -52,7 +52,8 @@ BALANCE_WORDS = {  # what each pseudo-label balancing does, for the protocol lin
     "auto": "(pseudo-labeling probabilities are matched to a uniform class prior per speaker only while no "
     "target clip is labeled, i.e. in the 0-label rows)",
     "auto-language": "(pseudo-labeling probabilities are matched to a uniform class prior per language while "
-    "the target has fewer than 10 labels per class, i.e. in the 0- and 25-label rows)",
+    "the target has fewer than 10 labeled clips per class, augmented copies not counted, i.e. in the 0-, "
+    "10- and 25-label rows)",
 }
 
 
@@ -82,6 +83,8 @@ ROBUSTNESS_SETTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("0", {"labeled": 0}, "0 labels"),
     ("10", {"labeled": 10}, "10 labels"),
     ("25", {"labeled": 25}, "25 labels"),
+    # the 25 least certain clips of the source-only model (margin), as the app's Label tab offers them
+    ("25-margin", {"labeled": 25, "label_choice": "margin"}, "25 least-certain labels"),
     ("50", {"labeled": 50}, "50 labels"),
     ("100", {"labeled": 100}, "100 labels"),
 ]
@@ -107,7 +110,9 @@ def make_spec(corpora: Path, base: AdaptConfig, changes: dict[str, Any]) -> Expe
     changes = dict(changes)
     source, target = DIRECTIONS[changes.pop("direction", "en-de")]
     spec_fields = {
-        k: changes.pop(k) for k in ("labeled", "target_all_labeled", "speaker_emotions") if k in changes
+        k: changes.pop(k)
+        for k in ("labeled", "target_all_labeled", "speaker_emotions", "label_choice")
+        if k in changes
     }
     return ExperimentSpec(
         sources=(CorpusRef.parse(f"{source}={corpora / source}"),),
@@ -283,7 +288,8 @@ def render(
             "jobs shared the cores and wall times are inflated)."
             if load is not None
             else "."
-        ),
+        )
+        + _reruns(every_run, command),
         "",
         "## Protocol",
         "",
@@ -295,7 +301,7 @@ def render(
         f"after {base.patience} epochs without a better mean validation UA of the two languages, "
         f"`{base.normalization}` feature standardisation, pseudo-label balancing `{base.pseudo_balance}` "
         + BALANCE_WORDS.get(base.pseudo_balance, "")
-        + ".",
+        + f", {_mixup_words(base)}.",
         f"- Seeds {seeds}: each seed re-draws the speaker-independent 60/20/20 splits of both corpora, the "
         "labeled target clips (class-stratified from target train) and the head's initialisation. "
         "Numbers are test UA in percent, mean ± sample std over the seeds.",
@@ -321,6 +327,28 @@ def render(
     lines += _paper_and_reading(results)
     lines += _measured_sections(ROOT / "docs" / "results" / "sections")
     return "\n".join(lines) + "\n"
+
+
+def _reruns(runs: dict[str, dict[str, Any]], command: str) -> str:
+    """A sentence per other command that wrote some of the runs (another plan, ``--only`` reruns)."""
+    others: dict[str, list[str]] = {}
+    for name, r in runs.items():
+        if r.get("command", command) != command:
+            others.setdefault(r["command"], []).append(name)
+    out = ""
+    for other, names in sorted(others.items()):
+        loads = [runs[n]["load_average_at_start"] for n in names if runs[n].get("load_average_at_start")]
+        which = ", ".join(names) if len(names) <= 8 else f"{len(names)} runs"
+        load = f"; load average {min(loads):.1f}-{max(loads):.1f} at their start" if loads else ""
+        out += f" Written by `{other}`: {which} ({runs[names[0]]['created'][:10]}{load})."
+    return out
+
+
+def _mixup_words(config: AdaptConfig) -> str:
+    """How the hard policy's mini-batches are built, for the protocol lines."""
+    if config.hard_mixup:
+        return "hard-policy mini-batches mixed with mixup as the soft policy's are (`hard_mixup`, ours)"
+    return "hard-policy mini-batches unmixed (the paper's)"
 
 
 def _copies(result: dict[str, Any]) -> int:
@@ -517,7 +545,7 @@ def _table_robustness(
         "jobs shared the 2 cores). The configuration of these runs (front end "
         f"`{first['config']['adapt'].get('frontend', 'none')}`, {_copies(first)} augmented training copies "
         f"per clip, normalisation `{base.normalization}`, pseudo-label balancing `{base.pseudo_balance}`, "
-        "selection "
+        f"{_mixup_words(base)}, selection "
         f"`{base.selection}`) on the corpora as recorded (*full*) and confounded with `--speaker-emotions "
         "K`: every target speaker keeps the clips of K emotions only (K = 1 or 2), in the train pool, "
         "validation and test (assigned so each part covers as many classes as its speakers allow; at K = 1 "
@@ -526,7 +554,10 @@ def _table_robustness(
         "RAVDESS. "
         f"Target test UA, mean ± std over seeds {seeds}. *Label-free*: the epoch is chosen by source "
         "validation UA plus the information maximisation score of the unlabeled target pool, no target "
-        "label; every other column chooses it with target validation labels as the paper does. A "
+        "label; every other column chooses it with target validation labels as the paper does. *Least-"
+        "certain labels*: instead of a class-stratified random draw, the clips the source-only model is "
+        "least sure of (margin of its top two classes) get the labels, as the app's Label tab offers them "
+        "(`--label-choice margin`; all at once, where the app re-ranks after each round). A "
         "budget larger than the confounded train pool is blank. Rerun one cell with `python -m serdemo "
         "experiment --source ravdess --target emodb --labeled 25 --speaker-emotions 1 --out r.json`.",
         "",
@@ -549,13 +580,15 @@ def _table_robustness(
                 + f" | {ua(r25, 'source') if r25 else '–'} |"
             )
     lines += ["", *_robustness_targets(robust, study), ""]
-    if paper is not None and (paper.normalization, paper.pseudo_balance) != (
+    if paper is not None and (paper.normalization, paper.pseudo_balance, paper.hard_mixup) != (
         base.normalization,
         base.pseudo_balance,
+        base.hard_mixup,
     ):
         lines += [
             "The paper-protocol tables on this page were generated with normalisation "
-            f"`{paper.normalization}` and balancing `{paper.pseudo_balance}` (the default then; their JSON "
+            f"`{paper.normalization}`, balancing `{paper.pseudo_balance}` and {_mixup_words(paper)} (the "
+            "default then; their JSON "
             "is in results/), this "
             "section with the current default; `python scripts/make_results.py --plans paper` reruns them.",
             "",
@@ -614,6 +647,12 @@ def _robustness_targets(robust: dict[str, dict[str, Any]], study: dict[str, Any]
         if zero is not None and twenty_five is not None:
             gain = twenty_five - zero
             rows.append((f"{direction} full, 25 labels >= 0 labels + 10", f"{gain:+.1f}", gain >= 10))
+        chosen = mean(f"rb-{direction}-k0-25-margin")
+        if zero is not None and chosen is not None:
+            gain = chosen - zero
+            rows.append(
+                (f"{direction} full, 25 least-certain labels >= 0 labels + 10", f"{gain:+.1f}", gain >= 10)
+            )
         free, alone = mean(f"rb-{direction}-k0-0-label-free"), mean(f"rb-{direction}-k0-source-only")
         if free is not None and alone is not None:
             gain = free - alone

@@ -92,6 +92,13 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "--no-rebalance", action="store_true", help="do not oversample target clips to the source count"
     )
     p.add_argument(
+        "--hard-mixup",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.hard_mixup,
+        help="hard policy: mix every mini-batch as the soft policy does; --no-hard-mixup trains on "
+        f"unmixed batches, as the paper (default {'on' if defaults.hard_mixup else 'off'})",
+    )
+    p.add_argument(
         "--max-repeats",
         type=int,
         default=defaults.max_repeats,
@@ -151,6 +158,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         help="stress protocol: every target speaker keeps clips of only K emotions in the train pool, "
         "validation and test (assigned so each part covers every class its speakers allow); "
         "0 = all (default). Swap --source and --target for the other direction",
+    )
+    p.add_argument(
+        "--label-choice",
+        choices=["stratified", "margin"],
+        default="stratified",
+        help="which target train clips get the --labeled labels: a class-stratified random draw (default, "
+        "the paper's), or margin: the clips the source-only model is least sure of, as the app's Label tab "
+        "offers them",
     )
     p.add_argument(
         "--normalization",
@@ -331,6 +346,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         window=args.window,
         tau=args.tau,
         rebalance=not args.no_rebalance,
+        hard_mixup=args.hard_mixup,
         max_repeats=args.max_repeats,
         batch_size=args.batch_size,
         seeds=tuple(args.seeds),
@@ -356,6 +372,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         labeled=args.labeled,
         target_all_labeled=args.target_all_labeled,
         speaker_emotions=args.speaker_emotions,
+        label_choice=args.label_choice,
         adapt=config,
     )
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))

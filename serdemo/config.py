@@ -121,6 +121,10 @@ class AdaptConfig:
     window: int = 30  # W, pseudo-label U_t every W epochs (paper: 30)
     tau: float = 0.5  # hard policy: keep a pseudo-label when max probability >= tau (paper: 0.5)
     rebalance: bool = True  # oversample target clips to the source count (paper: utterance rebalancing)
+    # hard policy: mix every mini-batch as the soft policy does (mixup, Zhang et al., 2018; each row keeps
+    # its own role). Off, as in the paper: at 25 labels it lifted RAVDESS -> EMO-DB by 3.7 UA (6 seeds) but
+    # cost 9.8 with one emotion per speaker (--speaker-emotions 1, 6 seeds; issue 9 note)
+    hard_mixup: bool = False
     max_repeats: int = 0  # rebalancing repeats a target clip at most this many times on average; 0 = no limit
     # --- soft policy (paper eq. 3-7, after Tanaka et al., 2018 and Arazo et al., 2020) ---
     lambda_a: float = 0.8  # weight of R_A, prior matching (paper: 0.8)

@@ -17,6 +17,7 @@ from serdemo.learn import (
     predict_proba,
     save_model,
 )
+from serdemo.learn.pseudo_labels import mixup
 from serdemo.metrics import unweighted_accuracy
 from tests.test_model import TinyEncoder
 
@@ -441,3 +442,46 @@ def test_auto_language_balancing_runs_per_language_until_ten_labels_per_class():
     balanced = run(task, config.replace(pseudo_balance="per-language"))
     plain = run(task, config.replace(pseudo_balance="none"))
     assert balanced.rounds[0]["accepted_per_class"] != plain.rounds[0]["accepted_per_class"]
+
+
+def test_auto_language_balancing_counts_labeled_clips_not_their_augmented_copies():
+    config = quick_config(
+        policy="hard", normalization="none", epochs=8, window=4, projection_dim=0, layer_combination="concat"
+    )
+    task = shifted_task(n_labeled=3)  # 6 labeled clips: fewer than 10 per class, so balancing runs
+    labeled = task["labeled"]
+    copies = [  # 3 training copies per clip, as serdemo.learn.augment names them: 24 rows, 12 per class
+        ClipSet([f"{i}#aug{k}" for i in labeled.ids], labeled.labels, labeled.languages, labeled.speakers,
+                features=labeled.features + 0.01 * k)
+        for k in range(3)
+    ]  # fmt: skip
+    task = {**task, "labeled": ClipSet.concat([labeled, *copies])}
+    auto = run(task, config.replace(pseudo_balance="auto-language"))
+    balanced = run(task, config.replace(pseudo_balance="per-language"))
+    plain = run(task, config.replace(pseudo_balance="none"))
+    test = task["test"]
+    np.testing.assert_array_equal(predict_proba(auto, test), predict_proba(balanced, test))
+    assert balanced.rounds[0]["accepted_per_class"] != plain.rounds[0]["accepted_per_class"]
+
+
+def test_hard_mixup_mixes_every_mini_batch_and_the_paper_setting_none(monkeypatch: pytest.MonkeyPatch):
+    import importlib
+
+    module = importlib.import_module("serdemo.learn.adapt")  # serdemo.learn.adapt is also the function
+    calls = []
+
+    def counting_mixup(*args):
+        calls.append(len(args[0]))
+        return mixup(*args)
+
+    monkeypatch.setattr(module, "mixup", counting_mixup)
+    task = make_task(n_labeled=3)
+    config = quick_config(policy="hard", epochs=4, window=2)
+    mixed = run(task, config.replace(hard_mixup=True))
+    batches = len(calls)
+    assert batches >= 4  # at least one mixed mini-batch per epoch
+    calls.clear()
+    plain = run(task, config.replace(hard_mixup=False))
+    assert not calls
+    assert mixed.rounds and plain.rounds
+    assert not np.array_equal(predict_proba(mixed, task["test"]), predict_proba(plain, task["test"]))

@@ -19,6 +19,7 @@ import serdemo.experiment.runner as runner_module
 from serdemo.audio import SAMPLE_RATE
 from serdemo.cli import main
 from serdemo.config import AdaptConfig
+from serdemo.corpora.base import Utterance
 from serdemo.encoders.base import ENCODERS, EncoderSpec, UtteranceEncoder, register_encoder
 from serdemo.experiment import CorpusRef, ExperimentRunner, ExperimentSpec, stratified_sample
 from serdemo.labels import EMOTIONS
@@ -348,6 +349,13 @@ def test_the_old_representation_stays_selectable(corpora: dict[str, Path], tmp_p
     assert bad.value.code == 2
 
 
+@pytest.mark.parametrize("flag, mixes", [("--hard-mixup", True), ("--no-hard-mixup", False)])
+def test_hard_mixup_is_selectable(corpora: dict[str, Path], tmp_path: Path, flag: str, mixes: bool) -> None:
+    code, out = run_cli(corpora, tmp_path, "--labeled", "5", "--policy", "hard", "--seeds", "0", flag)
+    assert code == 0
+    assert json.loads(out.read_text())["config"]["adapt"]["hard_mixup"] is mixes
+
+
 def confined(corpora: dict[str, Path], tmp_path: Path, k: int, seed: int):
     spec = ExperimentSpec(
         sources=(CorpusRef.parse(f"ravdess={corpora['ravdess']}"),),
@@ -408,3 +416,32 @@ def test_cli_runs_both_directions_by_corpus_name_with_speaker_emotions(
         assert results["config"]["target"]["name"] == target
         assert results["config"]["adapt"]["selection"] == "label-free"
         assert results["per_seed"][0]["sizes"]["target"]["labeled"] == 5
+
+
+def test_least_certain_labels_the_smallest_margins_and_only_clips_with_a_label() -> None:
+    def utterance(i: int, emotion: str | None) -> Utterance:
+        return Utterance(f"c{i}", Path(f"c{i}.wav"), "emodb", "de", "emodb/1", None, emotion, emotion or "?")
+
+    pool = [utterance(0, "anger"), utterance(1, None), utterance(2, "sadness"), utterance(3, "fear")]
+    data = protocol.SeedData([], [], [], [], pool, [], [], [])
+    probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.55, 0.45], [0.6, 0.4]])  # margins .8, 0, .1, .2
+    picked = protocol.least_certain(data, probs, 2)
+    assert [u.id for u in picked.target_labeled] == ["c2", "c3"]  # c1 is closer, but has no label to give
+    assert [u.id for u in picked.target_unlabeled] == ["c0", "c1"]
+
+
+def test_label_choice_margin_labels_the_asked_number_from_target_train(
+    corpora: dict[str, Path], tmp_path: Path
+) -> None:
+    code, out = run_cli(corpora, tmp_path, "--labeled", "5", "--seeds", "0", "--label-choice", "margin")
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert results["config"]["label_choice"] == "margin" and results["config"]["setting"] == "hard-5-margin"
+    seed = results["per_seed"][0]
+    assert sum(seed["target_labeled_per_class"].values()) == 5
+    (tmp_path / "s").mkdir()
+    stratified = json.loads(run_cli(corpora, tmp_path / "s", "--labeled", "5", "--seeds", "0")[1].read_text())
+    sizes = stratified["per_seed"][0]["sizes"]["target"]
+    assert seed["sizes"]["target"] == sizes  # same split, same number of labels, other clips
+    with pytest.raises(SystemExit):
+        run_cli(corpora, tmp_path, "--labeled", "5", "--label-choice", "oracle")

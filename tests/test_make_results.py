@@ -53,12 +53,15 @@ def test_the_robustness_section_shows_both_protocols_and_checks_the_targets():
         "rb-en-de-k1-0": fake_result(40.0),
         "rb-de-en-k0-0": fake_result(50.0),
         "rb-de-en-k0-25": fake_result(61.0),
+        "rb-en-de-k0-25-margin": fake_result(79.0),
     }
     text = "\n".join(_table_robustness(robust, None))
     assert (
-        "| en-de | full | 63.00 ± 1.00 | 67.00 ± 1.00 | 64.00 ± 1.00 | – | 72.00 ± 1.00 | – | 88.00 ± 1.00 |"
-        in text
+        "| en-de | full | 63.00 ± 1.00 | 67.00 ± 1.00 | 64.00 ± 1.00 | – | 72.00 ± 1.00 | 79.00 ± 1.00 | – | "
+        "88.00 ± 1.00 |" in text
     )
+    assert "| en-de full, 25 least-certain labels >= 0 labels + 10 | +15.0 | yes |" in text
+    assert "de-en full, 25 least-certain" not in text  # no such run, no such row
     assert "| en-de | 1 emotion per speaker | – | – | 40.00 ± 1.00 |" in text
     assert "| en-de full, 100 labels >= 85.6 | 88.0 | yes |" in text
     assert "| en-de full, 25 labels >= 0 labels + 10 | +8.0 | no |" in text

@@ -91,6 +91,8 @@ def test_make_policy_follows_the_config():
     assert isinstance(make_policy(AdaptConfig(policy="none")), NoPseudoLabels)
     hard = make_policy(AdaptConfig(policy="hard", tau=0.7))
     assert isinstance(hard, HardPseudoLabels) and hard.tau == 0.7
+    assert make_policy(AdaptConfig(policy="hard", hard_mixup=True)).uses_mixup
+    assert not make_policy(AdaptConfig(policy="hard", hard_mixup=False)).uses_mixup  # the paper's
     soft = make_policy(AdaptConfig(policy="soft", lambda_a=0.1))
     assert isinstance(soft, SoftPseudoLabels) and soft.lambda_a == 0.1 and soft.uses_mixup
     assert NoPseudoLabels().select(torch.ones(3, 2) / 2)[1].sum() == 0

@@ -45,6 +45,7 @@ from serdemo.splits import Split, speaker_split
 SOURCE, TARGET = "source", "target"  # the two roles; JSON keys of per-language results
 ROLES = (SOURCE, TARGET)
 SCORES = ("ua", "wa", "macro_f1")  # reported in percent
+LABEL_CHOICES = ("stratified", "margin")  # ExperimentSpec.label_choice
 
 
 class ExperimentError(ValueError):
@@ -103,6 +104,9 @@ class ExperimentSpec:
     # stress protocol: every target speaker keeps clips of only this many emotions in each part (train
     # pool, validation, test; serdemo.confound); 0 = all, the corpus as recorded
     speaker_emotions: int = 0
+    # which target train clips get the labels: "stratified" (random, class shares kept: the paper's draw) or
+    # "margin" (the source-only model's least certain clips, as the app's Label tab offers them to a user)
+    label_choice: str = "stratified"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", tuple(self.sources))
@@ -110,6 +114,10 @@ class ExperimentSpec:
             raise ExperimentError("give at least one source corpus (--source NAME=PATH)")
         if self.labeled < 0:
             raise ExperimentError(f"labeled must be >= 0, got {self.labeled}")
+        if self.label_choice not in LABEL_CHOICES:
+            raise ExperimentError(
+                f"label_choice must be one of {list(LABEL_CHOICES)}, got {self.label_choice!r}"
+            )
         if self.speaker_emotions < 0:
             raise ExperimentError(
                 f"speaker_emotions must be >= 0 (0 = every emotion), got {self.speaker_emotions}"
@@ -128,6 +136,7 @@ class ExperimentSpec:
     def setting(self) -> str:
         """``lower-bound``, ``upper-bound`` or ``<policy>-<labeled>``; ``-k<K>`` appended when confounded."""
         suffix = f"-k{self.speaker_emotions}" if self.speaker_emotions else ""
+        suffix += f"-{self.label_choice}" if self.label_choice != "stratified" else ""
         if self.target_all_labeled:
             return "upper-bound" + suffix
         if self.labeled == 0 and self.adapt.policy == Policy.NONE.value:
@@ -142,6 +151,7 @@ class ExperimentSpec:
             "labeled": self.labeled,
             "target_all_labeled": self.target_all_labeled,
             "speaker_emotions": self.speaker_emotions,
+            "label_choice": self.label_choice,
             "setting": self.setting,
             "adapt": self.adapt.to_dict(),
         }
@@ -235,6 +245,13 @@ def seed_data(sources: list[Corpus], target: Corpus, spec: ExperimentSpec, seed:
     labeled_rows = [i for i, u in enumerate(train) if u.emotion is not None]
     if spec.target_all_labeled:
         chosen = set(labeled_rows)
+    elif spec.label_choice != "stratified":
+        chosen = set()  # the runner picks them with the source-only model: :func:`least_certain`
+        if spec.labeled > len(labeled_rows):
+            raise ExperimentError(
+                f"--labeled {spec.labeled} but the {target.ref.name} train split of seed {seed} has only "
+                f"{len(labeled_rows)} labeled clips; use --labeled {len(labeled_rows)} or less"
+            )
     else:
         if spec.labeled > len(labeled_rows):
             raise ExperimentError(
@@ -267,6 +284,24 @@ def seed_data(sources: list[Corpus], target: Corpus, spec: ExperimentSpec, seed:
         target_validation=[u for u in target_split.validation if u.emotion is not None],
         target_test=[u for u in target_split.test if u.emotion is not None],
         notes=notes,
+    )
+
+
+def least_certain(data: SeedData, probs: np.ndarray, n: int) -> SeedData:
+    """``data`` with the ``n`` pool clips of smallest margin between the top two classes labeled.
+
+    ``probs`` are the source-only model's class probabilities of ``data.target_unlabeled``; clips
+    without a corpus label are never picked (the replay needs the label a user would give).
+    """
+    from serdemo.active import rank_for_labeling  # here: the protocol module stays free of learning code
+
+    pool = data.target_unlabeled
+    order = rank_for_labeling(probs, "margin").order
+    picked = set([int(i) for i in order if pool[i].emotion is not None][:n])
+    return dataclasses.replace(
+        data,
+        target_labeled=[u for i, u in enumerate(pool) if i in picked],
+        target_unlabeled=[u for i, u in enumerate(pool) if i not in picked],
     )
 
 

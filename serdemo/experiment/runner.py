@@ -33,6 +33,7 @@ from serdemo.experiment.protocol import (
     baseline_key,
     check_encoder_name,
     language_tags,
+    least_certain,
     seed_data,
 )
 from serdemo.experiment.results import curves, machine_info, percent, silhouettes, summarise
@@ -219,6 +220,8 @@ class ExperimentRunner:
             return self._clips(utterances, config, tags[role], encoder)
 
         source = clips(data.source_train, SOURCE)
+        if spec.label_choice != "stratified" and spec.labeled and not spec.target_all_labeled:
+            data = self._label_least_certain(spec, seed, data, source, clips, encoder, bar)
         target_labeled = clips(data.target_labeled, TARGET)
         if config.augment_copies and config.mode == Mode.FROZEN.value:  # what a microphone adds
             copies = config.augment_copies
@@ -285,6 +288,29 @@ class ExperimentRunner:
             f"(best epoch {result.best_epoch}, {training_seconds:.1f} s)"
         )
         return out
+
+    def _label_least_certain(self, spec, seed, data, source, clips, encoder, bar) -> SeedData:
+        """Label the pool clips the source-only model is least sure of (margin), as a user of the app would.
+
+        The source-only model is trained as in :meth:`_run_seed` (no target label), so it is the same
+        baseline key, trained once and shared.
+        """
+        config = spec.adapt.replace(seed=seed)
+        pool = clips(data.target_unlabeled, TARGET)
+        validation = {
+            SOURCE: clips(data.source_validation, SOURCE),
+            TARGET: clips(data.target_validation, TARGET),
+        }
+        if config.augment_copies and config.mode == Mode.FROZEN.value:
+            paths = [u.path for u in data.source_train]
+            source = with_augmented_copies(source, paths, encoder, self.cache, config.augment_copies)
+        key = baseline_key(spec, seed)
+        if key not in self._baselines:
+            self._baselines[key] = self._adapt(
+                source, pool.subset(np.zeros(0, int)), pool.without_labels(), validation,
+                baseline_config(config), encoder, bar, f"seed {seed} source-only",
+            )  # fmt: skip
+        return least_certain(data, predict_proba(self._baselines[key], pool), spec.labeled)
 
     def _adapt(
         self,

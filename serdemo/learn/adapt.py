@@ -33,6 +33,7 @@ from serdemo.learn.pseudo_labels import (
     PseudoLabelPolicy,
     balance_pseudo_probs,
     class_prior,
+    labels_given,
     make_policy,
     mixup,
     soft_cross_entropy,
@@ -301,7 +302,7 @@ def _adapt(
                 target_unlabeled.languages,
                 target_unlabeled.speakers,
                 class_prior(config, target_labeled.labels),
-                n_labeled,
+                labels_given(target_labeled.ids),  # augmented copies are rows, not labels
             )
             targets, weights = policy.select(torch.from_numpy(probs))
             targets, weights = targets.numpy(), weights.numpy()

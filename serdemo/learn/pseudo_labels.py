@@ -8,7 +8,7 @@ regularisers for the soft policy), as in Microsoft's USB (``semilearn/algorithms
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -19,6 +19,8 @@ from serdemo.config import AdaptConfig, Balance, Policy, Prior
 
 BALANCE_CLIPS_PER_CLASS = 4  # smallest group pseudo_balance rescales: this many clips per class
 BALANCE_UNTIL_LABELS_PER_CLASS = 10  # "auto-language" balances while fewer target labels per class
+# id suffix of the training copies serdemo.learn.augment adds ("<id>#aug<k>"): rows, not labels given
+COPY_ID_MARK = "#aug"
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -168,10 +170,10 @@ class HardPseudoLabels:
 
     name = Policy.HARD.value
     uses_unlabeled = True
-    uses_mixup = False
 
-    def __init__(self, tau: float) -> None:
+    def __init__(self, tau: float, mixup: bool = AdaptConfig.hard_mixup) -> None:
         self.tau = tau  # default: AdaptConfig.tau
+        self.uses_mixup = mixup  # the paper's hard policy does not mix; AdaptConfig.hard_mixup
 
     def select(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One-hot argmax targets; weight 1 where max probability >= tau, else 0."""
@@ -229,7 +231,7 @@ class SoftPseudoLabels:
 # Policy name -> builder from the config's hyper-parameters and the class prior; one entry per Policy member.
 POLICIES: dict[str, Callable[[AdaptConfig, torch.Tensor | None], PseudoLabelPolicy]] = {
     Policy.NONE.value: lambda config, prior: NoPseudoLabels(),
-    Policy.HARD.value: lambda config, prior: HardPseudoLabels(config.tau),
+    Policy.HARD.value: lambda config, prior: HardPseudoLabels(config.tau, config.hard_mixup),
     Policy.SOFT.value: lambda config, prior: SoftPseudoLabels(config.lambda_a, config.lambda_h, prior),
 }
 
@@ -237,6 +239,20 @@ POLICIES: dict[str, Callable[[AdaptConfig, torch.Tensor | None], PseudoLabelPoli
 def make_policy(config: AdaptConfig, prior: torch.Tensor | None = None) -> PseudoLabelPolicy:
     """Build the policy ``config.policy`` names, with the config's hyper-parameters."""
     return POLICIES[config.policy](config, prior)
+
+
+def labels_given(ids: Sequence[str]) -> int:
+    """How many clips a person labeled, among labeled rows that may hold augmented training copies.
+
+    Copies repeat a label, they do not add one: 25 labels with 3 copies each are 100 rows, and
+    counting rows switched "auto-language" balancing off at 25 labels (EN->DE 75.5 -> 69.2 UA).
+
+    Example:
+        >>> labels_given(["a", "b", "a#aug0", "b#aug0"])
+        2
+
+    """
+    return sum(COPY_ID_MARK not in i for i in ids)
 
 
 def balance_pseudo_probs(
@@ -247,7 +263,10 @@ def balance_pseudo_probs(
     prior: torch.Tensor | None,
     target_labels: int,
 ) -> np.ndarray:
-    """Match the pool's mean prediction to the class prior, per speaker group or per language."""
+    """Match the pool's mean prediction to the class prior, per speaker group or per language.
+
+    ``target_labels`` counts labeled target clips, not their augmented copies (:func:`labels_given`).
+    """
     if (
         config.pseudo_balance == Balance.NONE.value
         or (config.pseudo_balance == Balance.AUTO.value and target_labels > 0)
