@@ -24,7 +24,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import soundfile as sf
 import torch
 
 from serdemo.app import ASSETS, Service, ServiceConfig
-from serdemo.app.local_server import free_port
+from serdemo.app.local_server import served
 from serdemo.audio import SAMPLE_RATE, load_audio
 from serdemo.experiment import CorpusRef, machine_info
 
@@ -112,7 +111,6 @@ def main() -> None:
     from gradio_client import Client, handle_file
 
     from serdemo.app.lean_api import add_probability_route
-    from serdemo.app.ui import build_app
 
     samples = round(args.seconds * SAMPLE_RATE)
     wave = load_audio(args.clip)[:samples]
@@ -125,48 +123,41 @@ def main() -> None:
         else:
             config = ServiceConfig(data_dir=scratch / "data", source_corpora=tuple(args.source))
             service = Service(config, log=lambda text: None).start(background=False)
-        app = build_app(service)
-        port = free_port()
-        app.queue().launch(
-            server_name="127.0.0.1",
-            server_port=port,
-            prevent_thread_lock=True,
-            quiet=True,
-            allowed_paths=service.allowed_paths(),
-        )
-        add_probability_route(app.server_app, service, service.config.max_upload_bytes)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        session = httpx.Client()  # keep-alive, as a script calling repeatedly would
-        audio = gr.Audio(type="filepath")
-        counter = iter(range(10**9))
 
-        def new_clip() -> Path:
-            path = scratch / f"clip-{next(counter)}.wav"
-            dither = rng.standard_normal(len(wave)).astype(np.float32) * 10 ** (-90 / 20)
-            sf.write(path, wave + dither, SAMPLE_RATE, subtype="FLOAT")
-            return path
+        def probability_route(app) -> None:  # the plain route app.py adds beside the page's endpoints
+            add_probability_route(app.server_app, service, service.config.max_upload_bytes)
 
-        rows = {
-            "in-process Service.predict": lambda path: service.predict(path),
-            "HTTP /predict (page endpoint)": lambda path: client.predict(
-                handle_file(str(path)), api_name="/predict"
-            ),
-            "HTTP POST /api/predict_probs (plain route)": lambda path: session.post(
-                f"http://127.0.0.1:{port}/api/predict_probs", content=path.read_bytes(), timeout=60
-            ).raise_for_status(),
-            "HTTP /versions (no input, no model)": lambda path: client.predict(api_name="/versions"),
-            "gr.Audio preprocess of one upload": lambda path: audio.preprocess(FileData(path=str(path))),
-        }
-        times: dict[str, list[float]] = {name: [] for name in rows}
-        for call in range(args.warmup + args.runs):
-            for name, run in rows.items():
-                path = new_clip()
-                tick = time.perf_counter()
-                run(path)
-                if call >= args.warmup:
-                    times[name].append(time.perf_counter() - tick)
-        app.close()
-        threading.Event().wait(0.1)
+        with served(service, probability_route) as url:
+            client = Client(url, verbose=False)
+            session = httpx.Client()  # keep-alive, as a script calling repeatedly would
+            audio = gr.Audio(type="filepath")
+            counter = iter(range(10**9))
+
+            def new_clip() -> Path:
+                path = scratch / f"clip-{next(counter)}.wav"
+                dither = rng.standard_normal(len(wave)).astype(np.float32) * 10 ** (-90 / 20)
+                sf.write(path, wave + dither, SAMPLE_RATE, subtype="FLOAT")
+                return path
+
+            rows = {
+                "in-process Service.predict": lambda path: service.predict(path),
+                "HTTP /predict (page endpoint)": lambda path: client.predict(
+                    handle_file(str(path)), api_name="/predict"
+                ),
+                "HTTP POST /api/predict_probs (plain route)": lambda path: session.post(
+                    f"{url}api/predict_probs", content=path.read_bytes(), timeout=60
+                ).raise_for_status(),
+                "HTTP /versions (no input, no model)": lambda path: client.predict(api_name="/versions"),
+                "gr.Audio preprocess of one upload": lambda path: audio.preprocess(FileData(path=str(path))),
+            }
+            times: dict[str, list[float]] = {name: [] for name in rows}
+            for call in range(args.warmup + args.runs):
+                for name, run in rows.items():
+                    path = new_clip()
+                    tick = time.perf_counter()
+                    run(path)
+                    if call >= args.warmup:
+                        times[name].append(time.perf_counter() - tick)
 
     machine = machine_info()
     model = "tests' tiny random encoder" if args.tiny_model else "whisper-base"

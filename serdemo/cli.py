@@ -11,6 +11,7 @@ from pathlib import Path
 from serdemo.cli_options import EXIT_INTERRUPTED, EXIT_USAGE, add_cache_dir_option, add_encoder_option
 from serdemo.config import (
     LABELED_TARGET_CLIPS,
+    PRECISIONS,
     AdaptConfig,
     Balance,
     LayerCombination,
@@ -245,8 +246,6 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
 
 def _add_finetune_options(p: argparse.ArgumentParser, defaults: AdaptConfig) -> None:
     """Options of --mode finetune (serdemo.learn.finetune) and --encoder-source; defaults from AdaptConfig."""
-    from serdemo.config import PRECISIONS  # kept out of the shared import line other branches edit
-
     p.add_argument(
         "--encoder-lr",
         type=float,

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from test_service import PITCH, SR, make_service, served, tone
+from test_service import PITCH, SR, make_service, tone
 
+from serdemo.app.local_server import served
 from serdemo.labels import EMOTIONS
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,9 @@ import pytest
 import torch
 from browser import browser_page, wait_for_text
 
+from serdemo.app.local_server import served
 from serdemo.learn.finetune import ALLOW_CPU_ENV
-from tests.test_service import make_service, served
+from tests.test_service import make_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

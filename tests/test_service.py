@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
 import shutil
-import threading
 import zipfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +20,7 @@ from serdemo.app import (
     ServiceConfig,
     ServiceError,
 )
-from serdemo.app.local_server import free_port
+from serdemo.app.local_server import served
 from serdemo.app.views import spectrogram
 from serdemo.config import AdaptConfig
 from serdemo.encoders.whisper import WhisperEncoder, base_config
@@ -327,32 +323,6 @@ def test_spectrogram_shape_and_range():
 
 
 # -- the named API endpoints, through gradio_client -----------------------------------------------
-
-
-@contextlib.contextmanager
-def served(service: Service, routes: Callable[[Any], None] | None = None) -> Iterator[str]:
-    """The Gradio app of ``service`` on a free local port, in this process; yields its URL.
-
-    ``routes`` gets the launched app, to add plain HTTP routes as app.py does.
-    """
-    from serdemo.app.ui import build_app
-
-    app = build_app(service)
-    port = free_port()
-    app.queue().launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        allowed_paths=service.allowed_paths(),
-    )
-    if routes is not None:
-        routes(app)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        app.close()
-        threading.Event().wait(0.1)
 
 
 @pytest.mark.slow

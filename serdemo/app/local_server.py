@@ -1,4 +1,4 @@
-"""Run ``app.py`` in a subprocess on a free port and wait for its page: for tests and benchmarks."""
+"""The app on a free local port, for tests and benches: app.py in a subprocess, or a Service in process."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serdemo.app import Service
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: app.py, assets/
 
@@ -66,3 +71,29 @@ def running_app(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def served(service: Service, routes: Callable[[Any], None] | None = None) -> Iterator[str]:
+    """The Gradio app of ``service`` on a free local port, in this process; yields its URL.
+
+    ``routes`` gets the launched app, to add plain HTTP routes as app.py does.
+    """
+    from serdemo.app.ui import build_app
+
+    app = build_app(service)
+    port = free_port()
+    app.queue().launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=service.allowed_paths(),
+    )
+    if routes is not None:
+        routes(app)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+        threading.Event().wait(0.1)
