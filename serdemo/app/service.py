@@ -23,6 +23,7 @@ from serdemo.app.views import AdaptReport, AdaptRequest, LabelState, LabelView, 
 from serdemo.app.workspace import Workspace
 from serdemo.config import AdaptConfig
 from serdemo.encoders.base import UtteranceEncoder
+from serdemo.learn.clips import is_copy
 from serdemo.learn.finetune import FinetuneAvailability
 from serdemo.speech import FrontEnd
 from serdemo.store import ClipSource
@@ -109,7 +110,7 @@ class Service:
             parts.append(f"Model **{active.id}** active ({self.config.encoder}, {encoder} encoder + head)")
         if self.ws.source is not None:
             train = self.ws.source.train
-            copies = sum("#aug" in i for i in train.ids)  # learn.augment's rows
+            copies = sum(is_copy(i) for i in train.ids)
             parts.append(
                 f"source {self.ws.source.language}: {len(train) - copies} training clips"
                 + (f" (+{copies} augmented copies)" if copies else "")

@@ -17,6 +17,7 @@ from serdemo.corpora import load_corpus
 from serdemo.encoders import build_encoder
 from serdemo.encoders.local import load_local_encoder
 from serdemo.learn import load_model
+from serdemo.learn.clips import is_copy
 from serdemo.speech import with_frontend
 from serdemo.store.bundle import clean_work
 
@@ -63,7 +64,7 @@ def start_up(ws: Workspace) -> None:
         ws.say(f"reading the shipped source set {ws.config.shipped_source_set}")
         ws.source = SourceSet.load(ws.config.shipped_source_set, ws.encoder.identity)
         # vectors only: copies need the audio, so they come with a rebuilt set
-        if ws.augment_copies and not any("#aug" in i for i in ws.source.train.ids):
+        if ws.augment_copies and not any(is_copy(i) for i in ws.source.train.ids):
             ws.log(
                 "the shipped source set has no augmented training copies (AdaptConfig.augment_copies): "
                 "rebuild it with scripts/build_source_set.py to train the first model on them"

@@ -29,6 +29,7 @@ from serdemo.audio import load_audio
 from serdemo.config import Mode
 from serdemo.encoders.base import UtteranceEncoder, weights_hash
 from serdemo.learn import AdaptResult, ClipSet, build_clipset
+from serdemo.learn.clips import is_copy
 from serdemo.learn.finetune import FinetuneAvailability, finetune_availability
 from serdemo.speech import FrontEnd, SpeechEncoder, with_frontend
 from serdemo.store import Clip
@@ -145,7 +146,7 @@ def speech_waves(ws: Workspace, paths: Sequence[Path], what: str) -> list[np.nda
 def source_audio(ws: Workspace, part: ClipSet, what: str) -> ClipSet:
     """A source part as waveforms (its augmented copies left out: random crops are fine-tuning's own)."""
     paths = ws.source.paths if ws.source is not None else {}
-    rows = [i for i, clip_id in enumerate(part.ids) if "#aug" not in clip_id]
+    rows = [i for i, clip_id in enumerate(part.ids) if not is_copy(clip_id)]
     missing = [part.ids[i] for i in rows if part.ids[i] not in paths]
     if missing:
         raise ServiceError(

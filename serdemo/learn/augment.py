@@ -26,7 +26,7 @@ import numpy as np
 from serdemo.audio import SAMPLE_RATE, load_audio
 from serdemo.cache import EmbeddingCache, embed_waveforms
 from serdemo.encoders.base import UtteranceEncoder
-from serdemo.learn.clips import ClipSet, build_clipset
+from serdemo.learn.clips import ClipSet, build_clipset, copy_id
 
 GAIN_DB = (-10.0, 6.0)
 PAD_BEFORE_S = (0.2, 1.0)
@@ -98,7 +98,7 @@ def with_augmented_copies(
         log(f"embedding {len(waves)} augmented training copies ({copies} per clip; cached once embedded)")
     features = embed_waveforms(encoder, waves, cache)
     extra = build_clipset(
-        ids=[f"{i}#aug{k}" for k in range(copies) for i in clips.ids],
+        ids=[copy_id(i, k) for k in range(copies) for i in clips.ids],
         languages=np.tile(np.asarray(clips.languages), copies).tolist(),
         speakers=np.tile(np.asarray(clips.speakers), copies).tolist(),
         labels=np.tile(clips.labels, copies),

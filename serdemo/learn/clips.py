@@ -15,6 +15,17 @@ import numpy as np
 from serdemo.corpora.base import Utterance
 
 UNKNOWN_SPEAKER_SUFFIX = "/unknown"
+COPY_ID_MARK = "#aug"  # "<id>#aug<k>": the k-th augmented training copy of clip <id> (serdemo.learn.augment)
+
+
+def copy_id(clip_id: str, k: int) -> str:
+    """The id of the ``k``-th augmented training copy of ``clip_id``."""
+    return f"{clip_id}{COPY_ID_MARK}{k}"
+
+
+def is_copy(clip_id: str) -> bool:
+    """Whether ``clip_id`` names an augmented training copy rather than a clip someone gave."""
+    return COPY_ID_MARK in clip_id
 
 
 def unknown_speaker(language: str) -> str:

@@ -16,11 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from serdemo.config import AdaptConfig, Balance, Policy, Prior
+from serdemo.learn.clips import is_copy
 
 BALANCE_CLIPS_PER_CLASS = 4  # smallest group pseudo_balance rescales: this many clips per class
 BALANCE_UNTIL_LABELS_PER_CLASS = 10  # "auto-language" balances while fewer target labels per class
-# id suffix of the training copies serdemo.learn.augment adds ("<id>#aug<k>"): rows, not labels given
-COPY_ID_MARK = "#aug"
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -252,7 +251,7 @@ def labels_given(ids: Sequence[str]) -> int:
         2
 
     """
-    return sum(COPY_ID_MARK not in i for i in ids)
+    return sum(not is_copy(i) for i in ids)
 
 
 def balance_pseudo_probs(
