@@ -392,6 +392,11 @@ def test_speaker_emotions_confines_every_target_part_and_only_the_target(
     assert all(len(e) == len(EMOTIONS) for e in emotions_by_speaker(data.source_train).values())
     if k == 1:  # 2 test speakers cannot show five emotions: the notes say so
         assert any("cannot cover every class" in note for note in data.notes)
+    # the test speakers' every clip is kept beside the confined test, to score the same model on it
+    every = data.target_test_every_emotion
+    assert {u.speaker for u in every} == {u.speaker for u in data.target_test}
+    assert {u.id for u in data.target_test} < {u.id for u in every}
+    assert all(len(e) == len(EMOTIONS) for e in emotions_by_speaker(every).values())
     same = confined(corpora, tmp_path, k, seed=0)
     assert [u.id for u in same.target_unlabeled] == [u.id for u in data.target_unlabeled]
     assert [u.id for u in same.target_test] == [u.id for u in data.target_test]
@@ -416,6 +421,10 @@ def test_cli_runs_both_directions_by_corpus_name_with_speaker_emotions(
         assert results["config"]["target"]["name"] == target
         assert results["config"]["adapt"]["selection"] == "label-free"
         assert results["per_seed"][0]["sizes"]["target"]["labeled"] == 5
+        every = results["per_seed"][0]["target_every_emotion"]  # the unconfined test, scored too
+        assert every["clips"] > results["per_seed"][0]["sizes"]["target"]["test"]
+        assert 0 <= every["ua"] <= 100 and 0 <= every["source_only_ua"] <= 100
+        assert results["summary"]["target_every_emotion"]["ua"]["mean"] == every["ua"]
 
 
 def test_least_certain_labels_the_smallest_margins_and_only_clips_with_a_label() -> None:

@@ -181,6 +181,9 @@ class SeedData:
     target_validation: list[Utterance]
     target_test: list[Utterance]
     notes: list[str]
+    # confounded runs (--speaker-emotions K): the target test speakers' labeled clips of every emotion,
+    # before confining; scored beside the confined test, which at K = 1 is a handful of clips
+    target_test_every_emotion: list[Utterance] = field(default_factory=list)
 
     def sizes(self) -> dict[str, dict[str, int]]:
         """Clips per part of each role, for the results file."""
@@ -239,7 +242,9 @@ def seed_data(sources: list[Corpus], target: Corpus, spec: ExperimentSpec, seed:
         for name in parts:
             parts[name].extend(split.parts[name])
     target_split = _split(target, seed, notes)
+    every_emotion = []
     if spec.speaker_emotions:
+        every_emotion = [u for u in target_split.test if u.emotion is not None]
         target_split = _confine(target_split, target.ref.name, spec, seed, notes)
     train = target_split.train
     labeled_rows = [i for i, u in enumerate(train) if u.emotion is not None]
@@ -284,6 +289,7 @@ def seed_data(sources: list[Corpus], target: Corpus, spec: ExperimentSpec, seed:
         target_validation=[u for u in target_split.validation if u.emotion is not None],
         target_test=[u for u in target_split.test if u.emotion is not None],
         notes=notes,
+        target_test_every_emotion=every_emotion,
     )
 
 

@@ -27,12 +27,13 @@ def percent(scores: dict[str, Any]) -> dict[str, Any]:
 
 def summarise(scores: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean and sample std over seeds of each score."""
-    out = {}
-    for key in SCORES:
-        values = np.array([s[key] for s in scores], dtype=float)
-        std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        out[key] = {"mean": float(values.mean()), "std": std}
-    return out
+    return {key: mean_std([s[key] for s in scores]) for key in SCORES}
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """``{"mean", "std"}`` of per-seed values (sample std; 0 for one seed)."""
+    array = np.array(values, dtype=float)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0}
 
 
 def silhouettes(result: AdaptResult, tests: dict[str, ClipSet]) -> dict[str, float | None]:

@@ -36,7 +36,7 @@ from serdemo.experiment.protocol import (
     least_certain,
     seed_data,
 )
-from serdemo.experiment.results import curves, machine_info, percent, silhouettes, summarise
+from serdemo.experiment.results import curves, machine_info, mean_std, percent, silhouettes, summarise
 from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, adapt, build_clipset, predict_proba
 from serdemo.learn.augment import with_augmented_copies
 from serdemo.metrics import evaluate
@@ -117,6 +117,11 @@ class ExperimentRunner:
                 bar.close()
 
         summary = {role: summarise([s[role] for s in per_seed]) for role in ROLES}
+        if all("target_every_emotion" in s for s in per_seed):
+            summary["target_every_emotion"] = {
+                key: mean_std([s["target_every_emotion"][key] for s in per_seed])
+                for key in ("ua", "source_only_ua")
+            }
         notes = sorted({note for data in seeds.values() for note in data.notes})
         if ":" in tags[TARGET]:  # see language_tags
             notes.append(f"the target shares the source language; its clips are tagged {tags[TARGET]!r}")
@@ -270,6 +275,15 @@ class ExperimentRunner:
             ]
             for role in ROLES
         }
+        if data.target_test_every_emotion:  # confounded: the same test speakers, every emotion they recorded
+            every = clips(data.target_test_every_emotion, TARGET)
+            out["target_every_emotion"] = {
+                "ua": percent(evaluate(every.labels, predict_proba(result, every), config.classes))["ua"],
+                "source_only_ua": percent(
+                    evaluate(every.labels, predict_proba(baseline, every), config.classes)
+                )["ua"],
+                "clips": len(every),
+            }
         out["silhouette"] = {"before": silhouettes(baseline, tests), "after": silhouettes(result, tests)}
         out["curves"] = curves(result, tags)
         out["pseudo_label_rounds"] = result.rounds
