@@ -10,6 +10,7 @@ Run::
 
     python bench/robustness.py --variants speaker language nap10 --k 0 1 --labels 0 25 --seeds 0
     python bench/robustness.py --variants nap10 --k 0 1 --labels none 0 10 25 50 100   # a curve
+    python bench/robustness.py --out runs.json --paired default language-bl   # seed by seed
 
 Appends to (and replaces matching runs in) docs/results/robustness.json and prints a table of target
 test UA, mean ± sample std over seeds.
@@ -149,6 +150,10 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     rounds = [s["pseudo_label_rounds"] for s in per_seed]
     return {
         "target_ua": [s["target"]["ua"] for s in per_seed],
+        # confounded runs: the same test speakers' clips of every emotion (serdemo.experiment SeedData)
+        "target_every_emotion_ua": [
+            s["target_every_emotion"]["ua"] for s in per_seed if "target_every_emotion" in s
+        ],
         "source_ua": [s["source"]["ua"] for s in per_seed],
         "source_only_target_ua": [s["source_only_ua"]["target"] for s in per_seed],
         "best_epoch": [s["best_epoch"] for s in per_seed],
@@ -179,7 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--print-only", action="store_true", help="print the table of --out, run nothing")
     parser.add_argument("--merge", nargs="+", type=Path, help="join these JSON files into --out, run nothing")
+    parser.add_argument(
+        "--paired",
+        nargs=2,
+        metavar=("FIRST", "SECOND"),
+        help="print FIRST against SECOND seed by seed from --out (mean difference ± standard error); "
+        "run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.paired:
+        print(paired_table(json.loads(args.out.read_text()), *args.paired))
+        return 0
     if args.merge:
         merged: dict[str, Any] = {"runs": {}}
         for path in args.merge:
@@ -242,6 +257,46 @@ def table(report: dict[str, Any], keys: list[str]) -> str:
     for row in rows:
         cells = [cell(runs.get(f"{row}/{b}", {}).get("target_ua")) for b in budgets]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(report: dict[str, Any], first: str, second: str) -> str:
+    """Markdown table: ``first`` against ``second`` on the same seeds, cell by cell (direction, K, labels).
+
+    Both variants of a cell see the same splits, labeled clips and initialisation per seed, so the
+    per-seed difference removes most of the spread the seeds put into each mean (at K = 1 the test is two
+    speakers' ~10 clips). "first - second" is the mean difference ± its standard error, "wins" counts the
+    seeds on which each side scored higher. Confounded cells add a row "(every emotion)": the same models
+    on every clip of the same test speakers.
+    """
+    runs = report["runs"]
+    order = ["none", "0", "10", "25", "50", "100"]
+    lines = [
+        f"| direction | K | labels | seeds | {first} | {second} | {first} - {second} "
+        f"| wins {first} / {second} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    cells = sorted(
+        {key.split("/")[0] + "/" + key.split("/")[1] + "/" + key.rsplit("/", 1)[1] for key in runs},
+        key=lambda c: (c.split("/")[0] != "en-de", c.split("/")[1], order.index(c.split("/")[2])),
+    )
+    for cell_key in cells:
+        direction, k, labels = cell_key.split("/")
+        a, b = runs.get(f"{direction}/{k}/{first}/{labels}"), runs.get(f"{direction}/{k}/{second}/{labels}")
+        if not a or not b or a["seeds"] != b["seeds"]:
+            continue
+        rows = [("target_ua", "")]
+        if a.get("target_every_emotion_ua") and b.get("target_every_emotion_ua"):
+            rows.append(("target_every_emotion_ua", " (every emotion)"))  # confounded: the unconfined test
+        for field, what in rows:
+            x, y = np.array(a[field]), np.array(b[field])
+            diff = x - y
+            error = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+            lines.append(
+                f"| {direction} | {k[1:]}{what} | {labels} | {len(diff)} | {cell(list(x))} | "
+                f"{cell(list(y))} | {diff.mean():+.1f} ± {error:.1f} | "
+                f"{int((diff > 0).sum())} / {int((diff < 0).sum())} |"
+            )
     return "\n".join(lines)
 
 
