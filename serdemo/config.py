@@ -172,12 +172,12 @@ class AdaptConfig:
     # frozen-mode feature standardisation: per language (each language's clips standardised with their own
     # statistics), which needs no speaker id. Per-speaker statistics scored best on acted corpora
     # (docs/representation.md) but subtract the emotion when a speaker shows one (EMO-DB, one emotion per
-    # speaker: 30 UA at 0 labels). "nap" (per language, then a speaker subspace learned from the labeled
-    # source speakers projected out) was the default before; on 9 seeds, seed by seed, it stayed within 1.5 UA
-    # of per-language either way on the full corpora and on EMO-DB -> RAVDESS, and trailed it by 1.2-3.5 UA
-    # in 7 of 8 RAVDESS -> EMO-DB rows where EMO-DB speakers show one or two emotions (docs/results.md,
-    # issue 9), so the simpler rule, which assumes nothing about the source's speakers, is the default.
-    # "nap", "per-speaker" and "global" stay selectable
+    # speaker: 37 UA at 0 labels, per language 54). "nap" (per language, then a speaker subspace learned
+    # from the labeled source speakers projected out) was the default before; on 9 seeds, seed by seed, it
+    # stayed within 1.5 UA of per-language either way on the full corpora and on EMO-DB -> RAVDESS, and
+    # trailed it by 1.2-3.5 UA in 7 of 8 RAVDESS -> EMO-DB rows where EMO-DB speakers show one or two
+    # emotions (docs/results.md, issue 9), so the simpler rule, which assumes nothing about the source's
+    # speakers, is the default. "nap", "per-speaker" and "global" stay selectable
     normalization: str = Normalization.PER_LANGUAGE.value
     nap_dim: int = 10  # "nap" normalisation: speaker directions projected out (serdemo.learn.normalize)
     # --- reproducibility ---
