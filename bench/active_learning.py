@@ -1,16 +1,20 @@
-"""Replay labeling on EMO-DB with its gold labels: target UA against labels given, per selection rule.
+"""Replay labeling with a target corpus's gold labels: target UA against labels given, per selection rule.
 
-The app's loop, simulated (serdemo issue 10, item 3): a source-only model (RAVDESS, frozen whisper-base
-features from the embedding cache) -> the rule picks ``--batch`` clips of the unlabeled EMO-DB pool ->
-their gold labels are "given" -> an adaptation round (Algorithm 1, hard pseudo-labels on the rest of the
-pool, as the app runs it) -> EMO-DB test UA -> the rule picks again from the new model. Pool = the
-speaker-independent train + validation speakers of EMO-DB, test = its held-out test speakers; 3 seeds
+The app's loop, simulated (serdemo issue 10, item 3; issue 9 for the few-label gain): a zero-label round
+(source corpus, frozen whisper-base features from the embedding cache) -> the rule picks ``--batch`` clips
+of the unlabeled target pool -> their gold labels are "given" -> an adaptation round (Algorithm 1, hard
+pseudo-labels on the rest of the pool) -> target test UA -> the rule picks again from the new model.
+Everything a round does is what the app does: AdaptConfig's defaults (front end, augmented training
+copies of the source and of every labeled clip, normalisation, E, W), and the epoch chosen on the source
+validation set only, since an app user has no labeled target validation set. Pool = the
+speaker-independent train + validation speakers of the target, test = its held-out test speakers
 (split, training and k-means all seeded). Rules: ``random`` order, the three uncertainty rules, and
-``coverage`` (serdemo.active.rank_by_coverage).
+``coverage`` (serdemo.active.rank_by_coverage, the app's default).
 
 Run (reads the embedding cache; loads whisper-base once to name the cache entries)::
 
     python bench/active_learning.py --out docs/results/active-learning.json --plot docs/active-learning.svg
+    python bench/active_learning.py --source emodb --target ravdess --rules random coverage --batch 5
 
 Prints a table of mean UA (over seeds) per rule and label count, and the area under each curve.
 """
@@ -33,7 +37,9 @@ from serdemo.corpora import load_corpus
 from serdemo.encoders import build_encoder
 from serdemo.labels import EMOTIONS
 from serdemo.learn import ClipSet, adapt, embed, predict_proba
+from serdemo.learn.augment import with_augmented_copies
 from serdemo.metrics import unweighted_accuracy
+from serdemo.speech import with_frontend
 from serdemo.splits import speaker_split
 
 CORPORA = Path(os.environ.get("SERDEMO_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
@@ -69,7 +75,7 @@ def pick(rule: str, model, pool: ClipSet, labeled: ClipSet, batch: int, rng: np.
 
 
 def replay(rule: str, seed: int, data: dict, args: argparse.Namespace) -> tuple[list[float], list[dict]]:
-    """UA on the EMO-DB test speakers after 0, batch, 2*batch, ... labels chosen by ``rule``.
+    """Target test UA after 0, batch, 2*batch, ... labels chosen by ``rule``.
 
     Also returns, per step, how sure the model was of the clips the rule picked and how many of them
     it had wrong: an over-confident head shows as picks at ~99% confidence that are still wrong.
@@ -77,26 +83,27 @@ def replay(rule: str, seed: int, data: dict, args: argparse.Namespace) -> tuple[
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     source, validation, pool_all, test = data["source"], data["validation"], data["pool"], data["test"]
-    config = AdaptConfig(policy="hard", epochs=args.epochs, window=args.window, seed=seed)
+    copies = data["pool_copies"]  # the pool followed by its augmented copies, k-th copy of clip i at i + k*N
+    config = AdaptConfig(epochs=args.epochs, window=args.window, seed=seed, **args.adapt)
     chosen: list[int] = []
     curve, picks = [], []
     for step in range(args.steps + 1):
         inside = np.zeros(len(pool_all), bool)
         inside[chosen] = True
-        labeled, unlabeled = pool_all.subset(inside), pool_all.subset(~inside)
-        unlabeled_blind = ClipSet(
-            ids=unlabeled.ids,
-            labels=[-1] * len(unlabeled),
-            languages=unlabeled.languages,
-            speakers=unlabeled.speakers,
-            features=unlabeled.features,
+        unlabeled = pool_all.subset(~inside)
+        # labeled clips with their training copies, as the app's round adds them (ws.with_copies)
+        rows = np.concatenate(
+            [np.asarray(chosen, int) + k * len(pool_all) for k in range(len(copies) // len(pool_all))]
         )
+        labeled = copies.subset(rows)
+        unlabeled_blind = unlabeled.without_labels()
         model = adapt(source, labeled, unlabeled_blind, {"source": validation}, config)
         curve.append(unweighted_accuracy(test.labels, predict_proba(model, test).argmax(1)))
         if step == args.steps:
             break
         remaining = np.flatnonzero(~inside)
-        picked = pick(rule, model, unlabeled_blind, labeled, args.batch, rng, seed)
+        labeled_once = pool_all.subset(inside)  # the clips themselves, not their copies, for coverage
+        picked = pick(rule, model, unlabeled_blind, labeled_once, args.batch, rng, seed)
         probs = predict_proba(model, unlabeled_blind.subset(picked))
         truth = np.asarray(unlabeled.labels)[picked]
         picks.append(
@@ -112,36 +119,57 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--batch", type=int, default=10, help="clips labeled between two rounds")
     parser.add_argument("--steps", type=int, default=6, help="rounds after the source-only one")
-    parser.add_argument("--epochs", type=int, default=30, help="E of each round (the app's default: 100)")
-    parser.add_argument("--window", type=int, default=10, help="W of each round (the app's default: 30)")
+    parser.add_argument("--epochs", type=int, default=AdaptConfig.epochs, help="E of each round (the app's)")
+    parser.add_argument("--window", type=int, default=AdaptConfig.window, help="W of each round (the app's)")
+    parser.add_argument(
+        "--adapt",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="AdaptConfig changes of every round, e.g. max_repeats=10 normalization=nap (values as JSON)",
+    )
+    parser.add_argument("--source", default="ravdess", help="source corpus under --corpora")
+    parser.add_argument(
+        "--target", default="emodb", help="target corpus under --corpora (its pool is labeled)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--corpora", type=Path, default=CORPORA)
     parser.add_argument("--out", type=Path, default=None, help="write the curves as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="write the curves as an SVG")
     parser.add_argument("--from-json", type=Path, default=None, help="only redraw --plot from a saved --out")
     args = parser.parse_args(argv)
+    args.adapt = dict(_field(item) for item in args.adapt)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         print_areas(saved["curves"])
         if args.plot:
-            plot(saved["labels"], saved["curves"], args.plot)
+            plot(saved["labels"], saved["curves"], args.plot, saved["args"].get("target", "emodb"))
         return
     torch.set_num_threads(args.threads)
     cache = EmbeddingCache(default_cache_dir())
-    encoder = build_encoder("whisper-base")
-    en, en_features = corpus_set("ravdess", args.corpora / "ravdess", encoder, cache)
-    de, de_features = corpus_set("emodb", args.corpora / "emodb", encoder, cache)
-    en_index, de_index = {u.id: i for i, u in enumerate(en)}, {u.id: i for i, u in enumerate(de)}
+    defaults = AdaptConfig()
+    encoder = with_frontend(build_encoder(defaults.encoder), defaults.frontend)  # what the app embeds with
+    src, src_features = corpus_set(args.source, args.corpora / args.source, encoder, cache)
+    tgt, tgt_features = corpus_set(args.target, args.corpora / args.target, encoder, cache)
+    src_index, tgt_index = {u.id: i for i, u in enumerate(src)}, {u.id: i for i, u in enumerate(tgt)}
     curves: dict[str, dict[int, list[float]]] = {rule: {} for rule in args.rules}
     picked: dict[str, dict[int, list[dict]]] = {rule: {} for rule in args.rules}
     tick = time.perf_counter()
     for seed in args.seeds:
-        en_split, de_split = speaker_split(en, seed=seed), speaker_split(de, seed=seed)
+        src_split, tgt_split = speaker_split(src, seed=seed), speaker_split(tgt, seed=seed)
+        pool = tgt_split.train + tgt_split.validation
+        pool_set = as_clipset(pool, tgt_features, tgt_index)
+
+        def with_copies(clips: ClipSet, utterances: list) -> ClipSet:
+            paths = [u.path for u in utterances]
+            return with_augmented_copies(clips, paths, encoder, cache, defaults.augment_copies)
+
         data = {
-            "source": as_clipset(en_split.train, en_features, en_index),
-            "validation": as_clipset(en_split.validation, en_features, en_index),
-            "pool": as_clipset(de_split.train + de_split.validation, de_features, de_index),
-            "test": as_clipset(de_split.test, de_features, de_index),
+            "source": with_copies(as_clipset(src_split.train, src_features, src_index), src_split.train),
+            "validation": as_clipset(src_split.validation, src_features, src_index),
+            "pool": pool_set,
+            "pool_copies": with_copies(pool_set, pool),
+            "test": as_clipset(tgt_split.test, tgt_features, tgt_index),
         }
         for rule in args.rules:
             curves[rule][seed], picked[rule][seed] = replay(rule, seed, data, args)
@@ -151,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     labels = [args.batch * step for step in range(args.steps + 1)]
-    print("\nmean EMO-DB test UA (%) over seeds", args.seeds, "by labels given:")
+    print(f"\nmean {args.target} test UA (%) over seeds", args.seeds, "by labels given:")
     print(f"{'rule':>16} " + " ".join(f"{n:>6}" for n in labels) + "   mean over labels > 0")
     summary = {}
     for rule, by_seed in curves.items():
@@ -178,7 +206,18 @@ def main(argv: list[str] | None = None) -> None:
         }
         args.out.write_text(json.dumps({**payload, "summary": summary}, indent=1))
     if args.plot:
-        plot(labels, curves, args.plot)
+        plot(labels, curves, args.plot, args.target)
+
+
+def _field(item: str) -> tuple[str, object]:
+    """``"max_repeats=10"`` -> ``("max_repeats", 10)``; a value that is not JSON stays a string."""
+    name, _, value = item.partition("=")
+    if name not in AdaptConfig.__dataclass_fields__:
+        raise SystemExit(f"--adapt {item}: AdaptConfig has no field {name!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
 
 
 def print_areas(curves: dict) -> None:
@@ -186,7 +225,7 @@ def print_areas(curves: dict) -> None:
     areas = {
         rule: {seed: float(np.mean(c[1:])) for seed, c in by_seed.items()} for rule, by_seed in curves.items()
     }
-    print("\nmean UA (%) over 10..60 labels, per seed, and the lead over random order in that seed:")
+    print("\nmean UA (%) over the steps with labels, per seed, and the lead over random order in that seed:")
     for rule, by_seed in areas.items():
         cells = [
             f"seed {seed}: {100 * area:.1f}"
@@ -216,7 +255,7 @@ MARKERS = {
 }
 
 
-def plot(labels: list[int], curves: dict, path: Path) -> None:
+def plot(labels: list[int], curves: dict, path: Path, target: str = "emodb") -> None:
     """UA against labels given, one line per rule (mean over seeds), as a self-contained SVG."""
     width, height, left, right, top, bottom = 720, 420, 60, 170, 40, 50
     means = {rule: np.mean(list(by_seed.values()), axis=0) * 100 for rule, by_seed in curves.items()}
@@ -233,7 +272,7 @@ def plot(labels: list[int], curves: dict, path: Path) -> None:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
         'font-size="12">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="22" font-size="14">EMO-DB test UA (%) by clips labeled, mean of '
+        f'<text x="{left}" y="22" font-size="14">{target} test UA (%) by clips labeled, mean of '
         f"{len(next(iter(curves.values())))} seeds</text>",
     ]
     for tick in np.arange(low, high + 0.1, 5):
