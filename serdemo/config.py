@@ -169,16 +169,16 @@ class AdaptConfig:
     layers: str | tuple[int, ...] = "all"  # encoder layers the head may weight: "all" or layer indices
     dropout: float = 0.0  # dropout on the head's input; costs ~2x a linear head's step for no measured gain
     layer_combination: str = LayerCombination.CONCAT.value  # "concat" or "mix"; see docs/representation.md
-    # frozen-mode feature standardisation: per language (each language's clips standardised with their own
-    # statistics), which needs no speaker id. Per-speaker statistics scored best on acted corpora
-    # (docs/representation.md) but subtract the emotion when a speaker shows one (EMO-DB, one emotion per
-    # speaker: 37 UA at 0 labels, per language 54). "nap" (per language, then a speaker subspace learned
-    # from the labeled source speakers projected out) was the default before; on 9 seeds, seed by seed, it
-    # stayed within 1.5 UA of per-language either way on the full corpora and on EMO-DB -> RAVDESS, and
-    # trailed it by 1.2-3.5 UA in 7 of 8 RAVDESS -> EMO-DB rows where EMO-DB speakers show one or two
-    # emotions (docs/results.md, issue 9), so the simpler rule, which assumes nothing about the source's
-    # speakers, is the default. "nap", "per-speaker" and "global" stay selectable
-    normalization: str = Normalization.PER_LANGUAGE.value
+    # frozen-mode feature standardisation. "nap": per language, then the speaker subspace learned from labeled
+    # clips of known speakers (the source corpus) projected out; needs no target speaker id, which app
+    # recordings lack. Per-speaker statistics scored best on acted corpora (docs/representation.md) but
+    # subtract the emotion when a speaker shows one (EMO-DB, one emotion per speaker: 37 UA at 0 labels, nap
+    # and per-language 54). On 9 seeds, seed by seed, per-language alone stayed within 1.5 UA of nap on the
+    # full corpora and EMO-DB -> RAVDESS and led it by 1.2-3.5 where EMO-DB speakers show one or two emotions
+    # (docs/results.md, issue 9); but where a language has no statistics yet (the app's first model on a new
+    # language's recording) nap's projection keeps EMO-DB at 68.7 UA and per-language falls to 57.0
+    # (bench/padding.py, docs/results.md issue 16 section). "per-language", "per-speaker", "global" selectable
+    normalization: str = Normalization.NAP.value
     nap_dim: int = 10  # "nap" normalisation: speaker directions projected out (serdemo.learn.normalize)
     # --- reproducibility ---
     seed: int = 0  # seed of this run: same seed, same inputs -> same result
