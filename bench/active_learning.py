@@ -159,16 +159,13 @@ def main(argv: list[str] | None = None) -> None:
         src_split, tgt_split = speaker_split(src, seed=seed), speaker_split(tgt, seed=seed)
         pool = tgt_split.train + tgt_split.validation
         pool_set = as_clipset(pool, tgt_features, tgt_index)
-
-        def with_copies(clips: ClipSet, utterances: list) -> ClipSet:
-            paths = [u.path for u in utterances]
-            return with_augmented_copies(clips, paths, encoder, cache, defaults.augment_copies)
-
+        source_set = as_clipset(src_split.train, src_features, src_index)
+        copies = defaults.augment_copies
         data = {
-            "source": with_copies(as_clipset(src_split.train, src_features, src_index), src_split.train),
+            "source": with_augmented_copies(source_set, paths_of(src_split.train), encoder, cache, copies),
             "validation": as_clipset(src_split.validation, src_features, src_index),
             "pool": pool_set,
-            "pool_copies": with_copies(pool_set, pool),
+            "pool_copies": with_augmented_copies(pool_set, paths_of(pool), encoder, cache, copies),
             "test": as_clipset(tgt_split.test, tgt_features, tgt_index),
         }
         for rule in args.rules:
@@ -207,6 +204,11 @@ def main(argv: list[str] | None = None) -> None:
         args.out.write_text(json.dumps({**payload, "summary": summary}, indent=1))
     if args.plot:
         plot(labels, curves, args.plot, args.target)
+
+
+def paths_of(utterances: list) -> list[Path]:
+    """The audio file of each utterance, as with_augmented_copies reads them."""
+    return [u.path for u in utterances]
 
 
 def _field(item: str) -> tuple[str, object]:

@@ -277,11 +277,10 @@ def paired_table(report: dict[str, Any], first: str, second: str) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     cells = sorted(
-        {key.split("/")[0] + "/" + key.split("/")[1] + "/" + key.rsplit("/", 1)[1] for key in runs},
-        key=lambda c: (c.split("/")[0] != "en-de", c.split("/")[1], order.index(c.split("/")[2])),
+        {(direction, k, labels) for direction, k, _, labels in (key.split("/") for key in runs)},
+        key=lambda c: (c[0] != "en-de", c[1], order.index(c[2])),
     )
-    for cell_key in cells:
-        direction, k, labels = cell_key.split("/")
+    for direction, k, labels in cells:
         a, b = runs.get(f"{direction}/{k}/{first}/{labels}"), runs.get(f"{direction}/{k}/{second}/{labels}")
         if not a or not b or a["seeds"] != b["seeds"]:
             continue
@@ -289,15 +288,19 @@ def paired_table(report: dict[str, Any], first: str, second: str) -> str:
         if a.get("target_every_emotion_ua") and b.get("target_every_emotion_ua"):
             rows.append(("target_every_emotion_ua", " (every emotion)"))  # confounded: the unconfined test
         for field, what in rows:
-            x, y = np.array(a[field]), np.array(b[field])
-            diff = x - y
-            error = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+            mean, error, wins, losses = paired_difference(a[field], b[field])
             lines.append(
-                f"| {direction} | {k[1:]}{what} | {labels} | {len(diff)} | {cell(list(x))} | "
-                f"{cell(list(y))} | {diff.mean():+.1f} ± {error:.1f} | "
-                f"{int((diff > 0).sum())} / {int((diff < 0).sum())} |"
+                f"| {direction} | {k[1:]}{what} | {labels} | {len(a[field])} | {cell(a[field])} | "
+                f"{cell(b[field])} | {mean:+.1f} ± {error:.1f} | {wins} / {losses} |"
             )
     return "\n".join(lines)
+
+
+def paired_difference(first: list[float], second: list[float]) -> tuple[float, float, int, int]:
+    """Per-seed ``first - second``: its mean, standard error (0 for one seed), and the seeds each side won."""
+    diff = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    error = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return float(diff.mean()), error, int((diff > 0).sum()), int((diff < 0).sum())
 
 
 if __name__ == "__main__":

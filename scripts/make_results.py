@@ -734,15 +734,16 @@ def _robustness_targets(
     for labels in ("0", "25") if paired else ():
         default, other = (paired["runs"].get(f"en-de/k1/{name}/{labels}") for name in PAIRED)
         if default and other and default["seeds"] == other["seeds"]:
-            diff = np.array(default["target_ua"]) - np.array(other["target_ua"])
-            error = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+            mean, error, _, _ = _bench_module("robustness").paired_difference(
+                default["target_ua"], other["target_ua"]
+            )
             rows.append(
                 (
                     f"en-de 1 emotion per speaker, {labels} labels: default within 2 of {PAIRED[1]}, "
-                    f"{len(diff)} seeds, seed by seed",
+                    f"{len(default['seeds'])} seeds, seed by seed",
                     f"{np.mean(default['target_ua']):.1f} vs {np.mean(other['target_ua']):.1f} "
-                    f"({diff.mean():+.1f} ± {error:.1f})",
-                    diff.mean() >= -2,
+                    f"({mean:+.1f} ± {error:.1f})",
+                    mean >= -2,
                 )
             )
     if not rows:
