@@ -26,6 +26,7 @@ from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import finetune
 from serdemo.learn.clips import AdaptError, ClipSet
 from serdemo.learn.inference import Inputs, inputs_for, predict
+from serdemo.learn.linear_step import can_step_by_hand, weighted_ce_step
 from serdemo.learn.model import EmotionHead, SERModel, make_head
 from serdemo.learn.normalize import FeatureNormalizer
 from serdemo.learn.propagation import propagate
@@ -387,6 +388,7 @@ def _train_epoch(
     """One shuffled pass over ``train``; None when cancelled."""
     model.train()
     device = pool_inputs.device
+    by_hand = can_step_by_hand(model, policy)
     order = rng.permutation(len(train))
     # running sums and predictions stay on the device: a .item() per step would wait for the GPU each time
     totals = {"loss": 0.0, "supervised": 0.0, "unlabeled": 0.0}
@@ -406,20 +408,26 @@ def _train_epoch(
             weights = lam * weights + (1 - lam) * weights[perm]
             if lengths is not None:
                 lengths = torch.maximum(lengths, lengths[perm])
-        # c) L = CE(labeled rows) + policy loss(pseudo-labeled rows)
-        with finetune.autocast(config, device):
-            logits = model(x) if lengths is None else model(x, lengths)
-        logits = logits.float()
-        zero = logits.new_zeros(())
-        any_human, any_pseudo = bool((~train.pseudo[sel]).any()), bool(train.pseudo[sel].any())  # host-side
-        supervised = soft_cross_entropy(logits[~pseudo], targets[~pseudo]).mean() if any_human else zero
-        unlabeled = (
-            policy.unlabeled_loss(logits[pseudo], targets[pseudo], weights[pseudo]) if any_pseudo else zero
-        )
-        loss = supervised + unlabeled
-        # d) step
+        # c) L = CE(labeled rows) + policy loss(pseudo-labeled rows), and its gradients
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if by_hand:  # the default linear head: autograd's numbers without autograd (linear_step)
+            logits, supervised, unlabeled = weighted_ce_step(model, x, targets, weights, pseudo)
+            loss = supervised + unlabeled
+        else:
+            with finetune.autocast(config, device):
+                logits = model(x) if lengths is None else model(x, lengths)
+            logits = logits.float()
+            zero = logits.new_zeros(())
+            any_human, any_pseudo = bool((~train.pseudo[sel]).any()), bool(train.pseudo[sel].any())
+            supervised = soft_cross_entropy(logits[~pseudo], targets[~pseudo]).mean() if any_human else zero
+            unlabeled = (
+                policy.unlabeled_loss(logits[pseudo], targets[pseudo], weights[pseudo])
+                if any_pseudo
+                else zero
+            )
+            loss = supervised + unlabeled
+            loss.backward()
+        # d) step
         optimizer.step()
         totals["loss"] += loss.detach()
         totals["supervised"] += supervised.detach()
