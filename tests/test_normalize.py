@@ -47,13 +47,20 @@ def test_per_speaker_mode_and_its_fallbacks(data):
     np.testing.assert_allclose(many.mean(0), 0, atol=1e-5)
 
 
-def test_unseen_language_uses_its_batch_statistics_or_global(data):
+@pytest.mark.parametrize("mode", ["per-language", "nap"])
+def test_an_unseen_language_gets_the_global_statistics_however_many_clips_come_together(data, mode):
+    # a batch's own statistics would standardise a batch of one mood (a user's uploads) to "no emotion"
+    # and make a clip's answer depend on the clips scored beside it
     x, languages, speakers = data
-    norm = FeatureNormalizer("per-language", min_group_size=5).fit(x[:40], languages[:40], speakers[:40])
-    out = norm.transform(x[40:], ["it"] * 40, speakers[40:])
-    np.testing.assert_allclose(out.mean(0), 0, atol=1e-5)
-    single = norm.transform(x[40:41], ["it"], ["it/0"])
-    np.testing.assert_allclose(single, (x[40:41] - norm.global_stats[0]) / norm.global_stats[1], rtol=1e-5)
+    norm = FeatureNormalizer(mode, min_group_size=5).fit(
+        x[:40], languages[:40], speakers[:40], np.arange(40) % 2
+    )
+    together = norm.transform(x[40:], ["it"] * 40, ["it/unknown"] * 40)
+    alone = np.concatenate([norm.transform(x[i : i + 1], ["it"], ["it/unknown"]) for i in range(40, 80)])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)  # up to the projection's rounding
+    # fitted on English alone, the global statistics are English's
+    np.testing.assert_allclose(together, norm.transform(x[40:], ["en"] * 40, speakers[40:]), rtol=1e-6)
+    assert np.abs(together.mean(0)).max() > 1  # not the zero mean its own statistics would give
 
 
 def test_state_round_trip_and_shape_check(data):

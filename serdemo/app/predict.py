@@ -54,9 +54,9 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
     finally:
         ws.encoder_lock.release()
     language = (language or "").strip().lower() or None
-    # The whole clip and its windows go through the model separately: the feature normaliser may
-    # standardise a batch of an unseen language by its own statistics, and the whole clip's answer
-    # must not depend on how it was cut.
+    # The whole clip and its windows go through the model separately: in per-speaker mode the feature
+    # normaliser standardises a batch of an unseen speaker by its own statistics, and the whole clip's
+    # answer must not depend on how it was cut.
     probs = np.concatenate(
         [
             predict_proba(result, _unlabeled(part, language))

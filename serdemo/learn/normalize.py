@@ -21,10 +21,12 @@ class FeatureNormalizer:
     clips may (and should) take part in :meth:`fit`.
 
     Speakers with fewer than ``min_group_size`` clips at fit time keep their language's statistics.
-    Groups unseen at fit time are handled without labels either: an unseen speaker with at least
-    ``min_group_size`` clips in the batch is standardised with its own batch statistics (the usual
-    speaker normalisation for test speakers), otherwise with its language's statistics; an unseen
-    language likewise uses its batch statistics, or else the global ones.
+    In ``per-speaker`` mode an unseen speaker with at least ``min_group_size`` clips in the batch is
+    standardised with its own batch statistics (the usual speaker normalisation for test speakers, and
+    the mode's known trap: a speaker heard in one mood loses the mood), otherwise with its language's.
+    A language unseen at fit time always gets the global statistics, never its batch's: a clip's
+    answer must not depend on what it was scored with, and a batch of one mood (a user recording
+    themselves, uploaded together) would be standardised to "no emotion" (docs/results.md, issue 9).
 
     Example:
         >>> import numpy as np
@@ -133,7 +135,8 @@ class FeatureNormalizer:
         if self.mode in ("per-language", "per-speaker", "nap"):
             for lang in np.unique(languages):
                 rows = languages == lang
-                table.append(self._group(lang, rows, x, self.language_stats, self.global_stats))
+                stats = self.language_stats.get(lang, self.global_stats)  # never the batch's (above)
+                table.append(stats)
                 chosen[rows] = len(table) - 1
         if self.mode == "per-speaker":
             for spk in np.unique(speakers):

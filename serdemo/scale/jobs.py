@@ -231,7 +231,7 @@ def predict_pool(
     names = store.shard_names()
     started = time.perf_counter()
     normalizer = result.normalizer
-    if normalizer is not None and normalizer.mode in ("per-language", "per-speaker"):
+    if normalizer is not None and normalizer.mode == "per-speaker":  # the one mode with batch statistics
         import pickle
 
         rows = sorted(

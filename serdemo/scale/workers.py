@@ -136,21 +136,19 @@ def merge_stats(parts: Sequence[tuple[int, np.ndarray, np.ndarray]]) -> tuple[in
 
 
 def pool_normalizer(normalizer: Any, shard_stats: Sequence[dict[str, Any]]) -> Any:
-    """A copy of a fitted FeatureNormalizer whose unseen large groups use statistics of the whole pool.
+    """A copy of a fitted FeatureNormalizer whose unseen large speakers use statistics of the whole pool.
 
-    The app standardises a speaker (or language) unseen at fit time with the statistics of its clips
-    in the batch at hand; over an archive the batch is the pool, so here those statistics are summed
-    over every shard first, and a clip's probabilities no longer depend on which shard it sits in.
+    In ``per-speaker`` mode the app standardises a speaker unseen at fit time with the statistics of
+    their clips in the batch at hand; over an archive the batch is the pool, so here those statistics
+    are summed over every shard first, and a clip's probabilities no longer depend on which shard it
+    sits in. Unseen languages need nothing: they always get the global statistics.
     """
     import copy
 
-    if normalizer is None or normalizer.mode in ("none", "global"):
+    if normalizer is None or normalizer.mode != "per-speaker":
         return normalizer
     out = copy.deepcopy(normalizer)
-    kinds = [("language", out.language_stats)]
-    if out.mode == "per-speaker":
-        kinds.append(("speaker", out.speaker_stats))
-    for kind, table in kinds:
+    for kind, table in [("speaker", out.speaker_stats)]:
         groups: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
         for stats in shard_stats:
             for group, part in stats[kind].items():
