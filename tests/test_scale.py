@@ -316,6 +316,29 @@ def test_predictions_do_not_depend_on_the_shard_a_clip_is_in(tmp_path: Path, emb
     assert np.abs(naive.reshape(-1, 5) - expected).max() > 1e-3
 
 
+def test_with_the_default_normaliser_an_unseen_language_is_scored_alike_in_any_shard(
+    tmp_path: Path, embedded_pool
+) -> None:
+    # nap: the pool's language ("xx") was never fitted, so every clip gets the global statistics, in a
+    # shard of 4 clips, the whole pool at once, or alone (the shard's own statistics used to differ)
+    clips, root = embedded_pool
+    store = PoolStore.open(root)
+    model = saved_model(tmp_path / "model", store, normalization="nap")
+    scale.predict_pool(root, model, tmp_path / "pred", scale.Engine("local"))
+    probs = predictions(tmp_path / "pred")
+    from serdemo.learn import load_model
+
+    result = load_model(model)
+    vectors = store_arrays(root)
+    ids = sorted(vectors)
+    whole = ClipSet(ids, [-1] * len(ids), ["xx"] * len(ids), ["xx/unknown"] * len(ids),
+                    features=np.stack([vectors[i] for i in ids]))  # fmt: skip
+    together = predict_proba(result, whole)
+    alone = np.concatenate([predict_proba(result, whole.subset(np.array([i]))) for i in range(len(ids))])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.stack([probs[i] for i in ids]), together, rtol=1e-4, atol=1e-5)
+
+
 def predictions(folder: Path) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 

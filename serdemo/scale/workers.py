@@ -96,7 +96,7 @@ class EmbedWorker:
 
 
 class StatsWorker:
-    """Per-group feature statistics of one shard (count, mean, M2) for the normaliser's unseen groups."""
+    """Per-speaker feature statistics of one shard (count, mean, M2) for the normaliser's unseen speakers."""
 
     def __init__(self, store_root: str) -> None:
         self.store = PoolStore.open(store_root)
@@ -109,18 +109,16 @@ class StatsWorker:
         return {"shard": np.array([str(n) for n in batch["task"]]), "stats": np.array(rows, dtype=object)}
 
     def shard_stats(self, name: str) -> dict[str, dict[str, tuple[int, np.ndarray, np.ndarray]]]:
-        """``{"language": {group: (n, mean, M2)}, "speaker": {...}}`` over the shard's valid rows."""
+        """``{"speaker": {speaker: (n, mean, M2)}}`` over the shard's valid rows."""
         table, vectors, valid = self.store.read_vectors(name)
         x = vectors[valid].astype(np.float64)
-        out: dict[str, dict[str, tuple[int, np.ndarray, np.ndarray]]] = {}
-        for kind in ("language", "speaker"):
-            groups = np.asarray(table.column(kind).to_pylist(), dtype=str)[valid]
-            out[kind] = {}
-            for group in np.unique(groups):
-                rows = x[groups == group]
-                mean = rows.mean(axis=0)
-                out[kind][str(group)] = (len(rows), mean, ((rows - mean) ** 2).sum(axis=0))
-        return out
+        speakers = np.asarray(table.column("speaker").to_pylist(), dtype=str)[valid]
+        out: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        for speaker in np.unique(speakers):
+            rows = x[speakers == speaker]
+            mean = rows.mean(axis=0)
+            out[str(speaker)] = (len(rows), mean, ((rows - mean) ** 2).sum(axis=0))
+        return {"speaker": out}
 
 
 def merge_stats(parts: Sequence[tuple[int, np.ndarray, np.ndarray]]) -> tuple[int, np.ndarray, np.ndarray]:
@@ -148,16 +146,15 @@ def pool_normalizer(normalizer: Any, shard_stats: Sequence[dict[str, Any]]) -> A
     if normalizer is None or normalizer.mode != "per-speaker":
         return normalizer
     out = copy.deepcopy(normalizer)
-    for kind, table in [("speaker", out.speaker_stats)]:
-        groups: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
-        for stats in shard_stats:
-            for group, part in stats[kind].items():
-                groups.setdefault(group, []).append(part)
-        for group, parts in sorted(groups.items()):
-            n, mean, m2 = merge_stats(parts)
-            if group in table or n < out.min_group_size:
-                continue  # fitted groups keep their statistics; small ones fall back as in transform
-            table[group] = (mean.astype(np.float32), (np.sqrt(m2 / n) + out.eps).astype(np.float32))
+    groups: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for stats in shard_stats:
+        for group, part in stats["speaker"].items():
+            groups.setdefault(group, []).append(part)
+    for group, parts in sorted(groups.items()):
+        n, mean, m2 = merge_stats(parts)
+        if group in out.speaker_stats or n < out.min_group_size:
+            continue  # fitted speakers keep their statistics; small ones fall back as in transform
+        out.speaker_stats[group] = (mean.astype(np.float32), (np.sqrt(m2 / n) + out.eps).astype(np.float32))
     return out
 
 
