@@ -79,8 +79,8 @@ def make_optimizer(
         freeze_lower_blocks(model.encoder, config.freeze_blocks)
         trainable = [p for p in model.encoder.parameters() if p.requires_grad]
         groups.append({"params": trainable, "weight_decay": 0.0, "lr": config.encoder_lr})
-    # one fused kernel per step instead of ~12 foreach calls: a frozen round's Adam costs a third of what
-    # it did (bench/adapt_round.py); it changes the weights' last bits, not the paper protocol's scores
+    # one fused kernel per step instead of ~12 foreach calls, which weigh on a frozen round's small steps
+    # (docs/performance.md, third pass); it changes the weights' last bits, not the paper protocol's scores
     fused = all(p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
     optimizer = torch.optim.Adam(groups, lr=config.lr, fused=fused, foreach=None if fused else True)
     lambdas = [lambda epoch: decay_factor(config, epoch)]
