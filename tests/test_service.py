@@ -511,3 +511,21 @@ def test_explore_compares_a_chosen_baseline_and_lists_only_playable_clips(servic
         assert view.after.layout.title.text.startswith(f"After: model {versions[0]}")
     with pytest.raises(ServiceError, match="baseline"):
         service.project("de", before="v9-nope")
+
+
+def test_a_new_languages_clips_get_in_the_queue_the_answer_each_gets_alone(service, tmp_path):
+    # a user records themselves in one mood in a language the model has no statistics for and uploads
+    # a dozen clips: scored together (the queue, Explore) they must get what Predict gives each alone,
+    # not their batch's own standardisation, which would take the shared mood out
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"angry_{i}.wav"
+        sf.write(path, tone(PITCH["anger"] * (1 + 0.01 * i), 0.8, seed=500 + i), SR)
+        paths.append(path)
+    service.add_files(paths, "fr")
+    clips = service.store.clips("fr")
+    assert len(clips) == 12
+    together = service.ws.probabilities(service.store.active_version().id, clips)
+    classes = list(AdaptConfig().classes)
+    alone = [[service.predict(clip.path, "fr").probs[c] for c in classes] for clip in clips]
+    np.testing.assert_allclose(together, alone, atol=1e-4)
