@@ -455,6 +455,25 @@ def test_few_labels_give_no_target_figure_and_say_how_many_are_needed(tmp_path, 
     assert report.target_metrics is None and "label at least 5 clips" in report.target_note
 
 
+def test_a_round_on_a_fully_labeled_pool_trains_on_the_labels_and_says_so(tmp_path):
+    # a person records a handful of clips, labels them all, presses Start with the default policy
+    service = make_service(tmp_path, target=False)
+    with pytest.raises(ServiceError, match="`it` pool has no clips yet: add some first"):
+        service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    paths = []
+    for emotion in EMOTIONS[:3]:
+        paths.append(tmp_path / f"{emotion}.wav")
+        sf.write(paths[-1], tone(PITCH[emotion] * 1.2, 1.0, seed=31), SR)
+    service.add_files([str(p) for p in paths], "it")
+    for clip in service.store.clips("it"):
+        service.label(clip.id, clip.original_name.removesuffix(".wav"), "ada")
+    report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    assert (report.policy, report.labeled, report.unlabeled) == ("none", 3, 0)
+    assert "trained on your labels alone (policy 'none' instead of 'hard')" in report.markdown()
+    saved = {v.id: v for v in service.store.model_versions()}[report.version_id]
+    assert saved.config["policy"] == "none" and service.store.active_version().id == report.version_id
+
+
 def test_pickers_fingerprint_moves_with_pools_and_versions(tmp_path, clip_file):
     service = make_service(tmp_path, target=False)
     before = service.choices_signature()

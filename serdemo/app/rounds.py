@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -114,11 +115,25 @@ def train_and_register(
     gold_clips, gold_labels = _corpus_gold(ws, unlabeled_clips, config)
     if not language:  # source only: the pool is scored, never trained on
         labeled_clips, labels, unlabeled_clips = [], [], []
-    if config.policy != Policy.NONE.value and not unlabeled_clips:
+    if language and not labeled_clips and not unlabeled_clips:
         raise ServiceError(
-            f"the `{language}` pool has no unlabeled clips for pseudo-labels: "
-            "add clips or choose policy 'none'"
+            f"the `{language}` pool has no clips yet: add some first (Predict tab: Add to target pool, "
+            "or Label tab: Bulk add), or pick the language of a pool you made"
         )
+    policy_note = ""
+    if config.policy != Policy.NONE.value and not unlabeled_clips:
+        if not language:
+            raise ServiceError(
+                "a round without a target language trains on no target clip: use policy 'none'"
+            )
+        # a person who labeled every clip they recorded expects the round to run: Algorithm 1 with an
+        # empty unlabeled pool is training on the labels alone, so say that instead of refusing
+        policy_note = (
+            f"Every clip of the `{language}` pool is labeled, so nothing was left to pseudo-label: this "
+            f"round trained on your labels alone (policy 'none' instead of '{config.policy}'). "
+            "Add unlabeled clips for pseudo-labels."
+        )
+        config = replace(config, policy=Policy.NONE.value)
     if finetuning:  # waveforms cut to their speech; the source's augmented copies are vectors, left out
         if progress is not None:
             progress(0.0, "reading the clips' audio for fine-tuning")
@@ -279,6 +294,7 @@ def train_and_register(
         best_epoch=result.best_epoch,
         seconds=seconds,
         mode=config.mode,
+        policy_note=policy_note,
     )
 
 

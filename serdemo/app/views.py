@@ -131,6 +131,7 @@ class AdaptReport:
     comparison: Comparison | None = None  # this version and the previous one on the same target clips
     previous_note: str = ""  # which clips the previous version is compared on, or why it is not
     mode: str = AdaptConfig.mode  # "frozen" (head on cached vectors) or "finetune" (encoder trained too)
+    policy_note: str = ""  # why the round ran another policy than asked for (every clip labeled)
 
     def markdown(self) -> str:
         """A short summary for the Adapt tab: what ran, and target UA with its uncertainty."""
@@ -161,7 +162,8 @@ class AdaptReport:
             f"`{self.language}` clips; "
             f"{self.epochs_run} epochs (best {self.best_epoch}) in {self.seconds:.1f} s; "
             f"{accepted} pseudo-labels accepted in the last round.\n\n"
-            "| model on | UA (95% interval) |\n|---|---|\n"
+            + (f"{self.policy_note}\n\n" if self.policy_note else "")
+            + "| model on | UA (95% interval) |\n|---|---|\n"
             + "\n".join(rows)
             + f"\n\n**{verdict}**\n\n{self.target_note} {self.previous_note}".rstrip()
         )

@@ -79,7 +79,10 @@ def add_label_tab(service: Service, tab: gr.Tab, languages: list[gr.Dropdown]) -
             suggestion_markdown(item, view.state),
             progress_markdown(view.counts, view.unlabeled)
             + (f"\n\n↩️ {view.message}" if view.message else ""),
-            counts_figure(view.counts, f"Labels so far ({view.state.language})"),
+            counts_figure(
+                view.counts,
+                f"Labels so far ({view.state.language})" if view.state.language else "Labels so far",
+            ),
         )
 
     @user_errors
