@@ -220,10 +220,17 @@ def projection_figure(
             _scatter(coords[index], f"{name} ({language})", name, marker, [customdata[i] for i in index])
         )
         fig.data[-1].hovertemplate = hovertemplate
-    # the legend goes under the plot: on the right it sat on the confidence colour bar
+    # the legend goes under the plot: on the right it sat on the confidence colour bar. Fixed entry
+    # widths and the title above the entries: in the app's half-width plots plotly otherwise laid the
+    # (category, language) groups out in one row and the last emotion fell outside the figure
     fig.update_layout(
         title={"text": title},
-        legend={"title": {"text": f"{color_by.value} (language)"}, "orientation": "h", "y": -0.05},
+        legend={
+            "title": {"text": f"{color_by.value} (language)", "side": "top"},
+            "orientation": "h",
+            "y": -0.05,
+            "entrywidth": 120,
+        },
     )
     if coords.shape[1] == 3:  # a camera further out, so the axis labels stay inside the figure
         fig.update_layout(scene={"camera": {"eye": {"x": 1.6, "y": 1.6, "z": 1.0}}, "aspectmode": "cube"})

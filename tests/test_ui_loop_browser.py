@@ -189,6 +189,19 @@ def test_4_explore_with_a_chosen_baseline_and_play_a_clicked_point(page, app):
     after = page.locator("#explore-after .gtitle").text_content()
     assert before.startswith(f"Before: model {baseline}") and after.startswith("After: model v2-"), after
     assert "embeddings only" in page.locator("#explore-message").inner_text()  # shipped set: no audio
+    # every legend entry (emotion x language: ten here) lies inside its half-width figure; plotly once put
+    # them in one row and the sadness entries fell outside it
+    outside = page.evaluate(
+        """() => [...document.querySelectorAll('#explore-before, #explore-after')]
+          .map((figure) => figure.querySelector('.js-plotly-plot'))
+          .flatMap((gd) => {
+            const box = gd.getBoundingClientRect();
+            return [...gd.querySelectorAll('.legend .traces')]
+              .filter((e) => { const r = e.getBoundingClientRect(); return r.right > box.right + 1; })
+              .map((e) => e.textContent);
+          })"""
+    )
+    assert outside == [], f"legend entries outside their figure: {outside}"
     # clicking a target point plays it: the audio element gets a source
     page.wait_for_function(
         """() => {
