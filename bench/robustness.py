@@ -134,6 +134,8 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
         "max_repeats",
     )
     for field in fields:
+        if field == "nap_dim" and config.normalization != "nap":
+            continue  # only nap reads it
         if getattr(config, field) != getattr(defaults, field):
             flags.append(f"--{field.replace('_', '-')} {getattr(config, field)}")
     if not config.select_after_first_round:
