@@ -21,7 +21,7 @@ def test_defaults_are_the_papers():
         # the first model's answers on a language it has no statistics for (issue 16 section)
         "nap",
     )
-    assert (config.nap_dim, config.pseudo_balance, config.selection) == (10, "auto-language", "validation")
+    assert (config.nap_dim, config.pseudo_balance, config.selection) == (5, "auto-language", "validation")
     assert (config.select_after_first_round, config.propagation) == (True, 0.0)
     # docs/representation.md: a linear head over all layers concatenated beat the 256-d layer-mix head
     assert (config.projection_dim, config.layer_combination, config.weight_decay, config.dropout) == (

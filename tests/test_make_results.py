@@ -73,10 +73,10 @@ def test_the_robustness_section_shows_both_protocols_and_checks_the_targets():
 def test_the_confounded_target_compares_the_default_with_every_normalisation_of_the_study():
     study = {
         "runs": {
-            "en-de/k1/nap10-bl/0": {"target_ua": [50.0, 60.0]},
+            "en-de/k1/default-nap5/0": {"target_ua": [50.0, 60.0]},
             "en-de/k1/speaker/0": {"target_ua": [30.0, 30.0]},
             "en-de/k1/language-bl/0": {"target_ua": [60.0, 58.0]},
-            "en-de/k1/nap10-bl/25": {"target_ua": [70.0]},
+            "en-de/k1/default-nap5/25": {"target_ua": [70.0]},
             "en-de/k1/global-bl/25": {"target_ua": [71.0]},
         }
     }
@@ -95,29 +95,34 @@ def paired_run(seeds, target, every=None):
 def test_the_paired_section_reads_two_variants_seed_by_seed():
     study = {
         "runs": {
-            "en-de/k0/nap10-bl/25": paired_run([0, 1, 2], [70.0, 80.0, 90.0]),
+            "en-de/k0/nap5-bl/25": paired_run([0, 1, 2], [70.0, 80.0, 90.0]),
             "en-de/k0/language-bl/25": paired_run([0, 1, 2], [68.0, 79.0, 91.0]),
-            "en-de/k1/nap10-bl/0": paired_run([0, 1, 2], [40.0, 90.0, 60.0], every=[60.0, 62.0, 64.0]),
+            "en-de/k1/nap5-bl/0": paired_run([0, 1, 2], [40.0, 90.0, 60.0], every=[60.0, 62.0, 64.0]),
             "en-de/k1/language-bl/0": paired_run([0, 1, 2], [50.0, 80.0, 60.0], every=[59.0, 60.0, 61.0]),
-            "de-en/k0/nap10-bl/0": paired_run([0, 1], [55.0, 56.0]),  # no partner run: no row
+            "de-en/k0/nap5-bl/0": paired_run([0, 1], [55.0, 56.0]),  # no partner run: no row
         }
     }
     text = "\n".join(_table_paired(study))
-    assert text.startswith("### The default (nap) against per-language standardisation, 3 seeds, seed by")
+    assert text.startswith("### The default (nap, 5 speaker directions) against per-language standardisation")
+    assert "nap10-bl - " not in text  # no run of the previous default: no second table
     # differences 2, 1, -1: mean +0.7, std 1.53, standard error 0.9; the default won 2 seeds, lost 1
     assert "| en-de | 0 | 25 | 3 | 80.0 ± 10.0 | 79.3 ± 11.5 | +0.7 ± 0.9 | 2 / 1 |" in text
     assert "| en-de | 1 | 0 | 3 | 63.3 ± 25.2 | 63.3 ± 15.3 | +0.0 ± 5.8 | 1 / 1 |" in text
     assert "| en-de | 1 (every emotion) | 0 | 3 | 62.0 ± 2.0 | 60.0 ± 1.0 | +2.0 ± 0.6 | 3 / 0 |" in text
     assert "| de-en |" not in text
     assert _table_paired(None) == []
+    # with runs of the previous default (nap, 10 directions) a second table compares it with today's
+    study["runs"]["en-de/k0/nap10-bl/25"] = paired_run([0, 1, 2], [60.0, 80.0, 88.0])
+    text = "\n".join(_table_paired(study))
+    assert "| en-de | 0 | 25 | 3 | 80.0 ± 10.0 | 76.0 ± 14.4 | +4.0 ± 3.1 | 2 / 0 |" in text
 
 
 def test_the_confounded_target_is_also_read_seed_by_seed_where_nine_seeds_ran():
     paired = {
         "runs": {
-            "en-de/k1/nap10-bl/25": paired_run([0, 1, 2], [70.0, 60.0, 80.0]),
+            "en-de/k1/nap5-bl/25": paired_run([0, 1, 2], [70.0, 60.0, 80.0]),
             "en-de/k1/language-bl/25": paired_run([0, 1, 2], [75.0, 63.0, 80.0]),
-            "en-de/k0/nap10-bl/100": paired_run([0, 1, 2, 3], [84.0, 86.0, 88.0, 90.0]),
+            "en-de/k0/nap5-bl/100": paired_run([0, 1, 2, 3], [84.0, 86.0, 88.0, 90.0]),
         }
     }
     text = "\n".join(_robustness_targets({}, None, paired))
