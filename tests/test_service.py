@@ -493,7 +493,7 @@ def test_undo_says_what_it_undid(service):
     view = service.label_view(LabelState(language="de"))
     labeled = service.label_current(view.state, "fear", annotator="undo-test")
     undone = service.undo(labeled.state, annotator="undo-test")
-    assert f"label **fear** on clip {view.item.clip_id} (" in undone.message  # with the file name
+    assert f"Undid your label **fear** on clip {view.item.clip_id} (" in undone.message  # with the file name
     relabeled = service.label_current(undone.state, "anger", "undo-test")
     hidden = service.undo(dataclasses.replace(relabeled.state, hide_names=True), "undo-test")
     assert "label **anger** on clip" in hidden.message and ".wav" not in hidden.message

@@ -86,7 +86,8 @@ def undo(ws: Workspace, state: LabelState, annotator: str) -> LabelView:
     clip = ws.store.clip(undone.clip_id)
     view = label_view(ws, dataclasses.replace(state, language=clip.language, current=clip.id))
     name = "" if state.hide_names else f" ({clip.original_name or clip.path.name})"
-    message = f"Undid {annotator}'s label **{undone.emotion}** on clip {clip.id}{name}; it is back on screen."
+    # only the caller's own labels are undone: "your", not the annotator id (an anonymous tab's is "web-...")
+    message = f"Undid your label **{undone.emotion}** on clip {clip.id}{name}; it is back on screen."
     return dataclasses.replace(view, message=message)
 
 
