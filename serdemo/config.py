@@ -179,10 +179,10 @@ class AdaptConfig:
     # language's recording) nap's projection keeps EMO-DB at 68.7 UA and per-language falls to 57.0
     # (bench/padding.py, docs/results.md issue 16 section). "per-language", "per-speaker", "global" selectable
     normalization: str = Normalization.NAP.value
-    # 5, not 10: on the same 9 seeds 5 directions keep nap's 68.7 on a language without statistics and close
-    # most of per-language's lead where speakers show one or two emotions (RAVDESS -> EMO-DB, K = 1, 25
-    # labels: +3.0 over 10 directions, +0.0 against per-language); full corpora within 1.3 UA of 10
-    # (docs/results.md, issue 9: "The default (nap, 5 speaker directions) against per-language ...")
+    # 5, not 10: 5 directions keep nap's 68.7 on a language without statistics (bench/padding.py) and, on
+    # the same 9 seeds as above, close most of per-language's lead where speakers show one or two emotions
+    # (RAVDESS -> EMO-DB, K = 1, 25 labels: +3.0 over 10 directions, +0.0 against per-language); full corpora
+    # within 1.3 UA of 10 (docs/results.md, issue 9: "The default (nap, 5 speaker directions) against ...")
     nap_dim: int = 5  # "nap" normalisation: speaker directions projected out (serdemo.learn.normalize)
     # --- reproducibility ---
     seed: int = 0  # seed of this run: same seed, same inputs -> same result
