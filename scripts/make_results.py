@@ -582,7 +582,7 @@ def _table_paired(study: dict[str, Any] | None) -> list[str]:
         paired_table(study, first, second),
         "",
     ]
-    if all(any(key.split("/")[2] == name for key in runs) for name in PAIRED_PREVIOUS):
+    if set(PAIRED_PREVIOUS) <= {key.split("/")[2] for key in runs}:
         lines += [paired_table(study, *PAIRED_PREVIOUS), ""]
     return lines
 

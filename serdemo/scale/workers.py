@@ -108,8 +108,8 @@ class StatsWorker:
         rows = [pickle.dumps(self.shard_stats(str(name))) for name in batch["task"]]
         return {"shard": np.array([str(n) for n in batch["task"]]), "stats": np.array(rows, dtype=object)}
 
-    def shard_stats(self, name: str) -> dict[str, dict[str, tuple[int, np.ndarray, np.ndarray]]]:
-        """``{"speaker": {speaker: (n, mean, M2)}}`` over the shard's valid rows."""
+    def shard_stats(self, name: str) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
+        """``{speaker: (n, mean, M2)}`` over the shard's valid rows."""
         table, vectors, valid = self.store.read_vectors(name)
         x = vectors[valid].astype(np.float64)
         speakers = np.asarray(table.column("speaker").to_pylist(), dtype=str)[valid]
@@ -118,7 +118,7 @@ class StatsWorker:
             rows = x[speakers == speaker]
             mean = rows.mean(axis=0)
             out[str(speaker)] = (len(rows), mean, ((rows - mean) ** 2).sum(axis=0))
-        return {"speaker": out}
+        return out
 
 
 def merge_stats(parts: Sequence[tuple[int, np.ndarray, np.ndarray]]) -> tuple[int, np.ndarray, np.ndarray]:
@@ -148,7 +148,7 @@ def pool_normalizer(normalizer: Any, shard_stats: Sequence[dict[str, Any]]) -> A
     out = copy.deepcopy(normalizer)
     groups: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for stats in shard_stats:
-        for group, part in stats["speaker"].items():
+        for group, part in stats.items():
             groups.setdefault(group, []).append(part)
     for group, parts in sorted(groups.items()):
         n, mean, m2 = merge_stats(parts)
