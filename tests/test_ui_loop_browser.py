@@ -113,6 +113,19 @@ def test_0_hint_text_meets_wcag_aa_contrast(page):
     assert contrast(foreground, background) >= 4.5, (foreground, background)
 
 
+def test_0_label_keys_before_any_clip_warn_and_leave_the_tab_as_it_was(page):
+    # a fresh folder has nothing to label: a key press must not paint the tab with "Error" badges
+    open_tab(page, "Label")
+    wait_for_text(page, "#label-progress", "0 labeled")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("1")
+    wait_for_text(page, ".toast-body", "no clip on screen to label")
+    page.keyboard.press("u")
+    wait_for_text(page, ".toast-body", "nothing to undo")
+    assert page.get_by_text("Error", exact=True).count() == 0
+    assert "0 labeled" in page.locator("#label-progress").inner_text()
+
+
 def test_1_bulk_add_a_zip_in_a_new_language(page, app):
     open_tab(page, "Label")
     page.get_by_text("Bulk add clips to the target pool").click()

@@ -33,6 +33,13 @@ class ServiceError(RuntimeError):
     """Something the user asked for that cannot be done now; the message says what to do instead."""
 
 
+class NothingToDoError(ServiceError):
+    """The action has nothing to act on (no clip on screen, no label to undo): a notice, not a failure.
+
+    The page shows it as a warning and keeps what it shows, instead of marking every output with an error.
+    """
+
+
 class BusyError(ServiceError):
     """The app is busy with something shared (an adaptation round, start-up): try again later."""
 

@@ -132,9 +132,9 @@ def project(
         if k.startswith("t:") or k[2:] in source_paths
     ]
     silent = len(keys) - len(target) if not source_paths else 0
+    target_part = f"{len(target)} target `{language}`" if language else "no target language chosen"
     message = (
-        f"{len(keys)} clips ({len(keys) - len(target)} held-out source, "
-        f"{len(target)} target `{language}`); "
+        f"{len(keys)} clips ({len(keys) - len(target)} held-out source, {target_part}); "
         "colour = label where known (yours or the corpus's), else the prediction; symbol = language. "
         "Click a point (or pick its id below) to play it."
         + (f" The {silent} source points are embeddings only (no audio shipped)." if silent else "")

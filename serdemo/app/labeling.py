@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from serdemo.active import COVERAGE_RULE, UncertaintyRule, rank_by_coverage, rank_for_labeling
-from serdemo.app.config import RANKING_RULES, ServiceError
+from serdemo.app.config import RANKING_RULES, NothingToDoError, ServiceError
 from serdemo.app.views import LabelState, LabelView, QueueItem, spectrogram
 from serdemo.app.workspace import Workspace
 from serdemo.audio import load_audio
@@ -72,7 +72,10 @@ def skip(ws: Workspace, state: LabelState) -> LabelView:
 def label_current(ws: Workspace, state: LabelState, emotion: str, annotator: str) -> LabelView:
     """Save ``emotion`` for the clip on screen (immediately, in the store) and show the next."""
     if state.current is None:
-        raise ServiceError("no clip on screen to label: pick a language with unlabeled clips")
+        raise NothingToDoError(
+            "no clip on screen to label: add clips to this language's pool, "
+            "or pick a language with unlabeled clips"
+        )
     label(ws, state.current, emotion, annotator)
     skipped = tuple(c for c in state.skipped if c != state.current)
     return label_view(ws, dataclasses.replace(state, current=None, skipped=skipped))
@@ -82,7 +85,7 @@ def undo(ws: Workspace, state: LabelState, annotator: str) -> LabelView:
     """Retract ``annotator``'s latest label and show that clip again."""
     undone = ws.store.undo_last_label(annotator)
     if undone is None:
-        raise ServiceError(f"nothing to undo: {annotator} has no labels in force")
+        raise NothingToDoError("nothing to undo: none of your labels is in force")
     clip = ws.store.clip(undone.clip_id)
     view = label_view(ws, dataclasses.replace(state, language=clip.language, current=clip.id))
     name = "" if state.hide_names else f" ({clip.original_name or clip.path.name})"

@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from serdemo.app.config import ServiceError
+from serdemo.app.config import NothingToDoError, ServiceError
 from serdemo.app.config import scrub as scrub_paths
 from serdemo.app.service import Service
 from serdemo.app.ui.page import LOG
@@ -20,7 +20,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Show a user-caused error (bad file, nothing to label, round running) as a message, not a traceback.
 
     Messages never name server folders (upload paths, the data folder); anything unexpected is logged
-    here with its traceback and the client hears only that it failed.
+    here with its traceback and the client hears only that it failed. An action with nothing to act on
+    (a label key with no clip on screen) gets a warning and leaves every output as it was: an error
+    would put an "Error" badge on each of them.
     """
 
     @functools.wraps(fn)
@@ -29,6 +31,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
+        except NothingToDoError as notice:
+            gr.Warning(own_names(scrub_paths(str(notice))))
+            return gr.skip()  # one skip stands for every output
         except (ServiceError, ValueError) as error:  # AudioError and ConfigError are ValueErrors
             raise gr.Error(own_names(scrub_paths(str(error))), print_exception=False) from None
         except Exception:
