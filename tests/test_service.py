@@ -415,17 +415,7 @@ def test_an_export_bundle_imports_into_a_fresh_store_with_its_audio_and_labels(t
 
 def test_target_ua_is_cross_validated_on_human_labels_beside_the_previous_version(tmp_path):
     service = make_service(tmp_path, target=False)  # no corpus labels: only what a person labels
-    folder = tmp_path / "it"
-    folder.mkdir()
-    paths = []
-    for i in range(4):
-        for emotion in EMOTIONS:
-            paths.append(folder / f"{emotion}-{i}.wav")
-            sf.write(paths[-1], tone(PITCH[emotion] * 1.2 * (1 + 0.01 * i), 1.0, seed=900 + i), SR)
-    service.add_files([str(p) for p in paths], "it")
-    clips = service.store.clips("it")
-    for clip in clips[:10]:
-        service.label(clip.id, clip.original_name.split("-")[0], "ada")
+    clips = labeled_it_pool(service, tmp_path / "it", 10)
     first = service.store.active_version().id
     report = service.adapt(AdaptRequest(language="it", policy="none", epochs=4, window=2))
     estimate = report.target_metrics["estimate"]
@@ -445,6 +435,69 @@ def test_target_ua_is_cross_validated_on_human_labels_beside_the_previous_versio
     again = service.adapt(AdaptRequest(language="it", policy="none", epochs=4, window=2))
     assert again.target_metrics["n"] == 14 and again.comparison.old.n == 4
     assert "10 clips it trained on left out" in again.previous_note
+
+
+def labeled_it_pool(service: Service, folder: Path, labeled: int) -> list:
+    """A pool `it` of 20 tone clips (4 per emotion), the first ``labeled`` labeled by "ada"."""
+    folder.mkdir()
+    paths = []
+    for i in range(4):
+        for emotion in EMOTIONS:
+            paths.append(folder / f"{emotion}-{i}.wav")
+            sf.write(paths[-1], tone(PITCH[emotion] * 1.2 * (1 + 0.01 * i), 1.0, seed=900 + i), SR)
+    service.add_files([str(p) for p in paths], "it")
+    clips = service.store.clips("it")
+    for clip in clips[:labeled]:
+        service.label(clip.id, clip.original_name.split("-")[0], "ada")
+    return clips
+
+
+def test_a_round_is_active_while_cross_validation_judges_it(tmp_path, clip_file):
+    # judging by cross-validation trains 5 more models: the person can use the new one meanwhile
+    service = make_service(tmp_path, target=False)
+    labeled_it_pool(service, tmp_path / "it", 10)
+    first = service.store.active_version().id
+    seen = []
+
+    def during_the_folds(fraction: float, text: str) -> None:
+        if "cross-validation fold 1/5" in text and not seen:
+            active = service.store.active_version().id
+            seen.append((active, text, service.predict(clip_file).model_version, service.versions()))
+
+    report = service.adapt(
+        AdaptRequest(language="it", policy="none", epochs=4, window=2), progress=during_the_folds
+    )
+    active, text, answered_by, table = seen[0]
+    assert active == answered_by == report.version_id != first
+    assert text.startswith(f"{report.version_id} is active; judging it")
+    assert table["target UA"].iloc[0] == ""  # not judged yet: no figure rather than a stale one
+    saved = {v.id: v for v in service.store.model_versions()}[report.version_id]
+    assert saved.metrics["target_ua"] == report.target_metrics["ua"]  # recorded once judged
+    assert saved.metrics["previous"]["version"] == first
+    assert "[" in service.versions()["target UA"].iloc[0]
+
+
+def test_a_cancel_while_judging_keeps_the_new_version_active_and_unjudged(tmp_path):
+    service = make_service(tmp_path, target=False)
+    labeled_it_pool(service, tmp_path / "it", 10)
+    answers = []
+
+    def cancel_in_the_first_fold(fraction: float, text: str) -> None:
+        if "cross-validation fold 1/5" in text and not answers:
+            answers.append(service.cancel_round())
+
+    report = service.adapt(
+        AdaptRequest(language="it", policy="none", epochs=4, window=2), progress=cancel_in_the_first_fold
+    )
+    expected = f"Cancelling the judging of {report.version_id}: it stays active, without a target UA."
+    assert answers == [expected]
+    assert report.target_metrics is None and report.target_note.startswith("Judging cancelled")
+    assert service.store.active_version().id == report.version_id
+    saved = {v.id: v for v in service.store.model_versions()}[report.version_id]
+    assert saved.metrics["target_ua"] is None and saved.metrics["target_note"].startswith("Judging cancelled")
+    assert not service.ws.round_lock.locked() and service.ws.judging is None
+    # the cancel does not carry over: the next round is judged to its end
+    assert service.adapt(AdaptRequest(language="it", policy="none", epochs=4, window=2)).target_metrics
 
 
 def test_few_labels_give_no_target_figure_and_say_how_many_are_needed(tmp_path, clip_file):

@@ -138,7 +138,7 @@ def test_3_adaptation_round_runs_to_completion(page):
     page.get_by_label("Epochs E").fill("20")
     page.get_by_label("Re-label every W epochs").fill("5")
     page.locator("#adapt-start").click()
-    result = wait_for_text(page, "#adapt-result", "is active", timeout=600)
+    result = wait_for_text(page, "#adapt-result", "New model", timeout=600)
     assert "target de, this version" in result and "previous version v1-" in result, result
     assert re.search(r"source \(held-out speakers\)\s+\d+\.\d%", result), result
     assert re.search(r"this version\s+\d+\.\d% \(95% CI \d+\.\d%-\d+\.\d%, n=\d+\)", result), result

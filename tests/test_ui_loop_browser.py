@@ -176,7 +176,7 @@ def test_3_adapt_shows_target_accuracy_with_its_interval_and_the_previous_versio
     page.get_by_label("Epochs E").fill("10")
     page.get_by_label("Re-label every W epochs").fill("5")
     page.locator("#adapt-start").click()
-    result = wait_for_text(page, "#adapt-result", "is active", timeout=600)
+    result = wait_for_text(page, "#adapt-result", "New model", timeout=600)
     # 12 human labels, no corpus labels: cross-validated, with an interval, beside the previous version
     assert "5-fold cross-validation over your 12 labeled clips" in result, result
     this = re.search(r"this version\s+(\d+\.\d)% \(95% CI (\d+\.\d)%-(\d+\.\d)%, n=12\)", result)
@@ -275,7 +275,7 @@ def test_5_a_second_tab_during_a_round_gets_messages_not_errors(page, app):
             assert not re.search(r"^Error$", other.locator(part).inner_text(), re.M), part
         assert re.search(r"v2-\w+", other.locator("#versions").inner_text())
         # the round in the first tab ends, and the second tab learns of the new version without a reload
-        result = wait_for_text(page, "#adapt-result", "v3-", timeout=600)
+        result = wait_for_text(page, "#adapt-result", "New model v3-", timeout=600)
         version = re.search(r"New model (v3-\w+) is active", result).group(1)
         wait_for_text(other, "#versions", version, timeout=30)
         other.locator("#version-choice input").click()

@@ -34,7 +34,8 @@ def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None
     Raises:
         ServiceError: no source set, still starting, or a round already running; fine-tuning asked for
             where it is off (the message says why).
-        RoundCancelledError: :func:`cancel` stopped the round; nothing was saved.
+        RoundCancelledError: :func:`cancel` stopped the round while it trained; nothing was saved. A
+            cancel while the saved version is judged (cross-validation) stops the judging only.
         ConfigError: settings out of range (a ValueError naming the field).
     """
     ws.require_model()
@@ -72,7 +73,7 @@ def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None
         ws.round_status = f"{language}, {config.policy}, {config.mode}, starting"
         return train_and_register(ws, config, language, progress)
     finally:
-        ws.round_status = ""
+        ws.round_status, ws.judging = "", None
         ws.round_lock.release()
 
 
@@ -81,13 +82,15 @@ def cancel(ws: Workspace) -> str:
     if not ws.round_lock.locked():
         return "No adaptation round is running."
     ws.cancel_round.set()
+    if ws.judging:
+        return f"Cancelling the judging of {ws.judging}: it stays active, without a target UA."
     return "Cancelling the round: it stops after the current mini-batch and saves nothing."
 
 
 def train_and_register(
     ws: Workspace, config: AdaptConfig, language: str | None, progress: Progress | None
 ) -> AdaptReport:
-    """Train one round with ``config``, judge it, save it and activate it (steps below).
+    """Train one round with ``config``, save it, activate it, then judge it (steps below).
 
     In finetune mode the round trains a fresh copy of the app's encoder on the clips' audio, and is judged
     on the vectors of that fine-tuned encoder, as the app serves it afterwards (:mod:`serdemo.app.tuned`).
@@ -188,11 +191,51 @@ def train_and_register(
     t0 = time.perf_counter()
     served, encoder = train(np.arange(len(labeled_clips)), 0)
     seconds = time.perf_counter() - t0
-    # 4) held-out scores, on the vectors the version reads when served (a fine-tuned encoder's own);
-    #    the target clips are judged against the previous version on the same clips
+    result = trained[0]
+    pseudo = result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
+    # 4) source score on held-out speakers, on the vectors the version reads when served (a fine-tuned
+    #    encoder's own)
     source_test = tuned.source_vectors(ws, source.test, encoder)
     assert source_test is not None  # fine-tuning is offered only with the source audio
     source_metrics = evaluate(source_test.labels, predict_proba(served, source_test), config.classes)
+    if ws.cancel_round.is_set():  # cancelled after the last mini-batch: still nothing is saved
+        raise _cancelled(parent)
+    # 5) save, record and activate the new version now: judging it by cross-validation (step 6) costs one
+    #    training per fold, five times the round's own, and the person can use the new model meanwhile
+    folder = (
+        ws.config.data_dir / "models" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
+    )
+    save_model(result, folder)
+    metrics = {
+        "language": language or (pool_language and f"({pool_language}, not trained on)"),
+        "source_ua": source_metrics["ua"],
+        "target_ua": None,
+        "target_interval": None,
+        "target_note": "being judged",
+        "previous": None,
+        "trained_clip_ids": [c.id for c in labeled_clips],
+        "labeled": len(labeled_clips),
+        "unlabeled": len(unlabeled_clips),
+        "pseudo_per_class": pseudo,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "source": {"test": source_metrics},
+        "target": {"heldout": None},
+    }
+    # the version row and its pseudo-labels in one transaction: a crash leaves both or neither
+    version = ws.store.add_model_version(
+        config.to_dict(),
+        metrics,
+        weights_path=folder,
+        parent=parent.id if parent else None,
+        machine_labels=_pseudo_labels(result, unlabeled_clips),
+    )
+    with ws.lock:
+        ws.models[version.id] = served
+        if encoder is not None:
+            ws.tuned_encoders[version.id] = encoder
+    ws.judging = version.id
+    # 6) the target clips, judged against the previous version on the same clips
     if gold_clips:
         judged_clips, judged_labels = gold_clips, gold_labels
         target_probs = scored(served, encoder, gold_clips)
@@ -205,21 +248,28 @@ def train_and_register(
         started = time.perf_counter()
         assignment = fold_of_each(np.asarray(labels), folds, ws.config.seed)
         target_probs = np.zeros((len(labeled_clips), len(config.classes)), np.float32)
-        for fold in range(folds):
-            inside = np.flatnonzero(assignment != fold)
-            held = np.flatnonzero(assignment == fold)
-            what = f"cross-validation fold {fold + 1}/{folds}: "
-            fold_model, fold_encoder = train(inside, 1 + fold, what)
-            target_probs[held] = scored(fold_model, fold_encoder, [labeled_clips[i] for i in held])
-            if fold_encoder is not None:  # no version serves a fold's encoder: free its vectors
-                ws.forget(fold_encoder)
         judged_clips, judged_labels = labeled_clips, labels
-        note = (
-            f"Target UA by {folds}-fold cross-validation over your {len(labeled_clips)} labeled clips: "
-            "each is scored by a model trained with the same settings without it; "
-            "the new version itself trained on all of them "
-            f"(the {folds} extra trainings took {time.perf_counter() - started:.0f} s)."
-        )
+        try:
+            for fold in range(folds):
+                inside = np.flatnonzero(assignment != fold)
+                held = np.flatnonzero(assignment == fold)
+                what = f"{version.id} is active; judging it, cross-validation fold {fold + 1}/{folds}: "
+                fold_model, fold_encoder = train(inside, 1 + fold, what)
+                target_probs[held] = scored(fold_model, fold_encoder, [labeled_clips[i] for i in held])
+                if fold_encoder is not None:  # no version serves a fold's encoder: free its vectors
+                    ws.forget(fold_encoder)
+            note = (
+                f"Target UA by {folds}-fold cross-validation over your {len(labeled_clips)} labeled clips: "
+                "each is scored by a model trained with the same settings without it; "
+                f"the new version itself trained on all of them and was active after {seconds:.0f} s "
+                f"(the {folds} extra trainings took {time.perf_counter() - started:.0f} s more)."
+            )
+        except RoundCancelledError:  # the version is saved and active: only its judgement stops
+            judged_clips, judged_labels, target_probs = [], [], None
+            note = (
+                f"Judging cancelled: {version.id} stays active without a target UA; "
+                "the next round judges its own model again."
+            )
     else:
         judged_clips, judged_labels, target_probs = [], [], None
         note = (
@@ -235,47 +285,19 @@ def train_and_register(
         comparison, previous_note = _compare_with_parent(
             ws, parent, judged_clips, judged_labels, target_probs.argmax(1)
         )
-    result = trained[0]
-    pseudo = result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
-    if ws.cancel_round.is_set():  # cancelled while the round was being judged: still nothing is saved
-        raise _cancelled(parent)
-    # 5) save, record and activate the new version
-    folder = (
-        ws.config.data_dir / "models" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
-    )
-    save_model(result, folder)
-    metrics = {
-        "language": language or (pool_language and f"({pool_language}, not trained on)"),
-        "source_ua": source_metrics["ua"],
-        "target_ua": target_metrics["ua"] if target_metrics else None,
-        "target_interval": (
+    metrics.update(
+        target_ua=target_metrics["ua"] if target_metrics else None,
+        target_interval=(
             [target_metrics["estimate"]["low"], target_metrics["estimate"]["high"]]
             if target_metrics
             else None
         ),
-        "target_note": note,
-        "previous": {"version": parent.id, **comparison.to_dict()} if comparison else None,
-        "trained_clip_ids": [c.id for c in labeled_clips],
-        "labeled": len(labeled_clips),
-        "unlabeled": len(unlabeled_clips),
-        "pseudo_per_class": pseudo,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "source": {"test": source_metrics},
-        "target": {"heldout": target_metrics},
-    }
-    # the version row and its pseudo-labels in one transaction: a crash leaves both or neither
-    version = ws.store.add_model_version(
-        config.to_dict(),
-        metrics,
-        weights_path=folder,
-        parent=parent.id if parent else None,
-        machine_labels=_pseudo_labels(result, unlabeled_clips),
+        target_note=note,
+        previous={"version": parent.id, **comparison.to_dict()} if comparison else None,
+        target={"heldout": target_metrics},
     )
-    with ws.lock:
-        ws.models[version.id] = served
-        if encoder is not None:
-            ws.tuned_encoders[version.id] = encoder
+    ws.store.update_model_metrics(version.id, metrics)
+    ws.judging = None  # also reset by adapt() on an error; the start-up's first model comes here directly
     ws.log(f"model {version.id}: source UA {source_metrics['ua']:.3f}, target UA {metrics['target_ua']}")
     return AdaptReport(
         version_id=version.id,

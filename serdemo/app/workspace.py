@@ -84,6 +84,7 @@ class Workspace:
         self.round_lock = threading.Lock()  # one adaptation round at a time
         self.round_status = ""
         self.cancel_round = threading.Event()  # set: the running round stops after its current mini-batch
+        self.judging: str | None = None  # the version a round saved and is now judging (cross-validation)
         self.lock = threading.RLock()  # guards the tables below
         self.source: SourceSet | None = None
         self.features: dict[int, np.ndarray] = {}  # target clip id -> (L, F) encoder features

@@ -63,6 +63,21 @@ class ModelRegistry:
             row = conn.execute("SELECT * FROM model_versions WHERE id = ?", (version_id,)).fetchone()
         return version_from_row(row)
 
+    def update_model_metrics(self, version_id: str, metrics: dict[str, Any]) -> ModelVersion:
+        """Replace a version's metrics (a round records its judgement after the version is active).
+
+        Raises:
+            ValueError: unknown version, or metrics that are not JSON-serializable.
+
+        """
+        metrics_json = to_json(metrics, "metrics")
+        with self._write() as conn:
+            if not conn.execute("SELECT 1 FROM model_versions WHERE id = ?", (version_id,)).fetchone():
+                raise ValueError(f"unknown model version {version_id!r}: see model_versions()")
+            conn.execute("UPDATE model_versions SET metrics = ? WHERE id = ?", (metrics_json, version_id))
+            row = conn.execute("SELECT * FROM model_versions WHERE id = ?", (version_id,)).fetchone()
+        return version_from_row(row)
+
     def model_versions(self) -> list[ModelVersion]:
         """All model versions, oldest first."""
         with self._connect() as conn:
