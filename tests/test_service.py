@@ -15,6 +15,7 @@ import soundfile as sf
 
 from serdemo.app import (
     AdaptRequest,
+    BusyError,
     LabelState,
     Service,
     ServiceConfig,
@@ -462,12 +463,17 @@ def test_a_round_is_active_while_cross_validation_judges_it(tmp_path, clip_file)
     def during_the_folds(fraction: float, text: str) -> None:
         if "cross-validation fold 1/5" in text and not seen:
             active = service.store.active_version().id
-            seen.append((active, text, service.predict(clip_file).model_version, service.versions()))
+            with pytest.raises(BusyError) as busy:  # a second round waits, and hears how not to
+                service.adapt(AdaptRequest(language="it", policy="none", epochs=2, window=1))
+            predicted = service.predict(clip_file).model_version
+            seen.append((active, text, predicted, service.versions(), str(busy.value)))
 
     report = service.adapt(
         AdaptRequest(language="it", policy="none", epochs=4, window=2), progress=during_the_folds
     )
-    active, text, answered_by, table = seen[0]
+    busy = seen[0][4]
+    assert "wait for it to finish, or Cancel round to stop judging it" in busy, busy
+    active, text, answered_by, table, _ = seen[0]
     assert active == answered_by == report.version_id != first
     assert text.startswith(f"{report.version_id} is active; judging it")
     assert table["target UA"].iloc[0] == ""  # not judged yet: no figure rather than a stale one
@@ -553,8 +559,6 @@ def test_undo_says_what_it_undid(service):
 
 
 def test_activate_names_what_exists_and_waits_for_a_round(service):
-    from serdemo.app import BusyError
-
     with pytest.raises(ServiceError, match="no model version 'v9-nope'"):
         service.activate("v9-nope")
     assert service.ws.round_lock.acquire()

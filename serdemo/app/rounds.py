@@ -67,7 +67,9 @@ def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None
         device=device,
     )
     if not ws.round_lock.acquire(blocking=False):
-        raise BusyError(f"an adaptation round is running ({ws.round_status}); wait for it to finish")
+        judging = ws.judging
+        hint = f", or Cancel round to stop judging it ({judging} stays active)" if judging else ""
+        raise BusyError(f"an adaptation round is running ({ws.round_status}); wait for it to finish{hint}")
     try:
         ws.cancel_round.clear()  # a cancel sent while no round ran must not stop this one
         ws.round_status = f"{language}, {config.policy}, {config.mode}, starting"
