@@ -182,6 +182,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         help=f"--normalization nap: speaker directions projected out (default {defaults.nap_dim})",
     )
     p.add_argument(
+        "--language-prior",
+        type=int,
+        default=defaults.language_prior,
+        metavar="CLIPS",
+        help="shrink each language's statistics toward the global ones as if CLIPS clips of them joined "
+        f"(default {defaults.language_prior}: the language's own)",
+    )
+    p.add_argument(
         "--propagation",
         type=float,
         default=defaults.propagation,
@@ -351,6 +359,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         seeds=tuple(args.seeds),
         normalization=args.normalization,
         nap_dim=args.nap_dim,
+        language_prior=args.language_prior,
         selection=args.selection,
         propagation=args.propagation,
         select_after_first_round=not args.select_from_start,

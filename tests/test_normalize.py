@@ -135,6 +135,28 @@ def test_normalizer_defaults_are_the_configs():
     assert (norm.mode, norm.nap_dim) == (AdaptConfig().normalization, AdaptConfig().nap_dim)
 
 
+def test_a_language_prior_shrinks_a_small_pools_statistics_toward_the_global_ones():
+    # 990 clips of a corpus around 0, and a 10-clip pool in one mood around 5, with a prior of 90 clips
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(0, 1, (990, 3)), rng.normal(5, 0.5, (10, 3))]).astype(np.float32)
+    languages = ["en"] * 990 + ["xx"] * 10
+    own = FeatureNormalizer("per-language").fit(x, languages)
+    shrunk = FeatureNormalizer("per-language", language_prior=90).fit(x, languages)
+    pool_mean = x[990:].astype(np.float64).mean(0)
+    expected = (10 * pool_mean + 90 * x.astype(np.float64).mean(0)) / 100  # a tenth of the pool's own
+    np.testing.assert_allclose(shrunk.language_stats["xx"][0], expected, rtol=1e-5)
+    np.testing.assert_allclose(own.language_stats["xx"][0], pool_mean, rtol=1e-5)
+    # the mixture's spread around the shrunk mean: wider than the pool's own, so its mood is not erased
+    assert (shrunk.language_stats["xx"][1] > 2 * own.language_stats["xx"][1]).all()
+    assert np.abs(shrunk.transform(x[990:], languages[990:]).mean()) > 0.5  # the mood survives
+    assert np.abs(own.transform(x[990:], languages[990:]).mean()) < 1e-5  # own statistics erase it
+    # a large corpus barely moves, and the prior survives a round trip
+    np.testing.assert_allclose(shrunk.language_stats["en"][0], own.language_stats["en"][0], atol=0.1)
+    again = FeatureNormalizer.from_state(*shrunk.state())
+    assert again.language_prior == 90
+    np.testing.assert_array_equal(again.transform(x, languages), shrunk.transform(x, languages))
+
+
 def _reference_fit_transform(x, languages, speakers, labels, mode, nap_dim):
     """The straightforward formulas (full-size float64 copies, statistics arrays) the fast code replaces."""
     x64, languages, speakers = x.astype(np.float64), np.asarray(languages), np.asarray(speakers)

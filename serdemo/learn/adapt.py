@@ -197,9 +197,9 @@ def _adapt(
 
     # 3) model, inputs and batch function of the mode
     if config.mode == Mode.FROZEN.value:
-        normalizer = FeatureNormalizer(config.normalization, nap_dim=config.nap_dim).fit(
-            pool.features, pool.languages, pool.speakers, train_labels
-        )
+        normalizer = FeatureNormalizer(
+            config.normalization, nap_dim=config.nap_dim, language_prior=config.language_prior
+        ).fit(pool.features, pool.languages, pool.speakers, train_labels)
         _, num_layers, feature_dim = pool.features.shape
         model = make_head(config, num_layers, feature_dim)
         pool_inputs = Inputs.frozen(

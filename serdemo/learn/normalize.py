@@ -43,11 +43,13 @@ class FeatureNormalizer:
         min_group_size: int = 10,
         eps: float = 1e-5,
         nap_dim: int = AdaptConfig.nap_dim,
+        language_prior: int = AdaptConfig.language_prior,
     ) -> None:
         self.mode = Normalization(mode).value
         self.min_group_size = min_group_size
         self.eps = eps
         self.nap_dim = nap_dim
+        self.language_prior = language_prior
         self.global_stats: tuple[np.ndarray, np.ndarray] | None = None
         self.language_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.speaker_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -57,6 +59,24 @@ class FeatureNormalizer:
         """float32 mean and std + eps of ``x[rows]`` (all rows by default), computed in float64."""
         mean, std = mean_std(x, rows)
         return mean.astype(np.float32), (std + self.eps).astype(np.float32)
+
+    def _language_stats(self, x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A language's statistics, shrunk toward the global ones by ``language_prior`` clips.
+
+        As if that many clips with the global statistics joined the language's own: a small pool (a
+        person's recordings, perhaps in one mood) keeps mostly the global statistics, a corpus its own.
+        The variance is the mixture's, around the shrunk mean.
+        """
+        if not self.language_prior:
+            return self._stats(x, rows)
+        mean, std = mean_std(x, rows)
+        global_mean, global_std = mean_std(x)
+        n, k = len(rows), float(self.language_prior)
+        shrunk = (n * mean + k * global_mean) / (n + k)
+        variance = (
+            n * (std**2 + (mean - shrunk) ** 2) + k * (global_std**2 + (global_mean - shrunk) ** 2)
+        ) / (n + k)
+        return shrunk.astype(np.float32), (np.sqrt(variance) + self.eps).astype(np.float32)
 
     def fit(
         self,
@@ -75,7 +95,7 @@ class FeatureNormalizer:
         self.language_stats, self.speaker_stats, self.nap_basis = {}, {}, None
         if self.mode in ("per-language", "per-speaker", "nap"):
             self.language_stats = {
-                g: self._stats(x, np.flatnonzero(languages == g)) for g in np.unique(languages)
+                g: self._language_stats(x, np.flatnonzero(languages == g)) for g in np.unique(languages)
             }
         if self.mode == "nap":
             labels = np.full(len(x), -1) if labels is None else np.asarray(labels, dtype=np.int64)
@@ -197,6 +217,7 @@ class FeatureNormalizer:
             "min_group_size": self.min_group_size,
             "eps": self.eps,
             "nap_dim": self.nap_dim,
+            "language_prior": self.language_prior,
             "languages": list(self.language_stats),
             "speakers": list(self.speaker_stats),
         }
@@ -205,7 +226,13 @@ class FeatureNormalizer:
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FeatureNormalizer:
         """Rebuild a fitted normaliser from :meth:`state`."""
-        norm = cls(meta["mode"], meta["min_group_size"], meta["eps"], meta.get("nap_dim", 10))
+        norm = cls(
+            meta["mode"],
+            meta["min_group_size"],
+            meta["eps"],
+            meta.get("nap_dim", 10),
+            meta.get("language_prior", 0),
+        )
         norm.global_stats = (arrays["global/mean"], arrays["global/std"])
         norm.nap_basis = arrays.get("nap/basis")
         norm.language_stats = {

@@ -1,0 +1,116 @@
+"""A new language's pool recorded in one mood: what an adaptation round on it does to every other clip.
+
+A person records themselves (or a call centre uploads its angry calls): every clip of the pool carries one
+emotion. For each emotion in turn: a fresh data folder (the shipped source set, the app's defaults), the
+held-out speakers' clips of every emotion scored as clips of a new language (the first model: no
+statistics for it), then a pool of that one emotion from the corpus' training speakers added in that
+language, unlabeled or labeled with its emotion, one round with the app's defaults, and the same held-out
+clips scored again by the new version. Prints UA before and after and what the new version answers.
+
+Usage::
+
+    python bench/one_mood_pool.py emodb=../shared/corpora/emodb
+    python bench/one_mood_pool.py emodb=PATH --pool 20 --labeled
+    python bench/one_mood_pool.py emodb=PATH --language-prior 200   # a candidate setting for the rounds
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from one_mood_batches import NEW_LANGUAGE, score  # noqa: E402
+from padding import held_out  # noqa: E402
+
+from serdemo.app import AdaptRequest, Service, ServiceConfig, rounds  # noqa: E402
+from serdemo.audio import load_audio  # noqa: E402
+from serdemo.cache import embed_waveforms  # noqa: E402
+from serdemo.cli_options import corpus_arg  # noqa: E402
+from serdemo.config import AdaptConfig  # noqa: E402
+from serdemo.corpora import load_corpus  # noqa: E402
+from serdemo.experiment import machine_info  # noqa: E402
+from serdemo.labels import EMOTIONS  # noqa: E402
+from serdemo.metrics import unweighted_accuracy  # noqa: E402
+from serdemo.splits import speaker_split  # noqa: E402
+
+
+def use_language_prior(clips: int) -> None:
+    """Make the app's rounds use ``clips`` as AdaptConfig.language_prior, all else the app's defaults."""
+
+    @dataclasses.dataclass(frozen=True)
+    class WithPrior(AdaptConfig):
+        language_prior: int = clips
+
+    rounds.AdaptConfig = WithPrior  # type: ignore[misc]  (rounds build their config from this name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=corpus_arg, metavar="NAME=PATH", help="corpus of the clips")
+    parser.add_argument("--pool", type=int, default=20, help="clips in the one-mood pool (default 20)")
+    parser.add_argument("--labeled", action="store_true", help="label every pool clip with its emotion")
+    parser.add_argument("--clips", type=int, default=100, help="held-out clips scored (default 100)")
+    parser.add_argument(
+        "--language-prior",
+        type=int,
+        default=AdaptConfig.language_prior,
+        metavar="CLIPS",
+        help="the round's AdaptConfig.language_prior (a candidate; default: the app's)",
+    )
+    parser.add_argument("--policy", default=AdaptConfig.policy, help="the round's pseudo-label policy")
+    parser.add_argument(
+        "--pseudo-balance", default=AdaptConfig.pseudo_balance, help="the round's pseudo-label balancing"
+    )
+    args = parser.parse_args()
+    if args.language_prior != AdaptConfig.language_prior:
+        use_language_prior(args.language_prior)
+    torch.set_num_threads(1)
+    name, root = args.corpus
+    root = Path(root)
+    train = speaker_split([u for u in load_corpus(name, root) if u.emotion in EMOTIONS], seed=0).train
+    test = held_out(name, root, args.clips)
+    truth = np.array([EMOTIONS.index(u.emotion) for u in test])
+    every = list(range(len(test)))
+    state = "labeled" if args.labeled else "unlabeled"
+    print(f"{name}: {len(test)} held-out clips scored as `{NEW_LANGUAGE}`; {args.pool} {state} pool clips")
+    machine = machine_info()["cpu"]
+    settings = f"policy {args.policy}, pseudo_balance {args.pseudo_balance}"
+    settings += f", language_prior {args.language_prior}"
+    print(f"{settings}; machine: {machine}, torch {torch.__version__}\n")
+    print("| pool's one emotion | UA before the round | UA after | share of answers after |")
+    print("|---|---:|---:|---|")
+    for emotion in EMOTIONS:
+        with tempfile.TemporaryDirectory() as scratch:
+            service = Service(ServiceConfig(data_dir=Path(scratch) / "data"), log=lambda text: None)
+            service.start(background=False)
+            ws = service.ws
+            features = embed_waveforms(ws.encoder, [load_audio(u.path) for u in test], ws.cache)
+            first = ws.model(service.store.active_version().id)
+            before = score(first, test, features, every).argmax(1)
+            pool = [u for u in train if u.emotion == emotion][: args.pool]
+            service.add_files([str(u.path) for u in pool], NEW_LANGUAGE)
+            if args.labeled:
+                for clip in service.store.clips(NEW_LANGUAGE):
+                    service.label(clip.id, emotion, "bench")
+            request = AdaptRequest(NEW_LANGUAGE, policy=args.policy, pseudo_balance=args.pseudo_balance)
+            report = service.adapt(request)
+            after = score(ws.model(report.version_id), test, features, every).argmax(1)
+            shares = np.bincount(after, minlength=len(EMOTIONS)) / len(after)
+            print(
+                f"| {emotion} ({len(pool)} clips) | {100 * unweighted_accuracy(truth, before):.1f} | "
+                f"{100 * unweighted_accuracy(truth, after):.1f} | "
+                + ", ".join(f"{e} {s:.0%}" for e, s in zip(EMOTIONS, shares, strict=True))
+                + " |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
