@@ -96,6 +96,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-soft": {"policy": "soft"},
     "default-norebalance": {"rebalance": False},
     "default-cap10": {"max_repeats": 10},
+    # a language's statistics shrunk toward the global ones (a pool in one mood: docs/results.md)
+    **{f"default-prior{k}": {"language_prior": k} for k in (200, 1000)},
 }
 
 
@@ -132,6 +134,7 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
         "pseudo_balance",
         "propagation",
         "max_repeats",
+        "language_prior",
     )
     for field in fields:
         if field == "nap_dim" and config.normalization != "nap":
