@@ -531,6 +531,26 @@ def test_a_round_on_a_fully_labeled_pool_trains_on_the_labels_and_says_so(tmp_pa
     assert "trained on your labels alone (policy 'none' instead of 'hard')" in report.markdown()
     saved = {v.id: v for v in service.store.model_versions()}[report.version_id]
     assert saved.config["policy"] == "none" and service.store.active_version().id == report.version_id
+    assert report.pool_note == ""  # three emotions: no one-mood warning
+
+
+def test_a_pool_whose_labels_are_all_one_emotion_gets_a_warning_in_the_report(tmp_path):
+    # a person records themselves sad and labels it: a round would make sadness the language's baseline
+    service = make_service(tmp_path, target=False)
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"me-{i}.wav")
+        sf.write(paths[-1], tone(PITCH["sadness"] * 1.2 * (1 + 0.02 * i), 1.0, seed=40 + i), SR)
+    service.add_files([str(p) for p in paths], "it")
+    for clip in service.store.clips("it")[:4]:
+        service.label(clip.id, "sadness", "ada")
+    few = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    assert few.pool_note == ""  # four labels: an early labeling session, not yet a mood
+    for clip in service.store.clips("it")[4:]:
+        service.label(clip.id, "sadness", "ada")
+    report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    assert report.pool_note.startswith("**All 6 of your labels in `it` are sadness.**")
+    assert report.pool_note in report.markdown() and "roll back" in report.pool_note
 
 
 def test_pickers_fingerprint_moves_with_pools_and_versions(tmp_path, clip_file):

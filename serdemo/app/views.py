@@ -132,6 +132,7 @@ class AdaptReport:
     previous_note: str = ""  # which clips the previous version is compared on, or why it is not
     mode: str = AdaptConfig.mode  # "frozen" (head on cached vectors) or "finetune" (encoder trained too)
     policy_note: str = ""  # why the round ran another policy than asked for (every clip labeled)
+    pool_note: str = ""  # a warning about the pool the round trained on (every label one emotion)
 
     def markdown(self) -> str:
         """A short summary for the Adapt tab: what ran, and target UA with its uncertainty."""
@@ -162,6 +163,7 @@ class AdaptReport:
             f"`{self.language}` clips; "
             f"{self.epochs_run} epochs (best {self.best_epoch}) in {self.seconds:.1f} s; "
             f"{accepted} pseudo-labels accepted in the last round.\n\n"
+            + (f"{self.pool_note}\n\n" if self.pool_note else "")
             + (f"{self.policy_note}\n\n" if self.policy_note else "")
             + "| model on | UA (95% interval) |\n|---|---|\n"
             + "\n".join(rows)
