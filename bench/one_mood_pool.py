@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument(
         "--pseudo-balance", default=AdaptConfig.pseudo_balance, help="the round's pseudo-label balancing"
     )
+    parser.add_argument("--no-rebalance", action="store_true", help="the round without utterance rebalancing")
     args = parser.parse_args()
     if args.language_prior != AdaptConfig.language_prior:
         use_language_prior(args.language_prior)
@@ -82,7 +83,7 @@ def main() -> None:
     print(f"{name}: {len(test)} held-out clips scored as `{NEW_LANGUAGE}`; {args.pool} {state} pool clips")
     machine = machine_info()["cpu"]
     settings = f"policy {args.policy}, pseudo_balance {args.pseudo_balance}"
-    settings += f", language_prior {args.language_prior}"
+    settings += f", language_prior {args.language_prior}, rebalance {not args.no_rebalance}"
     print(f"{settings}; machine: {machine}, torch {torch.__version__}\n")
     print("| pool's one emotion | UA before the round | UA after | share of answers after |")
     print("|---|---:|---:|---|")
@@ -99,7 +100,12 @@ def main() -> None:
             if args.labeled:
                 for clip in service.store.clips(NEW_LANGUAGE):
                     service.label(clip.id, emotion, "bench")
-            request = AdaptRequest(NEW_LANGUAGE, policy=args.policy, pseudo_balance=args.pseudo_balance)
+            request = AdaptRequest(
+                NEW_LANGUAGE,
+                policy=args.policy,
+                pseudo_balance=args.pseudo_balance,
+                rebalance=not args.no_rebalance,
+            )
             report = service.adapt(request)
             after = score(ws.model(report.version_id), test, features, every).argmax(1)
             shares = np.bincount(after, minlength=len(EMOTIONS)) / len(after)
