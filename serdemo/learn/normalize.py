@@ -60,8 +60,10 @@ class FeatureNormalizer:
         mean, std = mean_std(x, rows)
         return mean.astype(np.float32), (std + self.eps).astype(np.float32)
 
-    def _language_stats(self, x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A language's statistics, shrunk toward the global ones by ``language_prior`` clips.
+    def _language_stats(
+        self, x: np.ndarray, rows: np.ndarray, global64: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A language's statistics, shrunk toward ``global64`` (float64 mean, std) by ``language_prior``.
 
         As if that many clips with the global statistics joined the language's own: a small pool (a
         person's recordings, perhaps in one mood) keeps mostly the global statistics, a corpus its own.
@@ -70,7 +72,7 @@ class FeatureNormalizer:
         if not self.language_prior:
             return self._stats(x, rows)
         mean, std = mean_std(x, rows)
-        global_mean, global_std = mean_std(x)
+        global_mean, global_std = global64
         n, k = len(rows), float(self.language_prior)
         shrunk = (n * mean + k * global_mean) / (n + k)
         variance = (
@@ -91,11 +93,13 @@ class FeatureNormalizer:
         subspace from the labeled clips of known speakers; the other modes use no labels.
         """
         x, languages, speakers = self._check(features, languages, speakers)
-        self.global_stats = self._stats(x)
+        global64 = mean_std(x)  # one pass over every clip, also the prior of each language's statistics
+        self.global_stats = global64[0].astype(np.float32), (global64[1] + self.eps).astype(np.float32)
         self.language_stats, self.speaker_stats, self.nap_basis = {}, {}, None
         if self.mode in ("per-language", "per-speaker", "nap"):
             self.language_stats = {
-                g: self._language_stats(x, np.flatnonzero(languages == g)) for g in np.unique(languages)
+                g: self._language_stats(x, np.flatnonzero(languages == g), global64)
+                for g in np.unique(languages)
             }
         if self.mode == "nap":
             labels = np.full(len(x), -1) if labels is None else np.asarray(labels, dtype=np.int64)
