@@ -12,6 +12,7 @@ Usage::
     python bench/one_mood_pool.py emodb=../shared/corpora/emodb
     python bench/one_mood_pool.py emodb=PATH --pool 20 --labeled
     python bench/one_mood_pool.py emodb=PATH --language-prior 200   # a candidate setting for the rounds
+    python bench/one_mood_pool.py emodb=PATH --labeled --language-anchoring
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ from serdemo.metrics import unweighted_accuracy  # noqa: E402
 from serdemo.splits import speaker_split  # noqa: E402
 
 
-def use_language_prior(clips: int) -> None:
-    """Make the app's rounds use ``clips`` as AdaptConfig.language_prior, all else the app's defaults."""
+def use_normalisation(prior: int, anchoring: bool) -> None:
+    """Make the app's rounds use these language_prior and language_anchoring, else its defaults."""
 
     @dataclasses.dataclass(frozen=True)
-    class WithPrior(AdaptConfig):
-        language_prior: int = clips
+    class Candidate(AdaptConfig):
+        language_prior: int = prior
+        language_anchoring: bool = anchoring
 
-    rounds.AdaptConfig = WithPrior  # type: ignore[misc]  (rounds build their config from this name)
+    rounds.AdaptConfig = Candidate  # type: ignore[misc]  (rounds build their config from this name)
 
 
 def main() -> None:
@@ -64,14 +66,23 @@ def main() -> None:
         metavar="CLIPS",
         help="the round's AdaptConfig.language_prior (a candidate; default: the app's)",
     )
+    parser.add_argument(
+        "--language-anchoring",
+        action=argparse.BooleanOptionalAction,
+        default=AdaptConfig.language_anchoring,
+        help="the round's AdaptConfig.language_anchoring (a candidate; default: the app's)",
+    )
     parser.add_argument("--policy", default=AdaptConfig.policy, help="the round's pseudo-label policy")
     parser.add_argument(
         "--pseudo-balance", default=AdaptConfig.pseudo_balance, help="the round's pseudo-label balancing"
     )
     parser.add_argument("--no-rebalance", action="store_true", help="the round without utterance rebalancing")
     args = parser.parse_args()
-    if args.language_prior != AdaptConfig.language_prior:
-        use_language_prior(args.language_prior)
+    if (args.language_prior, args.language_anchoring) != (
+        AdaptConfig.language_prior,
+        AdaptConfig.language_anchoring,
+    ):
+        use_normalisation(args.language_prior, args.language_anchoring)
     torch.set_num_threads(1)
     name, root = args.corpus
     root = Path(root)
@@ -83,7 +94,8 @@ def main() -> None:
     print(f"{name}: {len(test)} held-out clips scored as `{NEW_LANGUAGE}`; {args.pool} {state} pool clips")
     machine = machine_info()["cpu"]
     settings = f"policy {args.policy}, pseudo_balance {args.pseudo_balance}"
-    settings += f", language_prior {args.language_prior}, rebalance {not args.no_rebalance}"
+    settings += f", language_prior {args.language_prior}, language_anchoring {args.language_anchoring}"
+    settings += f", rebalance {not args.no_rebalance}"
     print(f"{settings}; machine: {machine}, torch {torch.__version__}\n")
     print("| pool's one emotion | UA before the round | UA after | share of answers after |")
     print("|---|---:|---:|---|")

@@ -98,6 +98,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-cap10": {"max_repeats": 10},
     # a language's statistics shrunk toward the global ones (a pool in one mood: docs/results.md)
     **{f"default-prior{k}": {"language_prior": k} for k in (200, 1000)},
+    # a language's labeled clips measured class by class against the source (serdemo.learn.normalize)
+    "default-anchored": {"language_anchoring": True},
 }
 
 
@@ -145,6 +147,8 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
         flags.append("--select-from-start")
     if not config.rebalance:
         flags.append("--no-rebalance")
+    if config.language_anchoring:
+        flags.append("--language-anchoring")
     flags.append(f"--seeds {' '.join(map(str, seeds))} --out results.json")
     return "python -m serdemo experiment " + " ".join(flags)
 

@@ -190,6 +190,13 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         f"(default {defaults.language_prior}: the language's own)",
     )
     p.add_argument(
+        "--language-anchoring",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.language_anchoring,
+        help="statistics of a language's labeled clips measured class by class against the better-labeled "
+        "languages, so a pool labeled in one mood keeps its mood (default: off)",
+    )
+    p.add_argument(
         "--propagation",
         type=float,
         default=defaults.propagation,
@@ -360,6 +367,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         normalization=args.normalization,
         nap_dim=args.nap_dim,
         language_prior=args.language_prior,
+        language_anchoring=args.language_anchoring,
         selection=args.selection,
         propagation=args.propagation,
         select_after_first_round=not args.select_from_start,

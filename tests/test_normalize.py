@@ -157,6 +157,62 @@ def test_a_language_prior_shrinks_a_small_pools_statistics_toward_the_global_one
     np.testing.assert_array_equal(again.transform(x, languages), shrunk.transform(x, languages))
 
 
+def _one_mood_pool(rng, pool_class=4, pool_size=40):
+    """A labeled source whose 5 classes sit along axis 0, and a new language offset by 10 along axis 1
+    and scaled x2: a pool of ``pool_size`` clips of one class, and a test set of every class."""
+    source_y = np.repeat(np.arange(5), 400)
+    source = rng.normal(size=(2000, 3))
+    source[:, 0] += 2 * source_y
+
+    def target(y):
+        clips = rng.normal(size=(len(y), 3))
+        clips[:, 0] += 2 * y
+        clips[:, 1] += 10
+        return 2 * clips
+
+    pool_y = np.full(pool_size, pool_class)
+    test_y = np.repeat(np.arange(5), 200)
+    x = np.concatenate([source, target(pool_y)]).astype(np.float32)
+    languages = ["en"] * 2000 + ["xx"] * pool_size
+    return x, languages, np.concatenate([source_y, pool_y]), target(test_y).astype(np.float32), test_y
+
+
+def test_anchoring_puts_a_one_mood_pools_class_where_the_source_has_it():
+    x, languages, labels, test, test_y = _one_mood_pool(np.random.default_rng(3))
+    source_positions = [-1.41, -0.71, 0.0, 0.71, 1.41]  # 2 * class, standardised: between 4 + within 1
+    for anchoring, tolerance in ((True, 0.25), (False, None)):
+        norm = FeatureNormalizer("per-language", language_anchoring=anchoring).fit(x, languages, None, labels)
+        z = norm.transform(test, ["xx"] * len(test))
+        positions = np.array([z[test_y == c, 0].mean() for c in range(5)])
+        if anchoring:
+            np.testing.assert_allclose(positions, source_positions, atol=tolerance)
+            assert abs(z[:, 1].mean()) < 0.25  # the language's offset is gone
+        else:  # the pool's own statistics: its class becomes the language's centre, the rest far below it
+            assert abs(positions[4]) < 0.2 and positions[0] < -5
+    again = FeatureNormalizer.from_state(*norm.state())
+    assert again.language_anchoring is False
+    anchored = FeatureNormalizer("per-language", language_anchoring=True).fit(x, languages, None, labels)
+    assert FeatureNormalizer.from_state(*anchored.state()).language_anchoring is True
+
+
+def test_anchoring_leaves_unlabeled_and_best_labeled_languages_alone():
+    x, languages, labels, _, _ = _one_mood_pool(np.random.default_rng(4))
+    plain = FeatureNormalizer("nap").fit(x, languages, None, np.where(np.arange(len(x)) < 2000, labels, -1))
+    anchored = FeatureNormalizer("nap", language_anchoring=True).fit(
+        x, languages, None, np.where(np.arange(len(x)) < 2000, labels, -1)
+    )
+    for language in ("en", "xx"):  # an unlabeled pool has no class to anchor by; the source is the reference
+        for own, other in zip(plain.language_stats[language], anchored.language_stats[language], strict=True):
+            np.testing.assert_array_equal(own, other)
+    # half the pool labeled: the statistics move half way from the pool's own toward the anchored ones
+    half = labels.copy()
+    half[2000:2020] = -1
+    mixed = FeatureNormalizer("nap", language_anchoring=True).fit(x, languages, None, half)
+    full = FeatureNormalizer("nap", language_anchoring=True).fit(x, languages, None, labels)
+    middle = (plain.language_stats["xx"][0] + full.language_stats["xx"][0]) / 2
+    np.testing.assert_allclose(mixed.language_stats["xx"][0], middle, atol=0.5)
+
+
 def _reference_fit_transform(x, languages, speakers, labels, mode, nap_dim):
     """The straightforward formulas (full-size float64 copies, statistics arrays) the fast code replaces."""
     x64, languages, speakers = x.astype(np.float64), np.asarray(languages), np.asarray(speakers)

@@ -198,7 +198,10 @@ def _adapt(
     # 3) model, inputs and batch function of the mode
     if config.mode == Mode.FROZEN.value:
         normalizer = FeatureNormalizer(
-            config.normalization, nap_dim=config.nap_dim, language_prior=config.language_prior
+            config.normalization,
+            nap_dim=config.nap_dim,
+            language_prior=config.language_prior,
+            language_anchoring=config.language_anchoring,
         ).fit(pool.features, pool.languages, pool.speakers, train_labels)
         _, num_layers, feature_dim = pool.features.shape
         model = make_head(config, num_layers, feature_dim)
