@@ -13,6 +13,7 @@ Usage::
     python bench/one_mood_pool.py emodb=PATH --pool 20 --labeled
     python bench/one_mood_pool.py emodb=PATH --language-prior 200   # a candidate setting for the rounds
     python bench/one_mood_pool.py emodb=PATH --labeled --language-anchoring
+    python bench/one_mood_pool.py emodb=PATH --labeled --language-prior 1000 --transplant-copies 4
 """
 
 from __future__ import annotations
@@ -42,15 +43,11 @@ from serdemo.metrics import unweighted_accuracy  # noqa: E402
 from serdemo.splits import speaker_split  # noqa: E402
 
 
-def use_normalisation(prior: int, anchoring: bool) -> None:
-    """Make the app's rounds use these language_prior and language_anchoring, else its defaults."""
-
-    @dataclasses.dataclass(frozen=True)
-    class Candidate(AdaptConfig):
-        language_prior: int = prior
-        language_anchoring: bool = anchoring
-
-    rounds.AdaptConfig = Candidate  # type: ignore[misc]  (rounds build their config from this name)
+def use_round_config(**changes) -> None:
+    """Make the app's rounds use AdaptConfig with these defaults changed, all else its own."""
+    fields = [(name, type(value), dataclasses.field(default=value)) for name, value in changes.items()]
+    candidate = dataclasses.make_dataclass("Candidate", fields, bases=(AdaptConfig,), frozen=True)
+    rounds.AdaptConfig = candidate  # type: ignore[misc]  (rounds build their config from this name)
 
 
 def main() -> None:
@@ -72,17 +69,24 @@ def main() -> None:
         default=AdaptConfig.language_anchoring,
         help="the round's AdaptConfig.language_anchoring (a candidate; default: the app's)",
     )
+    parser.add_argument(
+        "--transplant-copies",
+        type=int,
+        default=AdaptConfig.transplant_copies,
+        help="the round's AdaptConfig.transplant_copies (a candidate; default: the app's)",
+    )
     parser.add_argument("--policy", default=AdaptConfig.policy, help="the round's pseudo-label policy")
     parser.add_argument(
         "--pseudo-balance", default=AdaptConfig.pseudo_balance, help="the round's pseudo-label balancing"
     )
     parser.add_argument("--no-rebalance", action="store_true", help="the round without utterance rebalancing")
     args = parser.parse_args()
-    if (args.language_prior, args.language_anchoring) != (
-        AdaptConfig.language_prior,
-        AdaptConfig.language_anchoring,
-    ):
-        use_normalisation(args.language_prior, args.language_anchoring)
+    candidate = {
+        "language_prior": args.language_prior,
+        "language_anchoring": args.language_anchoring,
+        "transplant_copies": args.transplant_copies,
+    }
+    use_round_config(**{k: v for k, v in candidate.items() if v != getattr(AdaptConfig, k)})
     torch.set_num_threads(1)
     name, root = args.corpus
     root = Path(root)
@@ -95,6 +99,7 @@ def main() -> None:
     machine = machine_info()["cpu"]
     settings = f"policy {args.policy}, pseudo_balance {args.pseudo_balance}"
     settings += f", language_prior {args.language_prior}, language_anchoring {args.language_anchoring}"
+    settings += f", transplant_copies {args.transplant_copies}"
     settings += f", rebalance {not args.no_rebalance}"
     print(f"{settings}; machine: {machine}, torch {torch.__version__}\n")
     print("| pool's one emotion | UA before the round | UA after | share of answers after |")

@@ -100,6 +100,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     **{f"default-prior{k}": {"language_prior": k} for k in (200, 1000)},
     # a language's labeled clips measured class by class against the source (serdemo.learn.normalize)
     "default-anchored": {"language_anchoring": True},
+    # labeled target clips lend their language residue to source clips of every emotion
+    "default-transplant4": {"transplant_copies": 4},
+    "default-prior1000-transplant4": {"language_prior": 1000, "transplant_copies": 4},
 }
 
 
@@ -137,6 +140,7 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
         "propagation",
         "max_repeats",
         "language_prior",
+        "transplant_copies",
     )
     for field in fields:
         if field == "nap_dim" and config.normalization != "nap":

@@ -197,6 +197,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "languages, so a pool labeled in one mood keeps its mood (default: off)",
     )
     p.add_argument(
+        "--transplant-copies",
+        type=int,
+        default=defaults.transplant_copies,
+        metavar="N",
+        help="per labeled target clip, N source clips of any emotion carrying its language residue as extra "
+        f"target rows (frozen mode; default {defaults.transplant_copies}: none)",
+    )
+    p.add_argument(
         "--propagation",
         type=float,
         default=defaults.propagation,
@@ -368,6 +376,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         nap_dim=args.nap_dim,
         language_prior=args.language_prior,
         language_anchoring=args.language_anchoring,
+        transplant_copies=args.transplant_copies,
         selection=args.selection,
         propagation=args.propagation,
         select_after_first_round=not args.select_from_start,

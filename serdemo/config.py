@@ -194,6 +194,11 @@ class AdaptConfig:
     # Not the default: on 20 labeled one-emotion EMO-DB pools it lost to it (51.8 vs 60.7 UA), the round
     # then learns the language as the emotion (docs/results.md, "A labeled pool in one mood")
     language_anchoring: bool = False
+    # frozen mode: per labeled target clip, this many extra target-language rows, each a source clip of
+    # any emotion plus the target clip's residue (its features minus the source's mean of its class;
+    # serdemo.learn.transplant), so a pool labeled in one mood cannot teach "this language = that emotion".
+    # 0 = none. Needs statistics that keep the language's offset (language_prior)
+    transplant_copies: int = 0
     # --- reproducibility ---
     seed: int = 0  # seed of this run: same seed, same inputs -> same result
     seeds: tuple[int, ...] = (0, 1, 2)  # seeds an experiment repeats the run with (paper: 3 runs)
@@ -251,6 +256,10 @@ class AdaptConfig:
             raise ConfigError(f"language_prior must be >= 0 clips (0 = none), got {self.language_prior}")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
+        if self.transplant_copies < 0 or (self.transplant_copies and self.mode != Mode.FROZEN.value):
+            raise ConfigError(
+                f"transplant_copies must be >= 0, and 0 outside frozen mode, got {self.transplant_copies}"
+            )
         if self.eval_batch_size < 1 or self.patience < 0 or self.projection_dim < 0:
             raise ConfigError(
                 "need eval_batch_size >= 1, patience >= 0 and projection_dim >= 0 (0 = linear head)"

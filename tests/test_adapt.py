@@ -485,3 +485,50 @@ def test_hard_mixup_mixes_every_mini_batch_and_the_paper_setting_none(monkeypatc
     assert not calls
     assert mixed.rounds and plain.rounds
     assert not np.array_equal(predict_proba(mixed, task["test"]), predict_proba(plain, task["test"]))
+
+
+def one_mood_task(seed=5):
+    """Source: two classes along feature 0. The target language adds a marker (+4 on feature 2) and its
+    labeled pool holds only class 1: a head can learn "marker -> class 1" and still fit every row."""
+    rng = np.random.default_rng(seed)
+
+    def clips(labels, language, prefix):
+        labels = np.asarray(labels)
+        x = 0.5 * rng.normal(size=(len(labels), 4))
+        x[:, 0] += 2.0 * np.where(labels == 0, 1.0, -1.0)
+        x[:, 2] += 4.0 if language == "de" else 0.0
+        ids = [f"{prefix}{i}" for i in range(len(labels))]
+        return ClipSet(ids, labels, [language] * len(labels), [f"{language}/0"] * len(labels), features=x)
+
+    return {
+        "source": clips(np.repeat([0, 1], 100), "en", "s"),
+        "labeled": clips(np.ones(20, int), "de", "k"),
+        "unlabeled": clips(np.zeros(0, int), "de", "u"),
+        "validation": {"en": clips(np.repeat([0, 1], 40), "en", "vs")},
+        "test": clips(np.repeat([0, 1], 100), "de", "t"),
+    }
+
+
+def test_transplants_keep_a_pool_labeled_in_one_mood_from_teaching_its_language_as_the_emotion():
+    task = one_mood_task()
+    # global statistics keep the language's marker, as language_prior does for a small pool
+    config = AdaptConfig(
+        classes=CLASSES, policy="none", epochs=30, patience=0, normalization="global", lr=1e-2
+    )
+    shortcut = run(task, config)
+    transplanted = run(task, config.replace(transplant_copies=4))
+    answers = predict_proba(shortcut, task["test"]).argmax(1)
+    assert (answers == 1).mean() > 0.9  # the marker alone says "sadness"
+    assert target_ua(shortcut, task) < 0.6
+    assert target_ua(transplanted, task) > 0.85
+    # the transplants are the source's clips in the target language: reported as their own rows
+    assert set(transplanted.history[-1]["train_ua"]) == {"en", "de", "de transplant"}
+
+
+def test_transplants_need_frozen_mode_and_a_count_of_zero_or_more():
+    from serdemo.config import ConfigError
+
+    with pytest.raises(ConfigError, match="transplant_copies"):
+        AdaptConfig(transplant_copies=-1)
+    with pytest.raises(ConfigError, match="frozen"):
+        AdaptConfig(transplant_copies=2, mode="finetune")

@@ -41,6 +41,7 @@ from serdemo.learn.pseudo_labels import (
 )
 from serdemo.learn.reduced_head import ReducedHead, can_reduce, reduce_inputs
 from serdemo.learn.result import AdaptResult, ProgressEvent, PseudoLabels
+from serdemo.learn.transplant import language_transplants
 from serdemo.metrics import information_maximisation, unweighted_accuracy
 
 
@@ -194,6 +195,7 @@ def _adapt(
     train_labels = pool.labels.copy()
     train_labels[unlabeled_rows] = -1
     is_target = np.arange(len(pool)) >= n_source
+    row_languages = pool.languages  # per training row (transplants, below, add rows)
 
     # 3) model, inputs and batch function of the mode
     if config.mode == Mode.FROZEN.value:
@@ -205,9 +207,20 @@ def _adapt(
         ).fit(pool.features, pool.languages, pool.speakers, train_labels)
         _, num_layers, feature_dim = pool.features.shape
         model = make_head(config, num_layers, feature_dim)
-        pool_inputs = Inputs.frozen(
-            normalizer.transform(pool.features, pool.languages, pool.speakers), device
-        )
+        standardised = normalizer.transform(pool.features, pool.languages, pool.speakers)
+        if config.transplant_copies:
+            # extra labeled target rows after the pool's (every pool row index above stays valid)
+            rows, labels, donors = language_transplants(
+                standardised, train_labels, is_target, config.transplant_copies, rng
+            )
+            standardised = np.concatenate([standardised, rows])
+            train_labels = np.concatenate([train_labels, labels])
+            is_target = np.concatenate([is_target, np.ones(len(rows), bool)])
+            row_languages = np.concatenate(
+                [row_languages, [f"{g} transplant" for g in pool.languages[donors]]]
+            )
+        pool_inputs = Inputs.frozen(standardised, device)
+        del standardised
     else:
         normalizer = None  # encoder features move during fine-tuning; the head's LayerNorm handles scale
         model = SERModel(encoder, make_head(config, encoder.num_layers, 2 * encoder.hidden_size))
@@ -252,7 +265,7 @@ def _adapt(
         lr = optimizer.param_groups[0]["lr"]
         encoder_lr = optimizer.param_groups[1]["lr"] if len(optimizer.param_groups) > 1 else None
         epoch_stats = _train_epoch(
-            net, policy, train, pool_inputs, train_labels, pool.languages, config, optimizer, rng, stop
+            net, policy, train, pool_inputs, train_labels, row_languages, config, optimizer, rng, stop
         )
         timings["train"] += time.perf_counter() - tick
         if epoch_stats is None:  # cancelled mid-epoch: this epoch does not count
