@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         "--paired",
         nargs=2,
         metavar=("FIRST", "SECOND"),
-        help="print FIRST against SECOND seed by seed from --out (mean difference ± standard error); "
-        "run nothing",
+        help="print FIRST against SECOND seed by seed from --out, on the seeds both ran (mean difference ± "
+        "standard error); run nothing",
     )
     args = parser.parse_args(argv)
     if args.paired:
@@ -295,8 +295,12 @@ def paired_table(report: dict[str, Any], first: str, second: str) -> str:
     )
     for direction, k, labels in cells:
         a, b = runs.get(f"{direction}/{k}/{first}/{labels}"), runs.get(f"{direction}/{k}/{second}/{labels}")
-        if not a or not b or a["seeds"] != b["seeds"]:
+        if not a or not b:
             continue
+        common = sorted(set(a["seeds"]) & set(b["seeds"]))  # the seeds both ran, paired in one order
+        if not common:
+            continue
+        a, b = on_seeds(a, common), on_seeds(b, common)
         rows = [("target_ua", "")]
         if a.get("target_every_emotion_ua") and b.get("target_every_emotion_ua"):
             rows.append(("target_every_emotion_ua", " (every emotion)"))  # confounded: the unconfined test
@@ -307,6 +311,19 @@ def paired_table(report: dict[str, Any], first: str, second: str) -> str:
                 f"{cell(b[field])} | {mean:+.1f} ± {error:.1f} | {wins} / {losses} |"
             )
     return "\n".join(lines)
+
+
+def on_seeds(row: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """``row`` cut to ``seeds`` (each one it ran), its per-seed lists in that order."""
+    keep = [row["seeds"].index(seed) for seed in seeds]
+    cut = {
+        field: [value[i] for i in keep]
+        if isinstance(value, list) and len(value) == len(row["seeds"])
+        else value
+        for field, value in row.items()
+    }
+    cut["seeds"] = list(seeds)
+    return cut
 
 
 def paired_difference(first: list[float], second: list[float]) -> tuple[float, float, int, int]:
