@@ -101,8 +101,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # a language's labeled clips measured class by class against the source (serdemo.learn.normalize)
     "default-anchored": {"language_anchoring": True},
     # labeled target clips lend their language residue to source clips of every emotion
-    "default-transplant4": {"transplant_copies": 4},
+    **{f"default-transplant{n}": {"transplant_copies": n} for n in (4, 16)},
     "default-prior1000-transplant4": {"language_prior": 1000, "transplant_copies": 4},
+    # what 25 labels are drowned by: no balancing, fewer pseudo-labels, none at all
+    "default-nobalance": {"pseudo_balance": "none"},
+    "default-tau08": {"tau": 0.8},
+    "default-nopseudo": {"policy": "none"},
 }
 
 
@@ -141,6 +145,7 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
         "max_repeats",
         "language_prior",
         "transplant_copies",
+        "tau",
     )
     for field in fields:
         if field == "nap_dim" and config.normalization != "nap":

@@ -197,9 +197,9 @@ class AdaptConfig:
     # frozen mode: per labeled target clip, this many extra target-language rows, each a source clip of
     # any emotion plus the target clip's residue (its features minus the source's mean of its class;
     # serdemo.learn.transplant), so a pool labeled in one mood cannot teach "this language = that emotion".
-    # 0 = none. Needs statistics that keep the language's offset (language_prior). Not the default: on
-    # 20 labeled one-emotion EMO-DB pools (prior 1000) 58.0 UA with 16 copies, default 60.7; at 25 labels
-    # +2.7 / +1.2 UA (6 seeds, en-de / de-en; docs/results.md "Transplants")
+    # 0 = none. Not the default: at 25 labels +2.0 / +3.5 UA with 16 copies (6 seeds, en-de / de-en), but
+    # -10.0 where each EMO-DB speaker shows one emotion; on 20 labeled one-emotion EMO-DB pools 62.1 UA,
+    # default 60.7 (docs/results.md "Transplants")
     transplant_copies: int = 0
     # --- reproducibility ---
     seed: int = 0  # seed of this run: same seed, same inputs -> same result
