@@ -193,8 +193,8 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "--language-anchoring",
         action=argparse.BooleanOptionalAction,
         default=defaults.language_anchoring,
-        help="statistics of a language's labeled clips measured class by class against the better-labeled "
-        "languages, so a pool labeled in one mood keeps its mood (default: off)",
+        help="measure a language's statistics from its labeled clips class by class against the better-"
+        "labeled languages (default: off: it lost to the default on pools labeled in one mood)",
     )
     p.add_argument(
         "--transplant-copies",
@@ -202,7 +202,7 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         default=defaults.transplant_copies,
         metavar="N",
         help="per labeled target clip, N source clips of any emotion carrying its language residue as extra "
-        f"target rows (frozen mode; default {defaults.transplant_copies}: none)",
+        f"target rows (frozen mode; default {defaults.transplant_copies}: none; measured in docs/results.md)",
     )
     p.add_argument(
         "--propagation",
