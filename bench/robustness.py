@@ -107,8 +107,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-nobalance": {"pseudo_balance": "none"},
     "default-tau08": {"tau": 0.8},
     "default-nopseudo": {"policy": "none"},
-    # rebalancing draws from the human-labeled target rows first
-    **{f"default-labeled{int(100 * x)}": {"labeled_share": x} for x in (0.25, 0.5)},
 }
 
 
@@ -148,7 +146,6 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
         "language_prior",
         "transplant_copies",
         "tau",
-        "labeled_share",
     )
     for field in fields:
         if field == "nap_dim" and config.normalization != "nap":

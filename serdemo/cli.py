@@ -205,14 +205,6 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         f"target rows (frozen mode; default {defaults.transplant_copies}: none; measured in docs/results.md)",
     )
     p.add_argument(
-        "--labeled-share",
-        type=float,
-        default=defaults.labeled_share,
-        metavar="S",
-        help="rebalancing draws target rows from the human-labeled ones until they are this share of the "
-        f"target's rows (0-1; default {defaults.labeled_share}: every target row alike)",
-    )
-    p.add_argument(
         "--propagation",
         type=float,
         default=defaults.propagation,
@@ -385,7 +377,6 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         language_prior=args.language_prior,
         language_anchoring=args.language_anchoring,
         transplant_copies=args.transplant_copies,
-        labeled_share=args.labeled_share,
         selection=args.selection,
         propagation=args.propagation,
         select_after_first_round=not args.select_from_start,

@@ -126,10 +126,6 @@ class AdaptConfig:
     # cost 9.8 with one emotion per speaker (--speaker-emotions 1, 6 seeds; issue 9 note)
     hard_mixup: bool = False
     max_repeats: int = 0  # rebalancing repeats a target clip at most this many times on average; 0 = no limit
-    # rebalancing draws its extra target rows from the human-labeled ones until they are this share of the
-    # target's rows (0 = every target row alike, the paper's): 25 labels among ~300 pseudo-labels otherwise
-    # weigh a tenth of the target
-    labeled_share: float = 0.0
     # --- soft policy (paper eq. 3-7, after Tanaka et al., 2018 and Arazo et al., 2020) ---
     lambda_a: float = 0.8  # weight of R_A, prior matching (paper: 0.8)
     lambda_h: float = 0.4  # weight of R_H, entropy (paper: 0.4)
@@ -270,8 +266,6 @@ class AdaptConfig:
             raise ConfigError(
                 "need eval_batch_size >= 1, patience >= 0 and projection_dim >= 0 (0 = linear head)"
             )
-        if not 0.0 <= self.labeled_share <= 1.0:
-            raise ConfigError(f"labeled_share must be in [0, 1], got {self.labeled_share}")
         if not 0.0 <= self.propagation <= 1.0:
             raise ConfigError(f"propagation must be in [0, 1], got {self.propagation}")
         if not 0.0 <= self.tau <= 1.0:

@@ -109,28 +109,6 @@ def test_rebalancing_repeats_a_target_clip_at_most_max_repeats_times_on_average(
     assert is_target[loose.rows].sum() == 100  # the cap only binds when the source is much larger
 
 
-def test_rebalancing_draws_from_human_labels_first_until_they_reach_labeled_share():
-    # 100 source rows; target: 4 human-labeled rows and 36 pseudo-labeled ones
-    labels = np.array([0] * 50 + [1] * 50 + [0, 1, 1, 0] + [-1] * 36)
-    is_target = np.arange(len(labels)) >= 100
-    pseudo_rows = np.arange(104, 140)
-    targets = np.eye(2, dtype=np.float32)[np.arange(36) % 2]
-    weights = np.ones(36, np.float32)
-
-    def human_share(share):
-        train = build_training_set(
-            labels, is_target, 2, pseudo_rows, targets, weights, True, np.random.default_rng(0), 0, share
-        )
-        target = is_target[train.rows]
-        assert target.sum() == 100  # the target still matches the source count
-        assert set(np.flatnonzero(is_target)) <= set(train.rows)  # every target row stays
-        return (target & ~train.pseudo).sum() / target.sum()
-
-    assert human_share(0.0) < 0.25  # the paper's rebalancing: 4 of 40 rows, drawn alike
-    assert human_share(0.5) == 0.5
-    assert human_share(1.0) == 1 - 36 / 100  # every pseudo row kept once, the rest human
-
-
 def test_pseudo_labels_are_replaced_not_accumulated():
     labels = np.array([0, 1, 0, 1, -1, -1, -1])
     is_target = np.array([False] * 4 + [True] * 3)

@@ -68,7 +68,6 @@ def build_training_set(
     rebalance: bool = AdaptConfig.rebalance,
     rng: np.random.Generator | None = None,
     max_repeats: int = AdaptConfig.max_repeats,
-    labeled_share: float = AdaptConfig.labeled_share,
 ) -> TrainingSet:
     """D = D_s + K_t + K'_t, built afresh: pseudo-labels replace, never add to, an earlier round's.
 
@@ -84,8 +83,6 @@ def build_training_set(
         rng: randomness of the oversampling.
         max_repeats: with ``rebalance``, add at most ``max_repeats - 1`` extra rows per target row (0 = no
             limit): ten labeled clips repeated fifty times to match the source are memorised, not learned.
-        labeled_share: with ``rebalance``, draw the extra rows from the human-labeled target rows until
-            they are this share of the target's rows, the rest from every target row (0 = all alike).
 
     """
     labeled = np.flatnonzero(labels >= 0)
@@ -109,17 +106,7 @@ def build_training_set(
             missing = min(missing, (max_repeats - 1) * len(target_rows))
         if missing > 0 and len(target_rows):
             rng = rng if rng is not None else np.random.default_rng()
-            human = target_rows[~out.pseudo[target_rows]]
-            owed = int(np.ceil(labeled_share * (len(target_rows) + missing))) - len(human)
-            from_human = min(max(owed, 0), missing) if len(human) else 0
-            extra = np.sort(
-                np.concatenate(
-                    [
-                        rng.choice(human, size=from_human, replace=True) if from_human else human[:0],
-                        rng.choice(target_rows, size=missing - from_human, replace=True),
-                    ]
-                )
-            )
+            extra = np.sort(rng.choice(target_rows, size=missing, replace=True))
             out = TrainingSet(
                 np.concatenate([out.rows, out.rows[extra]]),
                 np.concatenate([out.targets, out.targets[extra]]),
@@ -264,7 +251,6 @@ def _adapt(
         rebalance=config.rebalance,
         rng=rng,
         max_repeats=config.max_repeats,
-        labeled_share=config.labeled_share,
     )
     result = AdaptResult(config=config, model=model, normalizer=normalizer)
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
@@ -347,7 +333,6 @@ def _adapt(
                 config.rebalance,
                 rng,
                 config.max_repeats,
-                config.labeled_share,
             )
             round_stats = _round_stats(epoch, config, probs, targets, weights, target_unlabeled.labels, train)
             result.rounds.append(round_stats)
