@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from one_mood_batches import NEW_LANGUAGE as NEW  # noqa: E402
 from padding import held_out  # noqa: E402
 
 from serdemo.app import Service, ServiceConfig  # noqa: E402
@@ -36,8 +37,6 @@ from serdemo.experiment import machine_info  # noqa: E402
 from serdemo.labels import EMOTIONS  # noqa: E402
 from serdemo.learn.normalize import FeatureNormalizer  # noqa: E402
 from serdemo.splits import speaker_split  # noqa: E402
-
-NEW = "xx"
 
 
 def landing(norm: FeatureNormalizer, test: np.ndarray, truth: np.ndarray, positions: np.ndarray) -> str:
