@@ -30,6 +30,10 @@ class AudioError(ValueError):
     """An audio file that cannot be used; the message names the file and what to do."""
 
 
+class AudioTooLongError(AudioError):
+    """Audio over the length limit of where it was given (a pool may still take what predict refuses)."""
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What loading found out about a clip, for the app to show beside it.
@@ -217,8 +221,8 @@ def _finish(
     return wave, info
 
 
-def _too_long(name: str, duration: float, max_seconds: float) -> AudioError:
-    return AudioError(
+def _too_long(name: str, duration: float, max_seconds: float) -> AudioTooLongError:
+    return AudioTooLongError(
         f"{name}: is {duration:.1f} s long, over the {max_seconds:g} s limit; trim it first, e.g. "
         f"`ffmpeg -i input.wav -t {max_seconds:g} output.wav` "
         f"or `sox input.wav output.wav trim 0 {max_seconds:g}`"

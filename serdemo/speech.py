@@ -235,6 +235,54 @@ def trim(wave: np.ndarray, activity: SpeechActivity, margin_s: float, min_s: flo
     return (first, last) if last - first >= 0.025 * SAMPLE_RATE else (0, len(wave))
 
 
+def utterance_spans(
+    activity: SpeechActivity,
+    duration_s: float,
+    max_s: float = 10.0,
+    min_pause_s: float = 0.4,
+    min_speech_s: float = 0.5,
+    margin_s: float = 0.25,
+) -> list[tuple[float, float]]:
+    """Where a long recording's utterances are, ``(start_s, end_s)``, so each can be labeled on its own.
+
+    A call, a talk show or a person's long take holds many utterances, often in different emotions; one
+    label for all of it would be wrong. Speech frames (probability >= :data:`SPEECH_THRESHOLD`) separated
+    by pauses shorter than ``min_pause_s`` stay in one utterance; an utterance with less than
+    ``min_speech_s`` of speech is dropped (too little to carry an emotion, as in pools); one longer than
+    ``max_s`` is cut into equal parts no longer than ``max_s`` (the models see ~2 s at a time anyway).
+    Each utterance keeps ``margin_s`` of audio around it, never reaching into its neighbour.
+
+    Example:
+        >>> probs = np.array([0, 1, 1, 1, 0, 0, 0, 1, 1, 0], np.float32)  # 0.5 s frames
+        >>> utterance_spans(SpeechActivity(probs, 0.5), 5.0, margin_s=0.0)
+        [(0.5, 2.0), (3.5, 4.5)]
+
+    """
+    active = np.flatnonzero(activity.probs >= SPEECH_THRESHOLD)
+    if len(active) == 0:
+        return []
+    hop = activity.hop_s
+    # runs of speech frames, merged across short pauses: [first frame, last frame, speech frames]
+    runs: list[list[int]] = []
+    for frame in active.tolist():
+        if runs and (frame - runs[-1][1] - 1) * hop < min_pause_s:
+            runs[-1][1] = frame
+            runs[-1][2] += 1
+        else:
+            runs.append([frame, frame, 1])
+    cores = [(first * hop, (last + 1) * hop) for first, last, speech in runs if speech * hop >= min_speech_s]
+    spans: list[tuple[float, float]] = []
+    for i, (start, end) in enumerate(cores):
+        # margins reach at most halfway to the neighbouring utterance
+        before = start if i == 0 else (start - cores[i - 1][1]) / 2
+        after = duration_s - end if i == len(cores) - 1 else (cores[i + 1][0] - end) / 2
+        start, end = max(0.0, start - min(margin_s, before)), min(duration_s, end + min(margin_s, after))
+        parts = max(1, int(np.ceil((end - start) / max_s - 1e-9)))
+        edges = np.linspace(start, end, parts + 1).round(3).tolist()
+        spans += list(zip(edges[:-1], edges[1:], strict=True))
+    return spans
+
+
 def at_speech_level(wave: np.ndarray, probs: np.ndarray, hop_s: float) -> np.ndarray:
     """``wave`` scaled so that its speech frames (probability >= 0.5) have :data:`SPEECH_DBFS` RMS.
 

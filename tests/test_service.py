@@ -152,6 +152,74 @@ def test_long_clip_gets_a_timeline_covering_it(service, tmp_path):
     assert all(abs(sum(s.probs.values()) - 1) < 1e-4 for s in prediction.segments)
 
 
+def recording(path: Path, emotions: list[str], seed: int, gap_s: float = 3.0) -> Path:
+    """A long take: a 2 s tone per emotion, ``gap_s`` of quiet room noise between and around them."""
+    rng = np.random.default_rng(seed)
+    noise = lambda: (0.001 * rng.standard_normal(int(gap_s * SR))).astype(np.float32)  # noqa: E731
+    parts = [noise()]
+    for i, emotion in enumerate(emotions):
+        parts += [tone(PITCH[emotion], 2.0, seed=seed + i), noise()]
+    sf.write(path, np.concatenate(parts), SR)
+    return path
+
+
+def dominant_hz(path: Path) -> float:
+    wave, rate = sf.read(path)
+    return float(np.fft.rfftfreq(len(wave), 1 / rate)[np.argmax(np.abs(np.fft.rfft(wave)))])
+
+
+def test_a_long_recording_joins_the_pool_as_its_utterances(service, tmp_path):
+    # a call or a long take holds many utterances, often in different emotions: each is labeled on its own
+    path = recording(tmp_path / "call.wav", list(EMOTIONS), seed=40)  # 28 s
+    message = service.add_to_pool(path, "pt")
+    assert "Cut call.wav (28 s) at its pauses into 5 utterances and added 5" in message, message
+    clips = service.store.clips("pt")
+    assert len(clips) == 5 and len({c.session for c in clips}) == 1 and "call.wav" in clips[0].session
+    for clip, emotion in zip(clips, EMOTIONS, strict=True):  # in time order, each around its own tone
+        assert clip.original_name.startswith("call.wav 0:") and 2.0 <= clip.duration <= 2.6
+        assert dominant_hz(clip.path) == pytest.approx(PITCH[emotion], abs=5)
+    again = service.add_to_pool(path, "pt")
+    assert "added 0" in again and "(5 already were)" in again, again
+    service.label(clips[2].id, "happiness", "ada")
+    assert [label.emotion for label in service.store.label_history(clips[2].id)] == ["happiness"]
+    # bulk add cuts it too, and says so; a short clip beside it stays whole
+    other = recording(tmp_path / "other.wav", ["sadness", "anger", "fear"], seed=50)  # 15 s
+    short = tmp_path / "short.wav"
+    sf.write(short, tone(PITCH["fear"], 1.5, seed=9), SR)
+    summary = service.add_files([str(other), str(short)], "pt")
+    assert "Added 4 clips" in summary and "other.wav: 3 utterances" in summary, summary
+    assert len(service.store.clips("pt")) == 9
+
+
+def test_a_long_recording_without_speech_or_over_the_limit_adds_nothing(tmp_path):
+    service = make_service(tmp_path, target=False, max_clip_seconds=30.0, max_recording_seconds=40.0)
+    hum = tmp_path / "hum.wav"
+    sf.write(hum, (0.001 * np.random.default_rng(0).standard_normal(20 * SR)).astype(np.float32), SR)
+    with pytest.raises(Exception, match="no speech found in its 20 s, so nothing was added"):
+        service.add_to_pool(hum, "pt")
+    too_long = recording(tmp_path / "long.wav", list(EMOTIONS) * 2, seed=60)  # 53 s
+    with pytest.raises(Exception, match="over the 40 s limit"):
+        service.add_to_pool(too_long, "pt")
+    # predict's own limit is lower (a timeline): its refusal says where a longer recording can go
+    with pytest.raises(Exception, match="over the 30 s limit.*bulk-add it in the Label tab"):
+        service.predict(too_long)
+    summary = service.add_files([str(hum), str(too_long)], "pt")
+    assert "Added 0 clips" in summary and "hum.wav: no speech found" in summary, summary
+    assert service.store.clips("pt") == []
+
+
+def test_cross_validation_keeps_a_recordings_utterances_on_one_side_or_says_it_could_not(tmp_path):
+    service = make_service(tmp_path, target=False)
+    for i in range(2):  # two recordings of five utterances, one per emotion, all labeled
+        service.add_to_pool(recording(tmp_path / f"take{i}.wav", list(EMOTIONS), seed=70 + 10 * i), "pt")
+    for clip, emotion in zip(service.store.clips("pt"), list(EMOTIONS) * 2, strict=True):
+        service.label(clip.id, emotion, "ada")
+    report = service.adapt(AdaptRequest(language="pt", policy="none", epochs=4, window=2))
+    assert "5-fold cross-validation" in report.target_note
+    note = report.target_note
+    assert "Utterances of 2 recordings fall on both sides of the folds" in note and "optimistic" in note, note
+
+
 def test_predict_rejects_a_broken_file_with_a_clear_message(service, tmp_path):
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio")

@@ -18,10 +18,12 @@ from serdemo.encoders.base import mean_std_pool
 from serdemo.encoders.whisper import WhisperEncoder, base_config
 from serdemo.speech import (
     FrontEnd,
+    SpeechActivity,
     SpeechEncoder,
     clip_activity,
     speech_activity,
     trim,
+    utterance_spans,
     weighted_mean_std_pool,
     with_frontend,
 )
@@ -266,3 +268,36 @@ def test_the_batched_silero_gives_silero_vads_own_probabilities(speech, dbfs):
     for want, have in zip(expected, got, strict=True):
         assert want.shape == have.shape and np.abs(want - have).max() < 1e-4
         assert want.max() > 0.9 and want.min() < 0.1  # speech and non-speech both present
+
+
+def test_utterance_spans_keep_short_pauses_drop_blips_and_cut_long_speech():
+    hop = 0.1
+    frames = np.zeros(300, np.float32)  # 30 s
+    frames[10:30] = 1  # 1.0-3.0 s ...
+    frames[32:40] = 1  # ... a 0.2 s pause: the same utterance, to 4.0 s
+    frames[60:63] = 1  # a 0.3 s blip: too little speech for an emotion
+    frames[100:125] = 1  # 10.0-12.5 s
+    frames[150:280] = 1  # 15.0-28.0 s: 13 s of speech, cut in two
+    spans = utterance_spans(SpeechActivity(frames, hop), 30.0, max_s=10.0, margin_s=0.25)
+    assert spans == [(0.75, 4.25), (9.75, 12.75), (14.75, 21.5), (21.5, 28.25)]
+    # a margin never reaches more than halfway to the neighbour
+    close = np.zeros(40, np.float32)
+    close[0:10], close[14:24] = 1, 1  # 0.4 s apart
+    assert utterance_spans(SpeechActivity(close, hop), 4.0, margin_s=0.5) == [(0.0, 1.2), (1.2, 2.9)]
+    assert utterance_spans(SpeechActivity(np.zeros(50, np.float32), hop), 5.0) == []
+
+
+def test_silero_cuts_a_recording_at_its_pauses(speech):
+    rng = np.random.default_rng(3)
+    gap = (10 ** (-50 / 20) * rng.standard_normal(int(1.5 * SR))).astype(np.float32)  # room noise
+    others = [load_audio(EXAMPLES / name) for name in ("en_sad_letter.flac", "de_angry_tuer.flac")]
+    parts, starts = [gap], []
+    for clip in [speech, *others]:
+        starts.append(sum(len(p) for p in parts) / SR)
+        parts += [clip, gap]
+    wave = np.concatenate(parts)
+    spans = utterance_spans(clip_activity(wave, FrontEnd()), len(wave) / SR)
+    assert len(spans) == 3, spans
+    for (start, end), begin, clip in zip(spans, starts, [speech, *others], strict=True):
+        assert begin - 0.3 <= start <= begin + 0.15 and begin + len(clip) / SR - 0.15 <= end
+        assert end <= begin + len(clip) / SR + 0.3  # the neighbouring gap stays out

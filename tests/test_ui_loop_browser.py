@@ -13,7 +13,9 @@ import re
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from browser import browser_page, running_app, wait_for_text
 
 from serdemo.labels import EMOTIONS
@@ -321,3 +323,56 @@ def test_6_predict_forgets_the_last_answer_and_names_the_users_file(page, tmp_pa
     assert "/tmp" not in toast and "gradio" not in toast.lower(), toast
     summary = page.locator("#predict-summary").inner_text()
     assert "Model version" not in summary, summary  # the previous answer is gone
+
+
+def long_take(root: Path, out: Path) -> tuple[Path, list[float]]:
+    """A 28 s recording: one EMO-DB sentence per emotion, 3 s of room noise (-50 dBFS) around each.
+
+    Returns the file and the second at which each sentence starts.
+    """
+    rng = np.random.default_rng(0)
+    parts, onsets, rate = [], [], 16_000
+    for letter in EMODB_LETTERS:
+        wave, rate = sf.read(sorted(root.glob(f"03???{letter}?.flac"))[0], dtype="float32")
+        parts.append(10 ** (-50 / 20) * rng.standard_normal(3 * rate))
+        onsets.append(sum(len(p) for p in parts) / rate)
+        parts.append(wave)
+    parts.append(10 ** (-50 / 20) * rng.standard_normal(3 * rate))
+    sf.write(out, np.concatenate(parts).astype(np.float32), rate)
+    return out, onsets
+
+
+def test_7_a_long_take_added_from_predict_is_labeled_utterance_by_utterance(page, tmp_path):
+    from conftest import corpus_dir
+
+    path, onsets = long_take(corpus_dir("emodb"), tmp_path / "take.wav")
+    close_toasts(page)
+    open_tab(page, "Predict")
+    clear = page.locator("#predict-audio button[aria-label='Clear']")
+    if clear.count():  # the last test's file is still in the component
+        clear.click()
+    page.locator("#predict-audio input[type=file]").set_input_files(str(path))
+    wait_for_text(page, "#predict-summary", "Long clip", timeout=120)
+    language = page.locator("#predict-language input")
+    language.fill("pt")  # a language no pool has yet
+    language.press("Enter")
+    page.locator("#add-to-pool").click()
+    message = wait_for_text(page, "#pool-message", "utterances", timeout=120)
+    assert "Cut take.wav (28 s) at its pauses into 5 utterances and added 5 to the pt target pool" in message
+    # the Label tab of the same page offers the new pool, clip by clip, each named by its times
+    open_tab(page, "Label")
+    picker = page.locator("#label-language input")
+    picker.fill("pt")
+    picker.press("Enter")
+    wait_for_text(page, "#label-progress", "5 unlabeled left", timeout=60)
+    starts = []
+    for i in range(5):
+        text = wait_for_text(page, "#label-suggestion", "take.wav 0:", timeout=60)
+        found = re.search(r"take\.wav (\d+):(\d+\.\d)-", text)
+        starts.append(60 * int(found.group(1)) + float(found.group(2)))
+        page.locator("#label-neutral").click()
+        wait_for_text(page, "#label-progress", f"{i + 1} labeled", timeout=60)
+    # one utterance per sentence: each starts just before its sentence (the cut keeps a 0.25 s margin)
+    for start, onset in zip(sorted(starts), onsets, strict=True):
+        assert onset - 0.4 <= start <= onset + 0.2, (sorted(starts), onsets)
+    assert "0 unlabeled left" in page.locator("#label-progress").inner_text()

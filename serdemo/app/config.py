@@ -68,6 +68,9 @@ class ServiceConfig:
     default_model_dir: Path = ASSETS / "default_model"  # a saved model served when no version exists yet
     shipped_source_set: Path = ASSETS / "source_set.npz"  # embedded source set when no --source-corpus given
     max_clip_seconds: float = 60.0  # longer uploads are refused with a message saying how to trim them
+    # a recording longer than this joins a pool as its utterances, cut at pauses (0: always whole)
+    split_above_seconds: float = 10.0
+    max_recording_seconds: float = 600.0  # the longest recording a pool takes (cut into utterances)
     min_clip_seconds: float = 0.05  # shorter clips are refused before they reach the store
     max_upload_bytes: int = 512 << 20  # Gradio refuses larger uploads (bundles and zips included)
     max_bulk_files: int = 2_000  # audio files one bulk add may take (a zip's members count)

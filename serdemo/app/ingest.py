@@ -1,39 +1,65 @@
-"""Clips into the target pool: one upload, or a bulk add of files and zips, each checked at the door."""
+"""Clips into the target pool: one upload, or a bulk add of files and zips, each checked at the door.
+
+A recording longer than ``ServiceConfig.split_above_seconds`` (a call, a talk show, a long take) joins the
+pool as its utterances, cut at its pauses by the speech front end's detector
+(:func:`serdemo.speech.utterance_spans`): each is a clip of its own, labeled on its own, and all carry the
+recording as their ``session``, so cross-validation keeps them on one side (:mod:`serdemo.app.rounds`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+import numpy as np
+import soundfile as sf
 
 from serdemo.app.config import AUDIO_SUFFIXES, MIN_CLIP_SECONDS, Progress, ServiceError, scrub
 from serdemo.app.workspace import Workspace, language_code
-from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, file_sha256, load_audio, load_audio_checked
+from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, file_sha256, load_audio_checked
 from serdemo.safezip import ArchiveError, ZipLimits, unpack
-from serdemo.store import ClipSource
+from serdemo.speech import clip_activity, utterance_spans
+from serdemo.store import Clip, ClipSource
+
+
+@dataclass(frozen=True)
+class PoolItem:
+    """One clip a file adds to a pool: the file itself, or one utterance of a long recording."""
+
+    audio: Path | bytes  # the file, or the utterance as 16 kHz FLAC bytes
+    name: str  # shown in the Label tab: the file name, plus the utterance's times in the recording
+    session: str | None  # the recording an utterance came from
+    sha256: str  # of the audio's bytes: the store knows a clip by it
 
 
 def add_to_pool(
     ws: Workspace, path: str | os.PathLike, language: str, source: str = ClipSource.UPLOAD.value
 ) -> str:
-    """Add one clip to the unlabeled target pool of ``language``; returns a message for the user."""
+    """Add one file to the unlabeled target pool of ``language``; returns a message for the user."""
     language = language_code(language)
-    name = Path(path).name
-    # refuse unusable audio with a clear message, and say what is odd about usable audio
-    _, info = load_audio_checked(
-        path, max_seconds=ws.config.max_clip_seconds, min_seconds=ws.config.min_clip_seconds
-    )
-    _check_pool_clip(path, ws.config.max_clip_seconds)  # too short to carry an emotion
-    before = ws.store.clip_by_sha256(file_sha256(path))
-    clip = ws.store.add_clip(path, language=language, source=source, original_name=name)
-    ws.embed_pool([clip])
-    if before is not None:
+    path = Path(path)
+    items, info = pool_items(ws, path)
+    added, known = _add_items(ws, items, language, source)
+    known_clips = [] if added else [ws.store.clip_by_sha256(item.sha256) for item in items]
+    ws.embed_pool(added or [c for c in known_clips if c is not None])  # an old clip may have missed it
+    warnings = "".join(f"\n\n⚠️ {warning}" for warning in _audio_warnings(info))
+    if len(items) > 1:
+        there = f" ({known} already were)" if known else ""
+        return (
+            f"Cut {path.name} ({info.duration_s:.0f} s) at its pauses into {len(items)} utterances and added "
+            f"{len(added)} to the `{language}` target pool{there}: label each one on its own."
+        ) + warnings
+    if known:
+        clip = known_clips[0]
         return f"Clip {clip.id} is already in the `{clip.language}` pool (same audio); nothing added."
-    return f"Added clip {clip.id} to the `{language}` target pool ({clip.duration:.1f} s)." + "".join(
-        f"\n\n⚠️ {warning}" for warning in _audio_warnings(info)
-    )
+    clip = added[0]
+    return f"Added clip {clip.id} to the `{language}` target pool ({clip.duration:.1f} s)." + warnings
 
 
 def add_files(
@@ -43,7 +69,8 @@ def add_files(
     language = language_code(language)
     if not paths:
         raise ServiceError("no files given: choose audio files or a .zip of them")
-    added, duplicates, errors, flagged = [], 0, [], []
+    added: list[Clip] = []
+    duplicates, errors, flagged, cut = 0, [], [], []
     work = ws.config.data_dir / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     unpacked = Path(tempfile.mkdtemp(prefix="bulk-", dir=work))  # cleaned at start-up if killed
@@ -56,22 +83,16 @@ def add_files(
                 progress(done / total, f"adding {path.name}")
             done += 1
             try:
-                _, info = load_audio_checked(
-                    path,
-                    max_seconds=ws.config.max_clip_seconds,
-                    min_seconds=ws.config.min_clip_seconds,
-                )
-                _check_pool_clip(path, ws.config.max_clip_seconds)
-                known = ws.store.clip_by_sha256(file_sha256(path)) is not None
-                clip = ws.store.add_clip(
-                    path, language=language, source=ClipSource.BULK.value, original_name=path.name
-                )
+                items, info = pool_items(ws, path)
+                new, known = _add_items(ws, items, language, ClipSource.BULK.value)
             except (AudioError, ValueError) as error:
                 errors.append(scrub(str(error)))
                 continue
             duplicates += known
-            if not known:
-                added.append(clip)
+            added += new
+            if len(items) > 1:
+                cut.append(f"{path.name}: {len(items)} utterances")
+            if new:
                 flagged += [f"{path.name}: {w.split(':')[0]}" for w in _audio_warnings(info)]
         if progress is not None:
             progress(1.0, f"embedding {len(added)} new clips")
@@ -79,6 +100,11 @@ def add_files(
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
     lines = [f"Added {len(added)} clips to the `{language}` pool; {duplicates} were already there."]
+    if cut:
+        lines.append(
+            f"{len(cut)} long recordings were cut at their pauses into utterances, each a clip to label:\n"
+            + "\n".join(f"- {c}" for c in cut[:20])
+        )
     if flagged:
         lines.append(
             f"⚠️ {len(flagged)} added clips sound wrong (check them before labeling):\n"
@@ -124,14 +150,71 @@ def _expand_archives(paths: list[Path], folder: Path, max_files: int) -> tuple[l
     return out, skipped
 
 
-def _check_pool_clip(path: str | os.PathLike, max_seconds: float) -> None:
-    """Refuse audio a pool should not hold: unreadable, too long, or too short to carry an emotion."""
-    wave = load_audio(path, max_seconds=max_seconds)
-    if len(wave) < MIN_CLIP_SECONDS * SAMPLE_RATE:
+def pool_items(ws: Workspace, path: Path) -> tuple[list[PoolItem], AudioInfo]:
+    """What ``path`` adds to a pool: the clip itself, or the utterances of a long recording.
+
+    Raises:
+        AudioError: unreadable audio, a clip too short to carry an emotion, a recording too long, or a
+            long recording in which the detector finds no speech; nothing is added then.
+
+    """
+    config = ws.config
+    split_above = min(config.split_above_seconds, config.max_clip_seconds)
+    longest = max(config.max_recording_seconds, config.max_clip_seconds) if split_above > 0 else None
+    wave, info = load_audio_checked(
+        path, max_seconds=longest or config.max_clip_seconds, min_seconds=config.min_clip_seconds
+    )
+    duration = len(wave) / SAMPLE_RATE
+    if split_above <= 0 or duration <= split_above:
+        if duration < MIN_CLIP_SECONDS:
+            raise AudioError(
+                f"{path.name}: only {duration:.2f} s long; clips in a pool need at least "
+                f"{MIN_CLIP_SECONDS} s of speech to be labeled by emotion"
+            )
+        return [PoolItem(path, path.name, None, file_sha256(path))], info
+    spans = utterance_spans(
+        clip_activity(wave, ws.frontend), duration, max_s=split_above, min_speech_s=MIN_CLIP_SECONDS
+    )
+    if not spans:
         raise AudioError(
-            f"{Path(path).name}: only {len(wave) / SAMPLE_RATE:.2f} s long; clips in a pool need at least "
-            f"{MIN_CLIP_SECONDS} s of speech to be labeled by emotion"
+            f"{path.name}: no speech found in its {duration:.0f} s, so nothing was added; check that it "
+            f"holds speech, or cut the part to label to under {split_above:g} s and add that"
         )
+    session = f"{path.name} {file_sha256(path)[:12]}"
+    items = []
+    for start, end in spans:
+        data = _flac(wave[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)])
+        name = f"{path.name} {_clock(start)}-{_clock(end)}"
+        items.append(PoolItem(data, name, session, hashlib.sha256(data).hexdigest()))
+    return items, info
+
+
+def _add_items(ws: Workspace, items: list[PoolItem], language: str, source: str) -> tuple[list[Clip], int]:
+    """Store ``items`` in the ``language`` pool: (the new clips, how many the store already held)."""
+    added, known = [], 0
+    for item in items:
+        if ws.store.clip_by_sha256(item.sha256) is not None:
+            known += 1
+            continue
+        added.append(
+            ws.store.add_clip(
+                item.audio, language=language, source=source, original_name=item.name, session=item.session
+            )
+        )
+    return added, known
+
+
+def _flac(wave: np.ndarray) -> bytes:
+    """16-bit FLAC bytes of a 16 kHz wave (the same samples always give the same bytes)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wave, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _clock(seconds: float) -> str:
+    """``83.25`` -> ``"1:23.2"``: a time in a recording as people read it."""
+    minutes, rest = divmod(round(seconds, 1), 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
 
 
 def _audio_warnings(info: AudioInfo) -> list[str]:

@@ -10,7 +10,7 @@ import numpy as np
 from serdemo.app.config import MIN_CLIP_SECONDS, QUIET_DBFS
 from serdemo.app.views import NO_SPEECH_LABEL, Prediction, Segment
 from serdemo.app.workspace import Workspace
-from serdemo.audio import SAMPLE_RATE, AudioInfo, load_audio_checked, segment
+from serdemo.audio import SAMPLE_RATE, AudioInfo, AudioTooLongError, load_audio_checked, segment
 from serdemo.cache import embed_waveforms
 from serdemo.learn import ClipSet, build_clipset, predict_proba
 from serdemo.speech import MIN_SPEECH_S, SpeechActivity, clip_activity
@@ -31,7 +31,15 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
     """
     version_id, result = ws.require_model()
     encoder = ws.encoder_for(version_id)  # a fine-tuned version reads its own encoder's vectors
-    wave, info = load_audio_checked(path, max_seconds=ws.config.max_clip_seconds)
+    try:
+        wave, info = load_audio_checked(path, max_seconds=ws.config.max_clip_seconds)
+    except AudioTooLongError as error:
+        if ws.config.split_above_seconds > 0:  # a pool still takes it, cut into utterances
+            raise AudioTooLongError(
+                f"{error}. To label it instead, bulk-add it in the Label tab: recordings up to "
+                f"{ws.config.max_recording_seconds / 60:g} min join a pool cut at their pauses"
+            ) from None
+        raise
     windows: list[tuple[float, float, np.ndarray]] = []
     if info.duration_s > ws.config.segment_above_seconds:
         windows = segment(wave, ws.config.segment_window_seconds, ws.config.segment_hop_seconds)

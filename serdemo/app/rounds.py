@@ -14,7 +14,7 @@ import pandas as pd
 
 from serdemo.app import tuned
 from serdemo.app.config import CV_FOLDS, BusyError, Progress, RoundCancelledError, ServiceError
-from serdemo.app.target_eval import Comparison, compare, fold_of_each, ua_with_interval
+from serdemo.app.target_eval import Comparison, compare, fold_of_each, groups_split, ua_with_interval
 from serdemo.app.views import AdaptReport, AdaptRequest
 from serdemo.app.workspace import Workspace, language_code
 from serdemo.config import AdaptConfig, Mode, Policy
@@ -251,7 +251,9 @@ def train_and_register(
     elif folds:
         # every labeled clip is scored by a model trained without it: K rounds of the same settings
         started = time.perf_counter()
-        assignment = fold_of_each(np.asarray(labels), folds, ws.config.seed)
+        sessions = [clip.session for clip in labeled_clips]  # a long recording's utterances share one
+        assignment = fold_of_each(np.asarray(labels), folds, ws.config.seed, groups=sessions)
+        split_recordings = groups_split(assignment, sessions)
         target_probs = np.zeros((len(labeled_clips), len(config.classes)), np.float32)
         judged_clips, judged_labels = labeled_clips, labels
         try:
@@ -269,6 +271,12 @@ def train_and_register(
                 f"the new version itself trained on all of them and was active after {seconds:.0f} s "
                 f"(the {folds} extra trainings took {time.perf_counter() - started:.0f} s more)."
             )
+            if split_recordings:
+                note += (
+                    f" Utterances of {split_recordings} recordings fall on both sides of the folds (too "
+                    f"few recordings to keep each on one side of {folds} folds): a held-out utterance's "
+                    "neighbours were trained on, so this estimate is optimistic; label more recordings."
+                )
         except RoundCancelledError:  # the version is saved and active: only its judgement stops
             judged_clips, judged_labels, target_probs = [], [], None
             note = (

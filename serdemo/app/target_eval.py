@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,14 +55,36 @@ def ua_with_interval(
     return UAEstimate(ua=ua, low=float(low), high=float(high), n=len(y_true))
 
 
-def fold_of_each(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+def fold_of_each(
+    labels: np.ndarray, folds: int, seed: int = 0, groups: Sequence[str | None] | None = None
+) -> np.ndarray:
     """Assign each labeled clip to one of ``folds`` folds, classes spread evenly over the folds.
+
+    Clips of one group (the utterances of one recording: same voice, room and often mood) share a fold
+    where there are at least ``folds`` groups, else a held-out clip would be judged by a model trained on
+    its neighbours; clips without a group are groups of their own. With fewer groups, or where grouping
+    would leave a fold empty, clips are dealt one by one, and :func:`groups_split` says so.
 
     Example:
         >>> fold_of_each(np.array([0, 0, 1, 1, 2, 2]), 2).tolist()
         [0, 1, 0, 1, 0, 1]
+        >>> fold_of_each(np.array([0, 0, 1, 1, 2, 2]), 2, groups=["a", "a", "b", "b", "c", "c"]).tolist()
+        [0, 0, 1, 1, 0, 0]
     """
     labels = np.asarray(labels)
+    if groups is not None:
+        names = [f"\0clip {i}" if g is None else g for i, g in enumerate(groups)]
+        if len(set(names)) < len(names) and len(set(names)) >= folds:
+            from sklearn.model_selection import StratifiedGroupKFold  # only rounds need it: not at start-up
+
+            splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+            assignment = np.zeros(len(labels), np.int64)
+            with warnings.catch_warnings():  # "the least populated class has only N members": expected
+                warnings.simplefilter("ignore", UserWarning)
+                for fold, (_, held) in enumerate(splitter.split(labels, labels, names)):
+                    assignment[held] = fold
+            if len(np.unique(assignment)) == folds:
+                return assignment
     rng = np.random.default_rng(seed)
     assignment = np.zeros(len(labels), np.int64)
     offset = 0
@@ -71,6 +95,15 @@ def fold_of_each(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
         assignment[members] = (np.arange(len(members)) + offset) % folds
         offset += len(members)
     return assignment
+
+
+def groups_split(assignment: np.ndarray, groups: Sequence[str | None]) -> int:
+    """How many groups (recordings) have clips in more than one fold of ``assignment``."""
+    folds_of: dict[str, set[int]] = {}
+    for fold, group in zip(assignment.tolist(), groups, strict=True):
+        if group is not None:
+            folds_of.setdefault(group, set()).add(fold)
+    return sum(len(f) > 1 for f in folds_of.values())
 
 
 @dataclass(frozen=True)

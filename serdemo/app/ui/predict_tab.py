@@ -38,7 +38,7 @@ def add_predict_tab(service: Service, languages: list[gr.Dropdown]) -> None:
                     preset=False,  # a clip joins a pool only in a language someone chose for it
                 )
                 add_button = gr.Button("Add to target pool", interactive=False, elem_id="add-to-pool")
-            pool_message = gr.Markdown()
+            pool_message = gr.Markdown(elem_id="pool-message")
         with gr.Column(scale=1):
             summary = gr.Markdown("Upload or record a clip, or click an example.", elem_id="predict-summary")
             probs = gr.Label(
