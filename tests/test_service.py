@@ -188,6 +188,7 @@ def test_a_long_recording_joins_the_pool_as_its_utterances(service, tmp_path):
     sf.write(short, tone(PITCH["fear"], 1.5, seed=9), SR)
     summary = service.add_files([str(other), str(short)], "pt")
     assert "Added 4 clips" in summary and "other.wav: 3 utterances" in summary, summary
+    assert "1 long recording was cut at its pauses" in summary, summary
     assert len(service.store.clips("pt")) == 9
 
 

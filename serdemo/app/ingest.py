@@ -102,7 +102,12 @@ def add_files(
     lines = [f"Added {len(added)} clips to the `{language}` pool; {duplicates} were already there."]
     if cut:
         lines.append(
-            f"{len(cut)} long recordings were cut at their pauses into utterances, each a clip to label:\n"
+            (
+                "1 long recording was cut at its"
+                if len(cut) == 1
+                else f"{len(cut)} long recordings were cut at their"
+            )
+            + " pauses into utterances, each a clip to label:\n"
             + "\n".join(f"- {c}" for c in cut[:20])
         )
     if flagged:

@@ -273,7 +273,8 @@ def train_and_register(
             )
             if split_recordings:
                 note += (
-                    f" Utterances of {split_recordings} recordings fall on both sides of the folds (too "
+                    f" Utterances of {split_recordings} recording{'s' if split_recordings > 1 else ''} "
+                    "fall on both sides of the folds (too "
                     f"few recordings to keep each on one side of {folds} folds): a held-out utterance's "
                     "neighbours were trained on, so this estimate is optimistic; label more recordings."
                 )
