@@ -36,6 +36,9 @@ MIN_SPEECH_S = 0.25  # a timeline window with less speech than this is marked "n
 SPEECH_THRESHOLD = 0.5  # Silero's own default decision threshold
 MIN_WEIGHT = 0.02  # every frame keeps a little weight, so a clip without speech still pools evenly
 SPEECH_DBFS = -25.0  # RMS of the speech after level normalisation (FrontEnd.level)
+# how a long recording is cut into utterances (bench/utterance_cut.py: corpus sentences, pauses, noise)
+UTTERANCE_PAUSE_S = 0.25  # a pause this long ends an utterance: cuts at 0.3 s, splits few sentences
+UTTERANCE_SPEECH_S = 0.25  # speech an utterance needs: quiet sentences get ~0.3 s of frames over 0.5
 
 
 @dataclass(frozen=True)
@@ -239,8 +242,8 @@ def utterance_spans(
     activity: SpeechActivity,
     duration_s: float,
     max_s: float = 10.0,
-    min_pause_s: float = 0.4,
-    min_speech_s: float = 0.5,
+    min_pause_s: float = UTTERANCE_PAUSE_S,
+    min_speech_s: float = UTTERANCE_SPEECH_S,
     margin_s: float = 0.25,
 ) -> list[tuple[float, float]]:
     """Where a long recording's utterances are, ``(start_s, end_s)``, so each can be labeled on its own.

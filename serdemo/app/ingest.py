@@ -24,7 +24,13 @@ from serdemo.app.config import AUDIO_SUFFIXES, MIN_CLIP_SECONDS, Progress, Servi
 from serdemo.app.workspace import Workspace, language_code
 from serdemo.audio import SAMPLE_RATE, AudioError, AudioInfo, file_sha256, load_audio_checked
 from serdemo.safezip import ArchiveError, ZipLimits, unpack
-from serdemo.speech import clip_activity, utterance_spans
+from serdemo.speech import (
+    UTTERANCE_PAUSE_S,
+    UTTERANCE_SPEECH_S,
+    FrontEnd,
+    clip_activity,
+    utterance_spans,
+)
 from serdemo.store import Clip, ClipSource
 
 
@@ -177,9 +183,7 @@ def pool_items(ws: Workspace, path: Path) -> tuple[list[PoolItem], AudioInfo]:
                 f"{MIN_CLIP_SECONDS} s of speech to be labeled by emotion"
             )
         return [PoolItem(path, path.name, None, file_sha256(path))], info
-    spans = utterance_spans(
-        clip_activity(wave, ws.frontend), duration, max_s=split_above, min_speech_s=MIN_CLIP_SECONDS
-    )
+    spans = utterances_of(wave, ws.frontend, split_above)
     if not spans:
         raise AudioError(
             f"{path.name}: no speech found in its {duration:.0f} s, so nothing was added; check that it "
@@ -192,6 +196,19 @@ def pool_items(ws: Workspace, path: Path) -> tuple[list[PoolItem], AudioInfo]:
         name = f"{path.name} {_clock(start)}-{_clock(end)}"
         items.append(PoolItem(data, name, session, hashlib.sha256(data).hexdigest()))
     return items, info
+
+
+def utterances_of(
+    wave: np.ndarray,
+    frontend: FrontEnd,
+    max_s: float,
+    min_pause_s: float = UTTERANCE_PAUSE_S,
+    min_speech_s: float = UTTERANCE_SPEECH_S,
+) -> list[tuple[float, float]]:
+    """Where a pool cuts a long 16 kHz recording: its utterances, by the front end's speech detector."""
+    activity = clip_activity(wave, frontend)
+    duration = len(wave) / SAMPLE_RATE
+    return utterance_spans(activity, duration, max_s, min_pause_s=min_pause_s, min_speech_s=min_speech_s)
 
 
 def _add_items(ws: Workspace, items: list[PoolItem], language: str, source: str) -> tuple[list[Clip], int]:
