@@ -20,6 +20,7 @@ from torch import nn
 
 FRAME = 512  # samples per decision at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous frame each frame also sees
+CHUNK = 4096  # frames through the convolutions at a time (memory, not method: ~2 min of audio)
 
 
 class SileroSequence(nn.Module):
@@ -49,16 +50,23 @@ class SileroSequence(nn.Module):
         waves = nn.functional.pad(waves, (CONTEXT, -waves.shape[1] % FRAME))
         frames = waves.unfold(1, FRAME + CONTEXT, FRAME)  # (B, T, 576): each frame with its context
         steps = frames.shape[1]
-        x = frames.reshape(batch * steps, 1, FRAME + CONTEXT)
+        rows = frames.reshape(batch * steps, 1, FRAME + CONTEXT)
+        # frames are independent up to the LSTM: a few thousand at a time keep a 10-minute recording's
+        # spectra and activations (~70 MB per minute at once) to ~20 MB
+        x = torch.cat([self._frame_features(rows[i : i + CHUNK]) for i in range(0, len(rows), CHUNK)])
+        hidden, _ = self.lstm(x.reshape(batch, steps, -1))
+        probs = torch.sigmoid(self.out(torch.relu(hidden).reshape(batch * steps, -1, 1)))
+        return probs.reshape(batch, steps)
+
+    def _frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """STFT magnitude and the four convolutions of frames with context: (N, 1, 576) -> (N, 128)."""
         x = nn.functional.pad(x, (0, CONTEXT), mode="reflect")
         x = nn.functional.conv1d(x, self.basis, stride=128)
         half = self.basis.shape[0] // 2
         x = torch.sqrt(x[:, :half] ** 2 + x[:, half:] ** 2)
         for conv in self.convs:
             x = torch.relu(conv(x))
-        hidden, _ = self.lstm(x.squeeze(-1).reshape(batch, steps, -1))
-        probs = torch.sigmoid(self.out(torch.relu(hidden).reshape(batch * steps, -1, 1)))
-        return probs.reshape(batch, steps)
+        return x.squeeze(-1)
 
 
 _LOCK = threading.Lock()

@@ -270,6 +270,17 @@ def test_the_batched_silero_gives_silero_vads_own_probabilities(speech, dbfs):
         assert want.max() > 0.9 and want.min() < 0.1  # speech and non-speech both present
 
 
+def test_silero_over_a_long_recording_runs_its_frames_in_chunks_with_the_same_answer(speech, monkeypatch):
+    import serdemo.silero_sequence as silero
+
+    wave = pad(speech, 0.4, 0.9, -45.0).astype(np.float32)
+    whole = silero.silero_probs([wave, wave[::-1].copy()])
+    monkeypatch.setattr(silero, "CHUNK", 7)  # as a 10-minute recording's ~37,000 frames are run
+    chunked = silero.silero_probs([wave, wave[::-1].copy()])
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-6
+
+
 def test_utterance_spans_keep_short_pauses_drop_blips_and_cut_long_speech():
     hop = 0.1
     frames = np.zeros(300, np.float32)  # 30 s
