@@ -190,6 +190,10 @@ def test_a_long_recording_joins_the_pool_as_its_utterances(service, tmp_path):
     assert "Added 4 clips" in summary and "other.wav: 3 utterances" in summary, summary
     assert "1 long recording was cut at its pauses" in summary, summary
     assert len(service.store.clips("pt")) == 9
+    # a long recording with one utterance in it: the clip is that utterance, and the message says so
+    lone = recording(tmp_path / "lone.wav", ["anger"], seed=80, gap_s=6.5)  # 15 s, 2 s of it speech
+    assert "Cut lone.wav (15 s) at its pauses into 1 utterance and added 1" in service.add_to_pool(lone, "pt")
+    assert service.store.clips("pt")[-1].duration < 3.0
 
 
 def test_a_long_recording_without_speech_or_over_the_limit_adds_nothing(tmp_path):

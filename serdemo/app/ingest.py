@@ -55,10 +55,11 @@ def add_to_pool(
     known_clips = [] if added else [ws.store.clip_by_sha256(item.sha256) for item in items]
     ws.embed_pool(added or [c for c in known_clips if c is not None])  # an old clip may have missed it
     warnings = "".join(f"\n\n⚠️ {warning}" for warning in _audio_warnings(info))
-    if len(items) > 1:
+    if items[0].session is not None:  # a long recording, cut into its utterances
         there = f" ({known} already were)" if known else ""
+        count = f"{len(items)} utterance{'s' if len(items) > 1 else ''}"
         return (
-            f"Cut {path.name} ({info.duration_s:.0f} s) at its pauses into {len(items)} utterances and added "
+            f"Cut {path.name} ({info.duration_s:.0f} s) at its pauses into {count} and added "
             f"{len(added)} to the `{language}` target pool{there}: label each one on its own."
         ) + warnings
     if known:
@@ -96,8 +97,8 @@ def add_files(
                 continue
             duplicates += known
             added += new
-            if len(items) > 1:
-                cut.append(f"{path.name}: {len(items)} utterances")
+            if items[0].session is not None:
+                cut.append(f"{path.name}: {len(items)} utterance{'s' if len(items) > 1 else ''}")
             if new:
                 flagged += [f"{path.name}: {w.split(':')[0]}" for w in _audio_warnings(info)]
         if progress is not None:
