@@ -12,6 +12,9 @@ the take's median speech level over all of it. Each take is cut the way a pool c
 
 Also the utterances whose sentences do not all carry one emotion (a clip a single label would get wrong).
 
+``--non-speech`` instead cuts takes of room noise with clicks, noise bursts or hum: utterances found there
+would be clips of no speech.
+
 Run::
 
     python bench/utterance_cut.py emodb=../shared/corpora/emodb --pauses 0.2 0.3 0.5 1 2 --snr 40 30 20 10
@@ -80,6 +83,26 @@ def score(sentences: list[tuple[float, float, str]], spans: list[tuple[float, fl
     return counts
 
 
+def non_speech_takes(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """20 s of room noise (-50 dBFS) with what a recording holds besides speech: clicks, bursts, hum."""
+    seconds = 20
+
+    def room() -> np.ndarray:
+        return 10 ** (-50 / 20) * rng.standard_normal(seconds * SAMPLE_RATE)
+
+    clicks, bursts = room(), room()
+    for start in rng.uniform(0, seconds - 0.1, 30):  # 5 ms clicks (a keyboard, a mouse) at -10 dBFS
+        at = int(start * SAMPLE_RATE)
+        clicks[at : at + 80] += 0.3 * rng.standard_normal(80)
+    burst = int(0.3 * SAMPLE_RATE)
+    for start in rng.uniform(0, seconds - 0.5, 8):  # 0.3 s broadband bursts (a cough, a door) at -14 dBFS
+        at = int(start * SAMPLE_RATE)
+        bursts[at : at + burst] += 0.2 * rng.standard_normal(burst) * np.hanning(burst)
+    hum = room() + 0.05 * np.sin(2 * np.pi * 100 * np.arange(seconds * SAMPLE_RATE) / SAMPLE_RATE)
+    takes = {"30 clicks": clicks, "8 noise bursts of 0.3 s": bursts, "100 Hz hum at -29 dBFS": hum}
+    return {name: wave.astype(np.float32) for name, wave in takes.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -94,7 +117,14 @@ def main() -> None:
     parser.add_argument("--min-pause", type=float, default=UTTERANCE_PAUSE_S, help="seconds (the app's)")
     parser.add_argument("--min-speech", type=float, default=UTTERANCE_SPEECH_S, help="seconds (the app's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--non-speech", action="store_true", help="takes without speech: clips made of them")
     args = parser.parse_args()
+    if args.non_speech:
+        frontend, rng = FrontEnd.parse(AdaptConfig().frontend), np.random.default_rng(args.seed)
+        for name, wave in non_speech_takes(rng).items():
+            spans = utterances_of(wave, frontend, ServiceConfig().split_above_seconds)
+            print(f"20 s of room noise with {name}: {len(spans)} utterances {spans}")
+        return
 
     name, root = args.corpus
     rng = np.random.default_rng(args.seed)
