@@ -22,6 +22,7 @@ from serdemo.app import (
     ServiceError,
 )
 from serdemo.app.local_server import served
+from serdemo.app.ui.figures import prediction_markdown, timeline_figure
 from serdemo.app.views import spectrogram
 from serdemo.config import AdaptConfig
 from serdemo.encoders.whisper import WhisperEncoder, base_config
@@ -171,12 +172,20 @@ def dominant_hz(path: Path) -> float:
 def test_a_long_recording_joins_the_pool_as_its_utterances(service, tmp_path):
     # a call or a long take holds many utterances, often in different emotions: each is labeled on its own
     path = recording(tmp_path / "call.wav", list(EMOTIONS), seed=40)  # 28 s
+    prediction = service.predict(path)  # Predict shows what adding it will make, before it is added
+    assert len(prediction.utterances) == 5 and "it becomes 5 clips" in prediction_markdown(prediction)
+    assert "utterance (a pool clip)" in [trace.name for trace in timeline_figure(prediction).data]
+    short = tmp_path / "short.wav"
+    sf.write(short, tone(PITCH["fear"], 1.5, seed=9), SR)
+    assert service.predict(short).utterances == []  # a clip joins whole
     message = service.add_to_pool(path, "pt")
     assert "Cut call.wav (28 s) at its pauses into 5 utterances and added 5" in message, message
     clips = service.store.clips("pt")
     assert len(clips) == 5 and len({c.session for c in clips}) == 1 and "call.wav" in clips[0].session
-    for clip, emotion in zip(clips, EMOTIONS, strict=True):  # in time order, each around its own tone
+    for clip, emotion, (start, end) in zip(clips, EMOTIONS, prediction.utterances, strict=True):
+        # in time order, each around its own tone, where Predict said it would be
         assert clip.original_name.startswith("call.wav 0:") and 2.0 <= clip.duration <= 2.6
+        assert clip.duration == pytest.approx(end - start, abs=0.01)
         assert dominant_hz(clip.path) == pytest.approx(PITCH[emotion], abs=5)
     again = service.add_to_pool(path, "pt")
     assert "added 0" in again and "(5 already were)" in again, again
@@ -184,8 +193,6 @@ def test_a_long_recording_joins_the_pool_as_its_utterances(service, tmp_path):
     assert [label.emotion for label in service.store.label_history(clips[2].id)] == ["happiness"]
     # bulk add cuts it too, and says so; a short clip beside it stays whole
     other = recording(tmp_path / "other.wav", ["sadness", "anger", "fear"], seed=50)  # 15 s
-    short = tmp_path / "short.wav"
-    sf.write(short, tone(PITCH["fear"], 1.5, seed=9), SR)
     summary = service.add_files([str(other), str(short)], "pt")
     assert "Added 4 clips" in summary and "other.wav: 3 utterances" in summary, summary
     assert "1 long recording was cut at its pauses" in summary, summary

@@ -352,7 +352,8 @@ def test_7_a_long_take_added_from_predict_is_labeled_utterance_by_utterance(page
     if clear.count():  # the last test's file is still in the component
         clear.click()
     page.locator("#predict-audio input[type=file]").set_input_files(str(path))
-    wait_for_text(page, "#predict-summary", "Long clip", timeout=120)
+    summary = wait_for_text(page, "#predict-summary", "Long clip", timeout=120)
+    assert "Added to a pool it becomes 5 clips, one per utterance" in summary, summary
     language = page.locator("#predict-language input")
     language.fill("pt")  # a language no pool has yet
     language.press("Enter")

@@ -171,24 +171,23 @@ def pool_items(ws: Workspace, path: Path) -> tuple[list[PoolItem], AudioInfo]:
 
     """
     config = ws.config
-    split_above = min(config.split_above_seconds, config.max_clip_seconds)
-    longest = max(config.max_recording_seconds, config.max_clip_seconds) if split_above > 0 else None
+    longest = max(config.max_recording_seconds, config.max_clip_seconds) if _split_above(ws) else None
     wave, info = load_audio_checked(
         path, max_seconds=longest or config.max_clip_seconds, min_seconds=config.min_clip_seconds
     )
     duration = len(wave) / SAMPLE_RATE
-    if split_above <= 0 or duration <= split_above:
+    spans = recording_cuts(ws, wave)
+    if spans is None:
         if duration < MIN_CLIP_SECONDS:
             raise AudioError(
                 f"{path.name}: only {duration:.2f} s long; clips in a pool need at least "
                 f"{MIN_CLIP_SECONDS} s of speech to be labeled by emotion"
             )
         return [PoolItem(path, path.name, None, file_sha256(path))], info
-    spans = utterances_of(wave, ws.frontend, split_above)
     if not spans:
         raise AudioError(
             f"{path.name}: no speech found in its {duration:.0f} s, so nothing was added; check that it "
-            f"holds speech, or cut the part to label to under {split_above:g} s and add that"
+            f"holds speech, or cut the part to label to under {_split_above(ws):g} s and add that"
         )
     session = f"{path.name} {file_sha256(path)[:12]}"
     items = []
@@ -197,6 +196,19 @@ def pool_items(ws: Workspace, path: Path) -> tuple[list[PoolItem], AudioInfo]:
         name = f"{path.name} {_clock(start)}-{_clock(end)}"
         items.append(PoolItem(data, name, session, hashlib.sha256(data).hexdigest()))
     return items, info
+
+
+def recording_cuts(ws: Workspace, wave: np.ndarray) -> list[tuple[float, float]] | None:
+    """The utterances a pool cuts a 16 kHz recording into; None when it is short enough to join whole."""
+    split_above = _split_above(ws)
+    if not split_above or len(wave) <= split_above * SAMPLE_RATE:
+        return None
+    return utterances_of(wave, ws.frontend, split_above)
+
+
+def _split_above(ws: Workspace) -> float:
+    """Recordings longer than this are cut into utterances of at most this long (0: never cut)."""
+    return max(0.0, min(ws.config.split_above_seconds, ws.config.max_clip_seconds))
 
 
 def utterances_of(

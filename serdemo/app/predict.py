@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from serdemo.app.config import MIN_CLIP_SECONDS, QUIET_DBFS
+from serdemo.app.ingest import recording_cuts
 from serdemo.app.views import NO_SPEECH_LABEL, Prediction, Segment
 from serdemo.app.workspace import Workspace
 from serdemo.audio import SAMPLE_RATE, AudioInfo, AudioTooLongError, load_audio_checked, segment
@@ -97,6 +98,7 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
             f"the clip is only {info.duration_s:.2f} s long: below {MIN_CLIP_SECONDS} s there is too "
             "little speech to tell an emotion, so the answer means little; record a whole word or phrase"
         )
+    utterances = recording_cuts(ws, wave) or []  # what "Add to target pool" would make of it
     top = int(probs[0].argmax())
     return Prediction(
         probs=_named(probs[0], classes),
@@ -107,6 +109,7 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
         language=language,
         segments=segments,
         warnings=warnings,
+        utterances=utterances,
     )
 
 

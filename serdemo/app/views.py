@@ -41,6 +41,8 @@ class Prediction:
     language: str | None  # the language the features were normalised as
     segments: list[Segment] = field(default_factory=list)  # only for clips longer than segment_above_seconds
     warnings: list[str] = field(default_factory=list)  # e.g. silent or clipped audio
+    # (start, end) seconds of the clips a pool would cut this recording into (longer than split_above_seconds)
+    utterances: list[tuple[float, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as the ``/predict`` API returns it."""

@@ -52,6 +52,21 @@ def timeline_figure(prediction: Prediction) -> go.Figure:
                 hovertemplate="%{x:.1f} s: no speech, not classified<extra></extra>",
             )
         )
+    if prediction.utterances:  # the clips "Add to target pool" would make, one per utterance
+        xs, ys = [], []
+        for start, end in prediction.utterances:
+            xs += [start, end, None]
+            ys += [0.98, 0.98, None]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                name="utterance (a pool clip)",
+                mode="lines",
+                line={"color": "dimgrey", "width": 6},
+                hovertemplate="utterance %{x:.1f} s<extra></extra>",
+            )
+        )
     fig.update_layout(
         title=f"Emotion over time ({len(prediction.segments)} segments)",
         xaxis_title="time (s)",
@@ -133,6 +148,12 @@ def prediction_markdown(prediction: Prediction) -> str:
     ]
     if prediction.segments:
         lines.append(f"Long clip: {len(prediction.segments)} segments, see the timeline below.")
+    if prediction.utterances:
+        count = len(prediction.utterances)
+        lines.append(
+            f"Added to a pool it becomes {count} clip{'s' if count > 1 else ''}, one per utterance "
+            "(the grey bars at the top of the timeline), each labeled on its own."
+        )
     lines += [f"⚠️ {warning}" for warning in prediction.warnings]
     return "\n\n".join(lines)
 
