@@ -633,6 +633,24 @@ def test_a_pool_whose_labels_are_all_one_emotion_gets_a_warning_in_the_report(tm
     assert report.pool_note in report.markdown() and "roll back" in report.pool_note
 
 
+def test_a_pool_made_of_one_recording_gets_a_caution_in_the_report(tmp_path):
+    # one long take is one voice, often one mood: its pool cannot show a mood, where it came from can
+    service = make_service(tmp_path, target=False)
+    service.add_to_pool(recording(tmp_path / "take.wav", list(EMOTIONS) * 2, seed=90, gap_s=1.0), "pt")
+    report = service.adapt(AdaptRequest(language="pt", policy="hard", epochs=2, window=1))
+    first = "**10 of the 10 `pt` clips are utterances of one recording, take.wav.**"
+    assert report.pool_note.startswith(first), report.pool_note
+    assert report.pool_note in report.markdown() and "roll back" in report.pool_note
+    # clips of other recordings beside it: no longer mostly one recording
+    others = []
+    for i in range(3):
+        others.append(tmp_path / f"other-{i}.wav")
+        sf.write(others[-1], tone(PITCH[EMOTIONS[i]] * 1.1, 1.0, seed=95 + i), SR)
+    service.add_files([str(p) for p in others], "pt")
+    mixed = service.adapt(AdaptRequest(language="pt", policy="hard", epochs=2, window=1))
+    assert mixed.pool_note == ""  # 10 of 13: under 80 %
+
+
 def test_pickers_fingerprint_moves_with_pools_and_versions(tmp_path, clip_file):
     service = make_service(tmp_path, target=False)
     before = service.choices_signature()

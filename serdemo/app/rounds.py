@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -25,6 +26,8 @@ from serdemo.metrics import evaluate
 from serdemo.store import Clip
 
 ONE_EMOTION_MIN_LABELS = 5  # fewer labels of one emotion are an early labeling session, not a mood
+# a pool that is mostly one recording's utterances: likely one speaker, often in one mood
+ONE_RECORDING_SHARE, ONE_RECORDING_MIN_CLIPS = 0.8, 10
 
 
 def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None) -> AdaptReport:
@@ -127,7 +130,11 @@ def train_and_register(
             f"the `{language}` pool has no clips yet: add some first (Predict tab: Add to target pool, "
             "or Label tab: Bulk add), or pick the language of a pool you made"
         )
-    pool_note = _one_emotion_note(language, labels, config.classes)
+    notes = [
+        _one_emotion_note(language, labels, config.classes),
+        _one_recording_note(language, labeled_clips + unlabeled_clips),
+    ]
+    pool_note = "\n\n".join(note for note in notes if note)
     policy_note = ""
     if config.policy != Policy.NONE.value and not unlabeled_clips:
         if not language:
@@ -349,6 +356,28 @@ def _one_emotion_note(language: str | None, labels: list[int], classes: tuple[st
         "one mood, a round on it makes that mood the language's baseline, and the model may then hear other "
         f'`{language}` clips wrong (docs/results.md, "A round on a pool recorded in one mood"). Add and '
         "label clips of other emotions; roll back in the versions table if answers got worse."
+    )
+
+
+def _one_recording_note(language: str | None, clips: list[Clip]) -> str:
+    """A caution when most of the pool is the utterances of one long recording (:mod:`serdemo.app.ingest`).
+
+    Its predictions cannot tell a pool in one mood from a mixed one (docs/results.md), but where the clips
+    came from can: one recording is one or two speakers, often in one mood, the case above.
+    """
+    sessions = Counter(clip.session for clip in clips if clip.session)
+    if not language or len(clips) < ONE_RECORDING_MIN_CLIPS or not sessions:
+        return ""
+    session, count = sessions.most_common(1)[0]
+    if count < ONE_RECORDING_SHARE * len(clips):
+        return ""
+    recording = session.rsplit(" ", 1)[0]  # "call.wav 1a2b3c4d5e6f": the file name, then its hash
+    return (
+        f"**{count} of the {len(clips)} `{language}` clips are utterances of one recording, {recording}.** "
+        "One recording is one or two voices, often in one mood: a round on it may make that mood the "
+        f"language's baseline and hear other `{language}` speakers wrong (docs/results.md, \"A round on a "
+        'pool recorded in one mood"). Add recordings of other speakers and moods, or label some of its '
+        "clips; roll back in the versions table if answers got worse."
     )
 
 
