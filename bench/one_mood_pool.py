@@ -14,6 +14,7 @@ Usage::
     python bench/one_mood_pool.py emodb=PATH --language-prior 200   # a candidate setting for the rounds
     python bench/one_mood_pool.py emodb=PATH --labeled --language-anchoring
     python bench/one_mood_pool.py emodb=PATH --labeled --language-prior 1000 --transplant-copies 4
+    python bench/one_mood_pool.py emodb=PATH --mixed one-speaker   # the contrast: a mixed recording
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def main() -> None:
         "--pseudo-balance", default=AdaptConfig.pseudo_balance, help="the round's pseudo-label balancing"
     )
     parser.add_argument("--no-rebalance", action="store_true", help="the round without utterance rebalancing")
+    parser.add_argument(
+        "--mixed",
+        choices=["one-speaker", "many-speakers"],
+        help="the contrast: pools of every emotion instead of one emotion's clips; one-speaker: each pool "
+        "is one training speaker's clips (one recording of a mixed conversation), a pool per speaker; "
+        "many-speakers: clips of every training speaker, drawn five times with different seeds",
+    )
     args = parser.parse_args()
     candidate = {
         "language_prior": args.language_prior,
@@ -102,9 +110,20 @@ def main() -> None:
     settings += f", transplant_copies {args.transplant_copies}"
     settings += f", rebalance {not args.no_rebalance}"
     print(f"{settings}; machine: {machine}, torch {torch.__version__}\n")
-    print("| pool's one emotion | UA before the round | UA after | share of answers after |")
+    if args.mixed == "one-speaker":
+        speakers = sorted({u.speaker for u in train})
+        pools = {f"speaker {s}, every emotion": mixed_pool(train, [s], args.pool) for s in speakers}
+    elif args.mixed == "many-speakers":
+        speakers = sorted({u.speaker for u in train})
+        pools = {}
+        for draw in range(5):
+            shuffled = [train[i] for i in np.random.default_rng(draw).permutation(len(train))]
+            pools[f"draw {draw}, every speaker and emotion"] = mixed_pool(shuffled, speakers, args.pool)
+    else:
+        pools = {emotion: [u for u in train if u.emotion == emotion][: args.pool] for emotion in EMOTIONS}
+    print("| pool | UA before the round | UA after | share of answers after |")
     print("|---|---:|---:|---|")
-    for emotion in EMOTIONS:
+    for what, pool in pools.items():
         with tempfile.TemporaryDirectory() as scratch:
             service = Service(ServiceConfig(data_dir=Path(scratch) / "data"), log=lambda text: None)
             service.start(background=False)
@@ -112,11 +131,11 @@ def main() -> None:
             features = embed_waveforms(ws.encoder, [load_audio(u.path) for u in test], ws.cache)
             first = ws.model(service.store.active_version().id)
             before = score(first, test, features, every).argmax(1)
-            pool = [u for u in train if u.emotion == emotion][: args.pool]
             service.add_files([str(u.path) for u in pool], NEW_LANGUAGE)
             if args.labeled:
+                emotion_of = {u.path.name: u.emotion for u in pool}
                 for clip in service.store.clips(NEW_LANGUAGE):
-                    service.label(clip.id, emotion, "bench")
+                    service.label(clip.id, emotion_of[clip.original_name], "bench")
             request = AdaptRequest(
                 NEW_LANGUAGE,
                 policy=args.policy,
@@ -127,12 +146,23 @@ def main() -> None:
             after = score(ws.model(report.version_id), test, features, every).argmax(1)
             shares = np.bincount(after, minlength=len(EMOTIONS)) / len(after)
             print(
-                f"| {emotion} ({len(pool)} clips) | {100 * unweighted_accuracy(truth, before):.1f} | "
+                f"| {what} ({len(pool)} clips) | {100 * unweighted_accuracy(truth, before):.1f} | "
                 f"{100 * unweighted_accuracy(truth, after):.1f} | "
                 + ", ".join(f"{e} {s:.0%}" for e, s in zip(EMOTIONS, shares, strict=True))
                 + " |",
                 flush=True,
             )
+
+
+def mixed_pool(train: list, speakers: list[str], size: int) -> list:
+    """Up to ``size`` clips of ``speakers``, the emotions taken in turn so each is as present as it can be."""
+    by_emotion = [[u for u in train if u.speaker in speakers and u.emotion == e] for e in EMOTIONS]
+    pool: list = []
+    for turn in range(size):
+        for clips in by_emotion:
+            if turn < len(clips) and len(pool) < size:
+                pool.append(clips[turn])
+    return pool
 
 
 if __name__ == "__main__":

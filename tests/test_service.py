@@ -625,7 +625,9 @@ def test_a_pool_whose_labels_are_all_one_emotion_gets_a_warning_in_the_report(tm
     for clip in service.store.clips("it")[:4]:
         service.label(clip.id, "sadness", "ada")
     few = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
-    assert few.pool_note == ""  # four labels: an early labeling session, not yet a mood
+    assert "are sadness" not in few.pool_note  # four labels: an early labeling session, not yet a mood
+    # ... but two unlabeled clips are too few to pseudo-label (docs/results.md: "A round on a small pool")
+    assert few.pool_note.startswith("**The `it` pool has 2 unlabeled clips.** On pools under 50")
     for clip in service.store.clips("it")[4:]:
         service.label(clip.id, "sadness", "ada")
     report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
@@ -648,7 +650,10 @@ def test_a_pool_made_of_one_recording_gets_a_caution_in_the_report(tmp_path):
         sf.write(others[-1], tone(PITCH[EMOTIONS[i]] * 1.1, 1.0, seed=95 + i), SR)
     service.add_files([str(p) for p in others], "pt")
     mixed = service.adapt(AdaptRequest(language="pt", policy="hard", epochs=2, window=1))
-    assert mixed.pool_note == ""  # 10 of 13: under 80 %
+    assert "one recording" not in mixed.pool_note  # 10 of 13: under 80 %
+    assert "13 unlabeled clips" in mixed.pool_note  # still a small pool to pseudo-label
+    plain = service.adapt(AdaptRequest(language="pt", policy="none", epochs=2, window=1))
+    assert plain.pool_note == ""  # no pseudo-labels: nothing to caution about
 
 
 def test_pickers_fingerprint_moves_with_pools_and_versions(tmp_path, clip_file):
