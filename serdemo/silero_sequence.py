@@ -51,8 +51,8 @@ class SileroSequence(nn.Module):
         frames = waves.unfold(1, FRAME + CONTEXT, FRAME)  # (B, T, 576): each frame with its context
         steps = frames.shape[1]
         rows = frames.reshape(batch * steps, 1, FRAME + CONTEXT)
-        # frames are independent up to the LSTM: a few thousand at a time keep a 10-minute recording's
-        # spectra and activations (~70 MB per minute at once) to ~20 MB
+        # frames are independent up to the LSTM: a few thousand at a time hold ~17 MB of spectra and
+        # activations, where a 10-minute recording's all at once raised the peak by ~190 MB
         x = torch.cat([self._frame_features(rows[i : i + CHUNK]) for i in range(0, len(rows), CHUNK)])
         hidden, _ = self.lstm(x.reshape(batch, steps, -1))
         probs = torch.sigmoid(self.out(torch.relu(hidden).reshape(batch * steps, -1, 1)))
