@@ -107,6 +107,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-nobalance": {"pseudo_balance": "none"},
     "default-tau08": {"tau": 0.8},
     "default-nopseudo": {"policy": "none"},
+    # a round that learns nothing from the unlabeled pool (docs/results.md, "A round on a small pool")
+    "default-nopseudo-prior1000": {"policy": "none", "language_prior": 1000},
 }
 
 
