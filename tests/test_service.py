@@ -627,7 +627,7 @@ def test_a_pool_whose_labels_are_all_one_emotion_gets_a_warning_in_the_report(tm
     few = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
     assert "are sadness" not in few.pool_note  # four labels: an early labeling session, not yet a mood
     # ... but two unlabeled clips are too few to pseudo-label (docs/results.md: "A round on a small pool")
-    assert few.pool_note.startswith("**The `it` pool has 2 unlabeled clips.** On pools under 50")
+    assert few.pool_note.startswith("**The `it` pool has 2 unlabeled clips and 4 labels.** On unlabeled")
     for clip in service.store.clips("it")[4:]:
         service.label(clip.id, "sadness", "ada")
     report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
@@ -654,6 +654,12 @@ def test_a_pool_made_of_one_recording_gets_a_caution_in_the_report(tmp_path):
     assert "13 unlabeled clips" in mixed.pool_note  # still a small pool to pseudo-label
     plain = service.adapt(AdaptRequest(language="pt", policy="none", epochs=2, window=1))
     assert plain.pool_note == ""  # no pseudo-labels: nothing to caution about
+    for clip in service.store.clips("pt")[10:]:  # labels beside the small pool (measured: they help)
+        service.label(clip.id, EMOTIONS[0], "ada")
+    for clip, emotion in zip(service.store.clips("pt")[:2], EMOTIONS, strict=False):
+        service.label(clip.id, emotion, "ada")
+    labeled = service.adapt(AdaptRequest(language="pt", policy="hard", epochs=2, window=1))
+    assert labeled.pool_note == "", labeled.pool_note  # 5 labels, 8 unlabeled: no small-pool caution
 
 
 def test_pickers_fingerprint_moves_with_pools_and_versions(tmp_path, clip_file):

@@ -28,8 +28,9 @@ from serdemo.store import Clip
 ONE_EMOTION_MIN_LABELS = 5  # fewer labels of one emotion are an early labeling session, not a mood
 # a pool that is mostly one recording's utterances: likely one speaker, often in one mood
 ONE_RECORDING_SHARE, ONE_RECORDING_MIN_CLIPS = 0.8, 10
-# pseudo-labels on fewer unlabeled clips lost UA (bench/one_mood_pool.py --mixed many-speakers --pool N)
-SMALL_POOL_CLIPS = 50
+# pseudo-labels on fewer unlabeled clips, without labels, lost UA (bench/one_mood_pool.py --mixed ...
+# --pool N); with 25 labels they helped (bench/robustness.py default-nopseudo-prior1000, K = 1)
+SMALL_POOL_CLIPS, SMALL_POOL_MAX_LABELS = 50, 4
 
 
 def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None) -> AdaptReport:
@@ -135,7 +136,7 @@ def train_and_register(
     notes = [
         _one_emotion_note(language, labels, config.classes),
         _one_recording_note(language, labeled_clips + unlabeled_clips),
-        _small_pool_note(language, len(unlabeled_clips), config.policy),
+        _small_pool_note(language, len(unlabeled_clips), len(labeled_clips), config.policy),
     ]
     pool_note = "\n\n".join(note for note in notes if note)
     policy_note = ""
@@ -384,21 +385,25 @@ def _one_recording_note(language: str | None, clips: list[Clip]) -> str:
     )
 
 
-def _small_pool_note(language: str | None, unlabeled: int, policy: str) -> str:
-    """A caution when the round pseudo-labels a pool too small to learn a language from.
+def _small_pool_note(language: str | None, unlabeled: int, labeled: int, policy: str) -> str:
+    """A caution when the round pseudo-labels a pool too small to learn a language from, with few labels.
 
     Measured on pools of EMO-DB clips of every speaker and emotion, no labels, five draws each
     (``python bench/one_mood_pool.py emodb=PATH --mixed many-speakers --pool N``; docs/results.md): 20
     clips took held-out clips of the language from 67.5 UA to 62.7 (56.8-65.5), 50 to 73.3, 100 to 78.3.
+    With 25 labels beside a small pool, its pseudo-labels and statistics helped instead.
     """
-    if not language or policy == Policy.NONE.value or not 0 < unlabeled < SMALL_POOL_CLIPS:
+    if not language or policy == Policy.NONE.value or labeled > SMALL_POOL_MAX_LABELS:
+        return ""
+    if not 0 < unlabeled < SMALL_POOL_CLIPS:
         return ""
     return (
-        f"**The `{language}` pool has {unlabeled} unlabeled clips.** On pools under {SMALL_POOL_CLIPS} "
-        "clips a round's pseudo-labels and the pool's own statistics made the language's other clips worse "
-        "where we measured it (20 clips of every emotion: UA 67.5 before, 62.7 after; 50 clips: 73.3, 100: "
-        '78.3; docs/results.md, "A round on a small pool"). Add clips, or run it with policy none; roll '
-        "back in the versions table if answers got worse."
+        f"**The `{language}` pool has {unlabeled} unlabeled clips and {labeled} labels.** On unlabeled pools "
+        f"under {SMALL_POOL_CLIPS} clips a round's pseudo-labels and the pool's own statistics made the "
+        "language's other clips worse where we measured it (20 clips of every emotion: UA 67.5 before, 62.7 "
+        'after; 50 clips: 73.3, 100: 78.3; docs/results.md, "A round on a small pool"), while 25 labels '
+        "beside a small pool made them worth having. Add clips, label some, or run it with policy none; "
+        "roll back in the versions table if answers got worse."
     )
 
 
