@@ -11,6 +11,7 @@ Run::
     python bench/robustness.py --variants speaker language nap10 --k 0 1 --labels 0 25 --seeds 0
     python bench/robustness.py --variants nap10 --k 0 1 --labels none 0 10 25 50 100   # a curve
     python bench/robustness.py --out runs.json --paired default language-bl   # seed by seed
+    python bench/robustness.py --variants default default-nogate --k 0 --pool 20 40 --labels 0   # small pools
 
 Appends to (and replaces matching runs in) docs/results/robustness.json and prints a table of target
 test UA, mean ± sample std over seeds.
@@ -109,11 +110,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-nopseudo": {"policy": "none"},
     # a round that learns nothing from the unlabeled pool (docs/results.md, "A round on a small pool")
     "default-nopseudo-prior1000": {"policy": "none", "language_prior": 1000},
+    # a small target pool learned from all the same (serdemo.learn.small_pool off), for --pool runs
+    "default-nogate": {"small_pool_clips": 0},
 }
 
 
-def spec_for(direction: str, k: int, labels: str, variant: str, seeds: list[int]) -> ExperimentSpec:
-    """The experiment of one row; ``labels`` "none" is the source-only model (policy none, 0 labels)."""
+def spec_for(
+    direction: str, k: int, labels: str, variant: str, seeds: list[int], pool: int = 0
+) -> ExperimentSpec:
+    """The experiment of one row; ``labels`` "none" is the source-only model (policy none, 0 labels).
+
+    ``pool``: the target's unlabeled clips kept (``--unlabeled-pool``; 0 = all).
+    """
     source, target = DIRECTIONS[direction]
     changes = dict(VARIANTS[variant])
     if labels == "none":
@@ -124,11 +132,14 @@ def spec_for(direction: str, k: int, labels: str, variant: str, seeds: list[int]
         target=CorpusRef.parse(f"{target}={CORPORA / target}"),
         labeled=0 if labels == "none" else int(labels),
         speaker_emotions=k,
+        unlabeled_pool=pool,
         adapt=config,
     )
 
 
-def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds: list[int]) -> str:
+def command_for(
+    direction: str, k: int, labels: str, config: AdaptConfig, seeds: list[int], pool: int = 0
+) -> str:
     """The ``python -m serdemo experiment`` line that reruns one row (flags: what differs from defaults)."""
     source, target = DIRECTIONS[direction]
     defaults = AdaptConfig()
@@ -136,6 +147,8 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
     flags = [f"--source {source} --target {target} --labeled {labeled}"]
     if k:
         flags.append(f"--speaker-emotions {k}")
+    if pool:
+        flags.append(f"--unlabeled-pool {pool}")
     fields = (
         "policy",
         "normalization",
@@ -147,6 +160,7 @@ def command_for(direction: str, k: int, labels: str, config: AdaptConfig, seeds:
         "max_repeats",
         "language_prior",
         "transplant_copies",
+        "small_pool_clips",
         "tau",
     )
     for field in fields:
@@ -201,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", nargs="+", default=["none", "0", "25", "100"])
     parser.add_argument("--variants", nargs="+", default=["speaker", "language", "nap10"], choices=VARIANTS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--pool",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="unlabeled target clips kept (--unlabeled-pool; 0 = all, the default); a row's K: k0-pool20",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--print-only", action="store_true", help="print the table of --out, run nothing")
     parser.add_argument("--merge", nargs="+", type=Path, help="join these JSON files into --out, run nothing")
@@ -221,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             merged["runs"].update(json.loads(path.read_text())["runs"])
         for row in merged["runs"].values():  # commands against this checkout's defaults
             config = AdaptConfig.from_dict(row["config"])
-            row["command"] = command_for(row["direction"], row["k"], row["labels"], config, row["seeds"])
+            row["command"] = command_for(
+                row["direction"], row["k"], row["labels"], config, row["seeds"], row.get("pool", 0)
+            )
         write_json_atomic(merged, args.out)
         print(table(merged, sorted(merged["runs"])))
         return 0
@@ -230,15 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     runner = ExperimentRunner()
     keys = []
     for direction in args.directions:
-        for k in args.k:
+        for k, pool in ((k, pool) for k in args.k for pool in args.pool):
             for variant in args.variants:
                 for labels in args.labels:
-                    key = f"{direction}/k{k}/{variant}/{labels}"
+                    key = f"{direction}/k{k}{f'-pool{pool}' if pool else ''}/{variant}/{labels}"
                     keys.append(key)
                     if args.print_only:
                         continue
                     try:
-                        spec = spec_for(direction, k, labels, variant, args.seeds)
+                        spec = spec_for(direction, k, labels, variant, args.seeds, pool)
                         tick = time.perf_counter()
                         result = runner.run(spec)
                     except ExperimentError as error:  # e.g. more labels than a confounded pool holds
@@ -248,11 +271,12 @@ def main(argv: list[str] | None = None) -> int:
                     row.update(
                         direction=direction,
                         k=k,
+                        pool=pool,
                         variant=variant,
                         labels=labels,
                         seeds=args.seeds,
                         config=spec.adapt.to_dict(),
-                        command=command_for(direction, k, labels, spec.adapt, args.seeds),
+                        command=command_for(direction, k, labels, spec.adapt, args.seeds, pool),
                         wall_seconds=time.perf_counter() - tick,
                         load_average=os.getloadavg()[0],
                     )

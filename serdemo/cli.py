@@ -169,6 +169,30 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "offers them",
     )
     p.add_argument(
+        "--unlabeled-pool",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stress protocol: the run sees only N of the target's unlabeled train clips (a random draw "
+        "per seed, the same for every setting), as a person's small pool; 0 = all (default)",
+    )
+    p.add_argument(
+        "--small-pool-clips",
+        type=int,
+        default=defaults.small_pool_clips,
+        metavar="N",
+        help="a target of fewer clips, at most --small-pool-labels of them labeled, is too small to learn "
+        "from: no pseudo-labels, statistics near the global ones "
+        f"(default {defaults.small_pool_clips}; 0 = off)",
+    )
+    p.add_argument(
+        "--small-pool-labels",
+        type=int,
+        default=defaults.small_pool_labels,
+        metavar="N",
+        help=f"see --small-pool-clips (default {defaults.small_pool_labels})",
+    )
+    p.add_argument(
         "--normalization",
         choices=[n.value for n in Normalization],
         default=defaults.normalization,
@@ -377,6 +401,8 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         language_prior=args.language_prior,
         language_anchoring=args.language_anchoring,
         transplant_copies=args.transplant_copies,
+        small_pool_clips=args.small_pool_clips,
+        small_pool_labels=args.small_pool_labels,
         selection=args.selection,
         propagation=args.propagation,
         select_after_first_round=not args.select_from_start,
@@ -398,6 +424,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         target_all_labeled=args.target_all_labeled,
         speaker_emotions=args.speaker_emotions,
         label_choice=args.label_choice,
+        unlabeled_pool=args.unlabeled_pool,
         adapt=config,
     )
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr))

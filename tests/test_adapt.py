@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from serdemo.config import AdaptConfig
+from serdemo.config import AdaptConfig, ConfigError
 from serdemo.corpora.base import Utterance
 from serdemo.learn import (
     AdaptError,
@@ -18,6 +18,7 @@ from serdemo.learn import (
     save_model,
 )
 from serdemo.learn.pseudo_labels import mixup
+from serdemo.learn.small_pool import SMALL_POOL_PRIOR
 from serdemo.metrics import unweighted_accuracy
 from tests.test_model import TinyEncoder
 
@@ -532,3 +533,40 @@ def test_transplants_need_frozen_mode_and_a_count_of_zero_or_more():
         AdaptConfig(transplant_copies=-1)
     with pytest.raises(ConfigError, match="frozen"):
         AdaptConfig(transplant_copies=2, mode="finetune")
+
+
+# --- a target too small to learn from (serdemo.learn.small_pool) ---------------------------------------
+
+
+def test_a_small_target_pool_is_not_learned_from_until_it_has_clips_or_labels_enough(tmp_path: Path):
+    config = quick_config(policy="hard")
+    small_task = make_task(n_labeled=0, n_unlabeled=10)  # 20 unlabeled clips of the new language
+    small = run(small_task, config)
+    assert small.small_pool and small.rounds == []  # no pseudo-labels
+    assert (small.config.policy, small.config.language_prior) == ("none", SMALL_POOL_PRIOR)
+    assert small.normalizer.language_prior == SMALL_POOL_PRIOR  # statistics near the global ones
+    loaded = load_model(save_model(small, tmp_path / "small"))
+    assert loaded.small_pool and loaded.config == small.config  # the saved config is the one it ran with
+    # the same pool learned from: the switch off, 40 clips, or 5 labels
+    off_config = config.replace(small_pool_clips=0)
+    off = run(small_task, off_config)
+    assert not off.small_pool and off.rounds and off.config == off_config
+    assert not run(make_task(n_labeled=0, n_unlabeled=20), config).small_pool
+    labeled = run(make_task(n_labeled=3, n_unlabeled=10), config)  # 6 labels beside 20 clips
+    assert not labeled.small_pool and labeled.rounds
+    assert not run(make_task(n_labeled=2, n_unlabeled=10), config.replace(small_pool_labels=3)).small_pool
+    # a label's augmented training copies are rows, not labels: 4 labels in 16 rows stay few
+    task = make_task(n_labeled=2, n_unlabeled=10)
+    copies = ClipSet(
+        [f"{i}#aug0" for i in task["labeled"].ids], task["labeled"].labels, task["labeled"].languages,
+        task["labeled"].speakers, features=task["labeled"].features + 0.01,
+    )  # fmt: skip
+    copied = run({**task, "labeled": ClipSet.concat([task["labeled"], copies, copies, copies])}, config)
+    assert copied.small_pool and copied.rounds == []
+
+
+def test_small_pool_settings_are_checked():
+    with pytest.raises(ConfigError, match="small_pool_clips must be >= 0"):
+        AdaptConfig(small_pool_clips=-1)
+    with pytest.raises(ConfigError, match="small_pool_labels must be >= 0"):
+        AdaptConfig(small_pool_labels=-2)

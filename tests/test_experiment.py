@@ -454,3 +454,51 @@ def test_label_choice_margin_labels_the_asked_number_from_target_train(
     assert seed["sizes"]["target"] == sizes  # same split, same number of labels, other clips
     with pytest.raises(SystemExit):
         run_cli(corpora, tmp_path, "--labeled", "5", "--label-choice", "oracle")
+
+
+def pooled(corpora: dict[str, Path], tmp_path: Path, pool: int, seed: int = 0, **changes):
+    spec = ExperimentSpec(
+        sources=(CorpusRef.parse(f"ravdess={corpora['ravdess']}"),),
+        target=CorpusRef.parse(f"emodb={corpora['emodb']}"),
+        labeled=5,
+        unlabeled_pool=pool,
+        adapt=AdaptConfig(encoder="tiny-test", seeds=(seed,), **changes),
+    )
+    runner = ExperimentRunner(cache_dir=tmp_path / "cache")
+    source = runner._corpus(spec.sources[0], EMOTIONS, keep_unlabeled=False)
+    target = runner._corpus(spec.target, EMOTIONS, keep_unlabeled=True)
+    return protocol.seed_data([source], target, spec, seed), spec
+
+
+def test_unlabeled_pool_keeps_one_random_draw_of_the_pool_per_seed(corpora: dict[str, Path], tmp_path: Path):
+    full, full_spec = pooled(corpora, tmp_path, 0)
+    small, spec = pooled(corpora, tmp_path, 20)
+    ids = [u.id for u in small.target_unlabeled]
+    assert len(ids) == 20 and set(ids) < {u.id for u in full.target_unlabeled}
+    assert len({u.speaker for u in small.target_unlabeled}) > 1  # a random draw, not the first speaker's
+    assert [u.id for u in small.target_labeled] == [u.id for u in full.target_labeled]  # labels as before
+    assert [u.id for u in small.target_test] == [u.id for u in full.target_test]
+    # every setting of a seed sees the same clips, another seed others
+    other_setting, _ = pooled(corpora, tmp_path, 20, policy="none", normalization="per-language")
+    assert [u.id for u in other_setting.target_unlabeled] == ids
+    assert [u.id for u in pooled(corpora, tmp_path, 20, seed=1)[0].target_unlabeled] != ids
+    assert len(pooled(corpora, tmp_path, 1000)[0].target_unlabeled) == len(full.target_unlabeled)
+    assert (spec.setting, full_spec.setting) == ("hard-5-pool20", "hard-5")
+    # the source-only model reads the pool's statistics: one per pool size
+    assert protocol.baseline_key(spec, 0) != protocol.baseline_key(full_spec, 0)
+    with pytest.raises(protocol.ExperimentError, match="unlabeled_pool must be >= 0"):
+        dataclasses.replace(spec, unlabeled_pool=-1)
+
+
+def test_cli_small_unlabeled_pool_is_not_learned_from_unless_asked(corpora: dict[str, Path], tmp_path: Path):
+    pool = ("--labeled", "0", "--unlabeled-pool", "20", "--seeds", "0")
+    code, out = run_cli(corpora, tmp_path, *pool)
+    assert code == 0
+    results = json.loads(out.read_text())
+    seed = results["per_seed"][0]
+    assert seed["sizes"]["target"]["unlabeled"] == 20 and results["config"]["unlabeled_pool"] == 20
+    assert seed["pseudo_label_rounds"] == []  # 20 clips, no label: serdemo.learn.small_pool
+    assert "--unlabeled-pool 20" in results["command"]
+    code, out = run_cli(corpora, tmp_path, *pool, "--small-pool-clips", "0")
+    assert code == 0
+    assert json.loads(out.read_text())["per_seed"][0]["pseudo_label_rounds"]  # asked to learn from it

@@ -80,11 +80,16 @@ def current_clip(page) -> tuple[str, str]:
 
 def close_toasts(page) -> None:
     """Close every toast on the page and wait until none is left."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError  # the module skips without it
+
     for _ in range(10):
         buttons = page.locator("[data-testid=toast-close]")
         if buttons.count() == 0:
             return
-        buttons.first.click()
+        try:
+            buttons.first.click(timeout=3_000)
+        except PlaywrightTimeoutError:
+            continue  # the toast timed out and left between the count and the click
         page.wait_for_timeout(400)  # the toast's leave transition
     assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
 

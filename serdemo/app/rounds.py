@@ -28,9 +28,6 @@ from serdemo.store import Clip
 ONE_EMOTION_MIN_LABELS = 5  # fewer labels of one emotion are an early labeling session, not a mood
 # a pool that is mostly one recording's utterances: likely one speaker, often in one mood
 ONE_RECORDING_SHARE, ONE_RECORDING_MIN_CLIPS = 0.8, 10
-# pseudo-labels on fewer unlabeled clips, without labels, lost UA (bench/one_mood_pool.py --mixed ...
-# --pool N); with 25 labels they helped (bench/robustness.py default-nopseudo-prior1000, K = 1)
-SMALL_POOL_CLIPS, SMALL_POOL_MAX_LABELS = 50, 4
 
 
 def adapt(ws: Workspace, request: AdaptRequest, progress: Progress | None = None) -> AdaptReport:
@@ -136,9 +133,7 @@ def train_and_register(
     notes = [
         _one_emotion_note(language, labels, config.classes),
         _one_recording_note(language, labeled_clips + unlabeled_clips),
-        _small_pool_note(language, len(unlabeled_clips), len(labeled_clips), config.policy),
     ]
-    pool_note = "\n\n".join(note for note in notes if note)
     policy_note = ""
     if config.policy != Policy.NONE.value and not unlabeled_clips:
         if not language:
@@ -208,6 +203,9 @@ def train_and_register(
     served, encoder = train(np.arange(len(labeled_clips)), 0)
     seconds = time.perf_counter() - t0
     result = trained[0]
+    if result.small_pool:  # the run learned nothing from the pool (serdemo.learn.small_pool): say so
+        notes.append(_small_pool_note(language, len(unlabeled_clips), len(labeled_clips), config))
+    pool_note = "\n\n".join(note for note in notes if note)
     pseudo = result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
     # 4) source score on held-out speakers, on the vectors the version reads when served (a fine-tuned
     #    encoder's own)
@@ -240,7 +238,7 @@ def train_and_register(
     }
     # the version row and its pseudo-labels in one transaction: a crash leaves both or neither
     version = ws.store.add_model_version(
-        config.to_dict(),
+        result.config.to_dict(),  # what the round trained with (a small pool's: no pseudo-labels)
         metrics,
         weights_path=folder,
         parent=parent.id if parent else None,
@@ -328,7 +326,7 @@ def train_and_register(
         version_id=version.id,
         parent=parent.id if parent else None,
         language=language or pool_language or "-",
-        policy=config.policy,
+        policy=result.config.policy,
         labeled=len(labeled_clips),
         unlabeled=len(unlabeled_clips),
         source_metrics=source_metrics,
@@ -385,25 +383,21 @@ def _one_recording_note(language: str | None, clips: list[Clip]) -> str:
     )
 
 
-def _small_pool_note(language: str | None, unlabeled: int, labeled: int, policy: str) -> str:
-    """A caution when the round pseudo-labels a pool too small to learn a language from, with few labels.
+def _small_pool_note(language: str | None, unlabeled: int, labeled: int, config: AdaptConfig) -> str:
+    """Why a round on a small pool learned nothing from it, and what lets the next one learn.
 
-    Measured on pools of EMO-DB clips of every speaker and emotion, no labels, five draws each
-    (``python bench/one_mood_pool.py emodb=PATH --mixed many-speakers --pool N``; docs/results.md): 20
-    clips took held-out clips of the language from 67.5 UA to 62.7 (56.8-65.5), 50 to 73.3, 100 to 78.3.
-    With 25 labels beside a small pool, its pseudo-labels and statistics helped instead.
+    :mod:`serdemo.learn.small_pool` decides it, on the figures of bench/one_mood_pool.py --mixed
+    many-speakers --pool N (docs/results.md, "A round on a small pool").
     """
-    if not language or policy == Policy.NONE.value or labeled > SMALL_POOL_MAX_LABELS:
-        return ""
-    if not 0 < unlabeled < SMALL_POOL_CLIPS:
-        return ""
+    clips = unlabeled + labeled
+    wanted = [f"add clips until it holds {config.small_pool_clips}"]
+    wanted.append(f"label {config.small_pool_labels + 1 - labeled} more clips")
     return (
-        f"**The `{language}` pool has {unlabeled} unlabeled clips and {labeled} labels.** On unlabeled pools "
-        f"under {SMALL_POOL_CLIPS} clips a round's pseudo-labels and the pool's own statistics made the "
-        "language's other clips worse where we measured it (20 clips of every emotion: UA 67.5 before, 62.7 "
-        'after; 50 clips: 73.3, 100: 78.3; docs/results.md, "A round on a small pool"), while 25 labels '
-        "beside a small pool made them worth having. Add clips, label some, or run it with policy none; "
-        "roll back in the versions table if answers got worse."
+        f"**The `{language}` pool is small: {clips} clips, {labeled} labeled.** Too few to learn a language "
+        "from, so this round trained without pseudo-labels and kept the language's statistics near the "
+        "other languages' (on unlabeled pools of 20 and 30 clips a round that learned from them took the "
+        "language's other clips from 67.5 UA to 62.7 and 67.6, one that did not to 71.4 and 72.3; "
+        'docs/results.md, "A round on a small pool"). To learn from the pool, ' + " or ".join(wanted) + "."
     )
 
 

@@ -107,6 +107,9 @@ class ExperimentSpec:
     # which target train clips get the labels: "stratified" (random, class shares kept: the paper's draw) or
     # "margin" (the source-only model's least certain clips, as the app's Label tab offers them to a user)
     label_choice: str = "stratified"
+    # stress protocol: the run sees only this many of the target's unlabeled train clips (a random draw per
+    # seed, the same for every setting), as a person's small pool; 0 = all of them
+    unlabeled_pool: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", tuple(self.sources))
@@ -122,6 +125,8 @@ class ExperimentSpec:
             raise ExperimentError(
                 f"speaker_emotions must be >= 0 (0 = every emotion), got {self.speaker_emotions}"
             )
+        if self.unlabeled_pool < 0:
+            raise ExperimentError(f"unlabeled_pool must be >= 0 clips (0 = all), got {self.unlabeled_pool}")
         if not self.adapt.seeds:
             raise ExperimentError("give at least one seed")
         if len(set(self.adapt.seeds)) != len(self.adapt.seeds):
@@ -137,6 +142,7 @@ class ExperimentSpec:
         """``lower-bound``, ``upper-bound`` or ``<policy>-<labeled>``; ``-k<K>`` appended when confounded."""
         suffix = f"-k{self.speaker_emotions}" if self.speaker_emotions else ""
         suffix += f"-{self.label_choice}" if self.label_choice != "stratified" else ""
+        suffix += f"-pool{self.unlabeled_pool}" if self.unlabeled_pool else ""
         if self.target_all_labeled:
             return "upper-bound" + suffix
         if self.labeled == 0 and self.adapt.policy == Policy.NONE.value:
@@ -152,6 +158,7 @@ class ExperimentSpec:
             "target_all_labeled": self.target_all_labeled,
             "speaker_emotions": self.speaker_emotions,
             "label_choice": self.label_choice,
+            "unlabeled_pool": self.unlabeled_pool,
             "setting": self.setting,
             "adapt": self.adapt.to_dict(),
         }
@@ -280,7 +287,7 @@ def seed_data(sources: list[Corpus], target: Corpus, spec: ExperimentSpec, seed:
                 f"{corpus_name}: a {role} validation/test split of seed {seed} holds no labeled clip; "
                 "the corpus has too few speakers or labels for a 60/20/20 split"
             )
-    return SeedData(
+    data = SeedData(
         source_train=parts["train"],
         source_validation=parts["validation"],
         source_test=parts["test"],
@@ -291,6 +298,27 @@ def seed_data(sources: list[Corpus], target: Corpus, spec: ExperimentSpec, seed:
         notes=notes,
         target_test_every_emotion=every_emotion,
     )
+    cap = spec.unlabeled_pool
+    if cap and labels_picked_later(spec):  # the runner picks them from this pool, leaving ``cap`` unlabeled
+        cap += spec.labeled
+    return cap_unlabeled(data, cap, seed)
+
+
+def labels_picked_later(spec: ExperimentSpec) -> bool:
+    """Whether the runner picks the labeled clips with the source-only model (:func:`least_certain`)."""
+    return spec.label_choice != "stratified" and spec.labeled > 0 and not spec.target_all_labeled
+
+
+def cap_unlabeled(data: SeedData, n: int, seed: int) -> SeedData:
+    """``data`` with a random ``n`` of its unlabeled target clips (all of them for 0 or fewer clips).
+
+    The draw depends on the seed and the pool only, so every setting of a seed sees the same clips.
+    """
+    pool = data.target_unlabeled
+    if not n or n >= len(pool):
+        return data
+    keep = np.sort(np.random.default_rng([seed, 104729]).permutation(len(pool))[:n])
+    return dataclasses.replace(data, target_unlabeled=[pool[i] for i in keep])
 
 
 def least_certain(data: SeedData, probs: np.ndarray, n: int) -> SeedData:
@@ -357,6 +385,8 @@ def baseline_key(spec: ExperimentSpec, seed: int) -> str:
     config = baseline_config(spec.adapt.replace(seed=seed))
     description = spec.to_dict()
     data = [description["sources"], description["target"], description["speaker_emotions"]]
+    if spec.unlabeled_pool:  # the pool's statistics are the source-only model's too (keys before it: as were)
+        data.append(spec.unlabeled_pool)
     return json.dumps([*data, config.to_dict()], sort_keys=True)
 
 

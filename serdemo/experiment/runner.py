@@ -32,6 +32,7 @@ from serdemo.experiment.protocol import (
     baseline_config,
     baseline_key,
     check_encoder_name,
+    labels_picked_later,
     language_tags,
     least_certain,
     seed_data,
@@ -225,7 +226,7 @@ class ExperimentRunner:
             return self._clips(utterances, config, tags[role], encoder)
 
         source = clips(data.source_train, SOURCE)
-        if spec.label_choice != "stratified" and spec.labeled and not spec.target_all_labeled:
+        if labels_picked_later(spec):
             data = self._label_least_certain(spec, seed, data, source, clips, encoder, bar)
         target_labeled = clips(data.target_labeled, TARGET)
         if config.augment_copies and config.mode == Mode.FROZEN.value:  # what a microphone adds

@@ -41,6 +41,7 @@ from serdemo.learn.pseudo_labels import (
 )
 from serdemo.learn.reduced_head import ReducedHead, can_reduce, reduce_inputs
 from serdemo.learn.result import AdaptResult, ProgressEvent, PseudoLabels
+from serdemo.learn.small_pool import is_small_pool, learning_nothing
 from serdemo.learn.transplant import language_transplants
 from serdemo.metrics import information_maximisation, unweighted_accuracy
 
@@ -184,6 +185,10 @@ def _adapt(
     # 1) check inputs and seed every random number generator
     device = _device(config.device)
     _check_inputs(source, target_labeled, target_unlabeled, validation, config, encoder)
+    given = labels_given(target_labeled.ids)  # augmented copies are rows, not labels
+    small_pool = is_small_pool(config, given + len(target_unlabeled), given)
+    if small_pool:
+        config = learning_nothing(config)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     num_classes = len(config.classes)
@@ -252,7 +257,7 @@ def _adapt(
         rng=rng,
         max_repeats=config.max_repeats,
     )
-    result = AdaptResult(config=config, model=model, normalizer=normalizer)
+    result = AdaptResult(config=config, model=model, normalizer=normalizer, small_pool=small_pool)
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
     choosing = _choosing_sets(config, validation, target_labeled, target_unlabeled)
     spread = None  # label propagation's probabilities of the unlabeled pool, once computed
@@ -319,7 +324,7 @@ def _adapt(
                 target_unlabeled.languages,
                 target_unlabeled.speakers,
                 class_prior(config, target_labeled.labels),
-                labels_given(target_labeled.ids),  # augmented copies are rows, not labels
+                given,
             )
             targets, weights = policy.select(torch.from_numpy(probs))
             targets, weights = targets.numpy(), weights.numpy()

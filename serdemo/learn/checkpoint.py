@@ -68,6 +68,7 @@ def _write_model_files(result: AdaptResult, folder: Path) -> None:
         "best_score": result.best_score,
         "epochs_run": result.epochs_run,
         "stopped": result.stopped,
+        "small_pool": result.small_pool,
         "history": result.history,
         "rounds": result.rounds,
         "timings": result.timings,
@@ -123,5 +124,6 @@ def load_model(folder: str | Path, encoder: UtteranceEncoder | None = None) -> A
         best_score=meta.get("best_score"),
         epochs_run=meta.get("epochs_run", 0),
         stopped=meta.get("stopped", "completed"),
+        small_pool=meta.get("small_pool", False),
         timings=meta.get("timings", {}),
     )

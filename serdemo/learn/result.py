@@ -41,6 +41,9 @@ class AdaptResult:
     best_score: float | None = None  # mean validation UA at best_epoch
     epochs_run: int = 0
     stopped: str = "completed"  # "completed", "early-stopping" or "cancelled"
+    # the target was too small to learn from (serdemo.learn.small_pool): ``config`` is the one the run used,
+    # without pseudo-labels and with the languages' statistics near the global ones
+    small_pool: bool = False
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     pseudo_labels: PseudoLabels | None = None  # the last round's accepted pseudo-labels; not saved
 
