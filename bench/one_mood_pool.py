@@ -15,6 +15,7 @@ Usage::
     python bench/one_mood_pool.py emodb=PATH --labeled --language-anchoring
     python bench/one_mood_pool.py emodb=PATH --labeled --language-prior 1000 --transplant-copies 4
     python bench/one_mood_pool.py emodb=PATH --mixed one-speaker   # the contrast: a mixed recording
+    python bench/one_mood_pool.py emodb=PATH --mixed many-speakers --pool 30 --small-pool-clips 0
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ def main() -> None:
         default=AdaptConfig.transplant_copies,
         help="the round's AdaptConfig.transplant_copies (a candidate; default: the app's)",
     )
+    parser.add_argument(
+        "--small-pool-clips",
+        type=int,
+        default=AdaptConfig.small_pool_clips,
+        help="the round's AdaptConfig.small_pool_clips: a smaller pool with few labels is not learned from "
+        "(default: the app's; 0 = learn from any pool, the app before this setting)",
+    )
     parser.add_argument("--policy", default=AdaptConfig.policy, help="the round's pseudo-label policy")
     parser.add_argument(
         "--pseudo-balance", default=AdaptConfig.pseudo_balance, help="the round's pseudo-label balancing"
@@ -93,6 +101,7 @@ def main() -> None:
         "language_prior": args.language_prior,
         "language_anchoring": args.language_anchoring,
         "transplant_copies": args.transplant_copies,
+        "small_pool_clips": args.small_pool_clips,
     }
     use_round_config(**{k: v for k, v in candidate.items() if v != getattr(AdaptConfig, k)})
     torch.set_num_threads(1)
@@ -107,7 +116,7 @@ def main() -> None:
     machine = machine_info()["cpu"]
     settings = f"policy {args.policy}, pseudo_balance {args.pseudo_balance}"
     settings += f", language_prior {args.language_prior}, language_anchoring {args.language_anchoring}"
-    settings += f", transplant_copies {args.transplant_copies}"
+    settings += f", transplant_copies {args.transplant_copies}, small_pool_clips {args.small_pool_clips}"
     settings += f", rebalance {not args.no_rebalance}"
     print(f"{settings}; machine: {machine}, torch {torch.__version__}\n")
     if args.mixed == "one-speaker":

@@ -110,6 +110,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-nopseudo": {"policy": "none"},
     # a round that learns nothing from the unlabeled pool (docs/results.md, "A round on a small pool")
     "default-nopseudo-prior1000": {"policy": "none", "language_prior": 1000},
+    # the same, the few labeled target clips not oversampled to the source count
+    "default-nopseudo-prior1000-norebalance": {"policy": "none", "language_prior": 1000, "rebalance": False},
     # a small target pool learned from all the same (serdemo.learn.small_pool off), for --pool runs
     "default-nogate": {"small_pool_clips": 0},
 }
@@ -291,17 +293,18 @@ def main(argv: list[str] | None = None) -> int:
 def table(report: dict[str, Any], keys: list[str]) -> str:
     """Markdown table: one row per direction/K/variant, one column per label budget."""
     runs = report["runs"]
-    order = ["none", "0", "10", "25", "50", "100"]
-    budgets = sorted(
-        dict.fromkeys(k.rsplit("/", 1)[1] for k in keys),
-        key=lambda b: (b not in order, order.index(b) if b in order else b),
-    )
+    budgets = sorted(dict.fromkeys(k.rsplit("/", 1)[1] for k in keys), key=budget_order)
     rows = list(dict.fromkeys(k.rsplit("/", 1)[0] for k in keys))
     lines = ["| direction / K / variant | " + " | ".join(budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
     for row in rows:
         cells = [cell(runs.get(f"{row}/{b}", {}).get("target_ua")) for b in budgets]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def budget_order(labels: str) -> tuple[int, int]:
+    """Sort key of a label budget: "none" first, then by number (5 between 0 and 10)."""
+    return (0, 0) if labels == "none" else (1, int(labels))
 
 
 def paired_table(report: dict[str, Any], first: str, second: str) -> str:
@@ -314,7 +317,6 @@ def paired_table(report: dict[str, Any], first: str, second: str) -> str:
     on every clip of the same test speakers.
     """
     runs = report["runs"]
-    order = ["none", "0", "10", "25", "50", "100"]
     lines = [
         f"| direction | K | labels | seeds | {first} | {second} | {first} - {second} "
         f"| wins {first} / {second} |",
@@ -322,7 +324,7 @@ def paired_table(report: dict[str, Any], first: str, second: str) -> str:
     ]
     cells = sorted(
         {(direction, k, labels) for direction, k, _, labels in (key.split("/") for key in runs)},
-        key=lambda c: (c[0] != "en-de", c[1], order.index(c[2])),
+        key=lambda c: (c[0] != "en-de", c[1], *budget_order(c[2])),
     )
     for direction, k, labels in cells:
         a, b = runs.get(f"{direction}/{k}/{first}/{labels}"), runs.get(f"{direction}/{k}/{second}/{labels}")

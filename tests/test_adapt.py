@@ -547,13 +547,14 @@ def test_a_small_target_pool_is_not_learned_from_until_it_has_clips_or_labels_en
     assert small.normalizer.language_prior == SMALL_POOL_PRIOR  # statistics near the global ones
     loaded = load_model(save_model(small, tmp_path / "small"))
     assert loaded.small_pool and loaded.config == small.config  # the saved config is the one it ran with
-    # the same pool learned from: the switch off, 40 clips, or 5 labels
+    # the same pool learned from: the switch off, 40 clips, or a label
     off_config = config.replace(small_pool_clips=0)
     off = run(small_task, off_config)
     assert not off.small_pool and off.rounds and off.config == off_config
     assert not run(make_task(n_labeled=0, n_unlabeled=20), config).small_pool
-    labeled = run(make_task(n_labeled=3, n_unlabeled=10), config)  # 6 labels beside 20 clips
+    labeled = run(make_task(n_labeled=1, n_unlabeled=10), config)  # 2 labels beside 20 clips
     assert not labeled.small_pool and labeled.rounds
+    assert run(make_task(n_labeled=2, n_unlabeled=10), config.replace(small_pool_labels=4)).small_pool
     assert not run(make_task(n_labeled=2, n_unlabeled=10), config.replace(small_pool_labels=3)).small_pool
     # a label's augmented training copies are rows, not labels: 4 labels in 16 rows stay few
     task = make_task(n_labeled=2, n_unlabeled=10)
@@ -561,7 +562,8 @@ def test_a_small_target_pool_is_not_learned_from_until_it_has_clips_or_labels_en
         [f"{i}#aug0" for i in task["labeled"].ids], task["labeled"].labels, task["labeled"].languages,
         task["labeled"].speakers, features=task["labeled"].features + 0.01,
     )  # fmt: skip
-    copied = run({**task, "labeled": ClipSet.concat([task["labeled"], copies, copies, copies])}, config)
+    four = config.replace(small_pool_labels=4)
+    copied = run({**task, "labeled": ClipSet.concat([task["labeled"], copies, copies, copies])}, four)
     assert copied.small_pool and copied.rounds == []
 
 

@@ -390,14 +390,16 @@ def _small_pool_note(language: str | None, unlabeled: int, labeled: int, config:
     many-speakers --pool N (docs/results.md, "A round on a small pool").
     """
     clips = unlabeled + labeled
-    wanted = [f"add clips until it holds {config.small_pool_clips}"]
-    wanted.append(f"label {config.small_pool_labels + 1 - labeled} more clips")
+    more = config.small_pool_labels + 1 - labeled
+    labels = "one of them is labeled" if more == 1 else f"{more} more of them are labeled"
     return (
         f"**The `{language}` pool is small: {clips} clips, {labeled} labeled.** Too few to learn a language "
         "from, so this round trained without pseudo-labels and kept the language's statistics near the "
         "other languages' (on unlabeled pools of 20 and 30 clips a round that learned from them took the "
         "language's other clips from 67.5 UA to 62.7 and 67.6, one that did not to 71.4 and 72.3; "
-        'docs/results.md, "A round on a small pool"). To learn from the pool, ' + " or ".join(wanted) + "."
+        'docs/results.md, "A round on a small pool"). A round learns from the pool once it holds '
+        f"{config.small_pool_clips} clips or {labels}: give it clips of several speakers and emotions "
+        "first, since a pool in one mood makes that mood the language's baseline."
     )
 
 
