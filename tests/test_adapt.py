@@ -547,24 +547,33 @@ def test_a_small_target_pool_is_not_learned_from_until_it_has_clips_or_labels_en
     assert small.normalizer.language_prior == SMALL_POOL_PRIOR  # statistics near the global ones
     loaded = load_model(save_model(small, tmp_path / "small"))
     assert loaded.small_pool and loaded.config == small.config  # the saved config is the one it ran with
-    # the same pool learned from: the switch off, 40 clips, or a label
+    # the same pool learned from: the switch off, 40 clips, or 10 labels
     off_config = config.replace(small_pool_clips=0)
     off = run(small_task, off_config)
     assert not off.small_pool and off.rounds and off.config == off_config
     assert not run(make_task(n_labeled=0, n_unlabeled=20), config).small_pool
-    labeled = run(make_task(n_labeled=1, n_unlabeled=10), config)  # 2 labels beside 20 clips
+    labeled = run(make_task(n_labeled=5, n_unlabeled=10), config)  # 10 labels beside 20 clips
     assert not labeled.small_pool and labeled.rounds
-    assert run(make_task(n_labeled=2, n_unlabeled=10), config.replace(small_pool_labels=4)).small_pool
     assert not run(make_task(n_labeled=2, n_unlabeled=10), config.replace(small_pool_labels=3)).small_pool
-    # a label's augmented training copies are rows, not labels: 4 labels in 16 rows stay few
+    # fewer labels are set aside as pool clips: the run is the one without them; a label's augmented
+    # training copies are rows, not labels (4 labels in 16 rows stay few), and are dropped with it
     task = make_task(n_labeled=2, n_unlabeled=10)
+    given = task["labeled"]
     copies = ClipSet(
-        [f"{i}#aug0" for i in task["labeled"].ids], task["labeled"].labels, task["labeled"].languages,
-        task["labeled"].speakers, features=task["labeled"].features + 0.01,
+        [f"{i}#aug0" for i in given.ids], given.labels, given.languages, given.speakers,
+        features=given.features + 0.01,
     )  # fmt: skip
-    four = config.replace(small_pool_labels=4)
-    copied = run({**task, "labeled": ClipSet.concat([task["labeled"], copies, copies, copies])}, four)
-    assert copied.small_pool and copied.rounds == []
+    with_labels = run({**task, "labeled": ClipSet.concat([given, copies, copies, copies])}, config)
+    as_pool = {
+        **task,
+        "labeled": given.subset([]),
+        "unlabeled": ClipSet.concat([given.without_labels(), task["unlabeled"]]),
+    }
+    assert with_labels.small_pool and with_labels.rounds == []
+    test = task["test"]
+    np.testing.assert_array_equal(predict_proba(with_labels, test), predict_proba(run(as_pool, config), test))
+    trained_on_labels = run(task, config.replace(small_pool_clips=0, policy="none", language_prior=1000))
+    assert not np.array_equal(predict_proba(with_labels, test), predict_proba(trained_on_labels, test))
 
 
 def test_small_pool_settings_are_checked():

@@ -282,7 +282,7 @@ def test_rules_and_languages_are_checked(service):
 def test_adaptation_round_adds_an_active_version_with_scores(service):
     first = service.store.active_version().id
     view = service.label_view(LabelState(language="de"))
-    for _ in range(3):  # labels: a 25-clip pool is learned from (serdemo.learn.small_pool)
+    for _ in range(10):  # 10 labels: a 25-clip pool is learned from (serdemo.learn.small_pool)
         view = service.label_current(view.state, EMOTIONS[view.item.clip_id % 5], annotator="ada")
     seen = []
     report = service.adapt(
@@ -291,7 +291,7 @@ def test_adaptation_round_adds_an_active_version_with_scores(service):
     )
     assert report.parent == first and report.version_id == service.store.active_version().id
     labeled = sum(service.store.label_counts("de").values())
-    assert labeled >= 3 and report.labeled == labeled and report.unlabeled == 25 - labeled
+    assert labeled >= 10 and report.labeled == labeled and report.unlabeled == 25 - labeled
     # the reported source UA is the saved version's own, on the held-out source speakers
     source_test = service.ws.source.test
     saved = predict_proba(service.ws.model(report.version_id), source_test).argmax(1)
@@ -600,18 +600,29 @@ def test_a_round_on_a_fully_labeled_pool_trains_on_the_labels_and_says_so(tmp_pa
     with pytest.raises(ServiceError, match="`it` pool has no clips yet: add some first"):
         service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
     paths = []
-    for emotion in EMOTIONS[:3]:
-        paths.append(tmp_path / f"{emotion}.wav")
-        sf.write(paths[-1], tone(PITCH[emotion] * 1.2, 1.0, seed=31), SR)
-    service.add_files([str(p) for p in paths], "it")
+    for i, emotion in enumerate(EMOTIONS[:3] * 4):
+        paths.append(tmp_path / f"{emotion}-{i}.wav")
+        sf.write(paths[-1], tone(PITCH[emotion] * 1.2 * (1 + 0.01 * i), 1.0, seed=31 + i), SR)
+    service.add_files([str(p) for p in paths[:3]], "it")
     for clip in service.store.clips("it"):
-        service.label(clip.id, clip.original_name.removesuffix(".wav"), "ada")
+        service.label(clip.id, clip.original_name.split("-")[0], "ada")
+    # three clips: too small a pool, its labels set aside (serdemo.learn.small_pool), and the report says so
+    small = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    assert (small.policy, small.labeled, small.unlabeled) == ("none", 3, 0)
+    assert small.pool_note.startswith("**The `it` pool is small: 3 clips, 3 labeled.**"), small.pool_note
+    assert "set your 3 labels aside as pool clips" in small.pool_note
+    assert "once it holds 40 clips or 7 more of them are labeled" in small.pool_note
+    assert "trained on your labels alone" not in small.markdown()  # it did not
+    # twelve labeled clips: trained on, and said so
+    service.add_files([str(p) for p in paths[3:]], "it")
+    for clip in service.store.clips("it")[3:]:
+        service.label(clip.id, clip.original_name.split("-")[0], "ada")
     report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
-    assert (report.policy, report.labeled, report.unlabeled) == ("none", 3, 0)
+    assert (report.policy, report.labeled, report.unlabeled) == ("none", 12, 0)
     assert "trained on your labels alone (policy 'none' instead of 'hard')" in report.markdown()
     saved = {v.id: v for v in service.store.model_versions()}[report.version_id]
     assert saved.config["policy"] == "none" and service.store.active_version().id == report.version_id
-    assert report.pool_note == ""  # three emotions: no one-mood warning; labeled: learned from
+    assert report.pool_note == ""  # three emotions: no one-mood warning; 12 labels: learned from
 
 
 def test_a_pool_whose_labels_are_all_one_emotion_gets_a_warning_in_the_report(tmp_path):
@@ -626,7 +637,9 @@ def test_a_pool_whose_labels_are_all_one_emotion_gets_a_warning_in_the_report(tm
         service.label(clip.id, "sadness", "ada")
     few = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
     assert "are sadness" not in few.pool_note  # four labels: an early labeling session, not yet a mood
-    assert few.pool_note == "" and few.policy == "hard"  # labeled: a small pool is learned from
+    # ... and 6 clips are too few to learn from (docs/results.md: "A round on a small pool")
+    assert few.pool_note.startswith("**The `it` pool is small: 6 clips, 4 labeled.** Too few")
+    assert few.policy == "none" and few.pseudo_per_class == dict.fromkeys(EMOTIONS, 0)
     for clip in service.store.clips("it")[4:]:
         service.label(clip.id, "sadness", "ada")
     report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
@@ -652,16 +665,16 @@ def test_a_pool_made_of_one_recording_gets_a_caution_in_the_report(tmp_path):
     assert "one recording" not in mixed.pool_note  # 10 of 13: under 80 %
     small = "**The `pt` pool is small: 13 clips, 0 labeled.**"
     assert small in mixed.pool_note and mixed.policy == "none"  # still too small to learn from
-    assert "once it holds 40 clips or one of them is labeled" in mixed.pool_note
+    assert "once it holds 40 clips or 10 more of them are labeled" in mixed.pool_note
     saved = {v.id: v for v in service.store.model_versions()}[mixed.version_id]
     assert (saved.config["policy"], saved.config["language_prior"]) == ("none", 1000)  # as it ran
     assert not any(service.store.machine_label(c.id) for c in service.store.clips("pt"))  # no pseudo-labels
     plain = service.adapt(AdaptRequest(language="pt", policy="none", epochs=2, window=1))
     assert plain.pool_note.startswith(small)  # policy none, but the statistics are kept near the others
-    for clip in service.store.clips("pt")[10:]:  # labels beside the small pool: it is learned from
-        service.label(clip.id, EMOTIONS[0], "ada")
+    for i, clip in enumerate(service.store.clips("pt")[:10]):  # 10 labels: the small pool is learned from
+        service.label(clip.id, EMOTIONS[i % len(EMOTIONS)], "ada")
     labeled = service.adapt(AdaptRequest(language="pt", policy="hard", epochs=2, window=1))
-    assert labeled.pool_note == "", labeled.pool_note  # 3 labels, 10 unlabeled
+    assert labeled.pool_note == "", labeled.pool_note  # 10 labels, 3 unlabeled
     assert labeled.policy == "hard"
 
 

@@ -205,6 +205,7 @@ def train_and_register(
     result = trained[0]
     if result.small_pool:  # the run learned nothing from the pool (serdemo.learn.small_pool): say so
         notes.append(_small_pool_note(language, len(unlabeled_clips), len(labeled_clips), config))
+        policy_note = ""  # "trained on your labels alone" would be wrong: they were set aside
     pool_note = "\n\n".join(note for note in notes if note)
     pseudo = result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
     # 4) source score on held-out speakers, on the vectors the version reads when served (a fine-tuned
@@ -391,15 +392,17 @@ def _small_pool_note(language: str | None, unlabeled: int, labeled: int, config:
     """
     clips = unlabeled + labeled
     more = config.small_pool_labels + 1 - labeled
-    labels = "one of them is labeled" if more == 1 else f"{more} more of them are labeled"
+    plural = "s" if labeled > 1 else ""
+    aside = f", and set your {labeled} label{plural} aside as pool clips" if labeled else ""
     return (
         f"**The `{language}` pool is small: {clips} clips, {labeled} labeled.** Too few to learn a language "
-        "from, so this round trained without pseudo-labels and kept the language's statistics near the "
-        "other languages' (on unlabeled pools of 20 and 30 clips a round that learned from them took the "
-        "language's other clips from 67.5 UA to 62.7 and 67.6, one that did not to 71.4 and 72.3; "
-        'docs/results.md, "A round on a small pool"). A round learns from the pool once it holds '
-        f"{config.small_pool_clips} clips or {labels}: give it clips of several speakers and emotions "
-        "first, since a pool in one mood makes that mood the language's baseline."
+        "from, so this round trained without pseudo-labels, kept the language's statistics near the other "
+        f"languages'{aside} (on unlabeled pools of 20 and 30 clips a round that learned from them took the "
+        "language's other clips from 67.5 UA to 62.7 and 67.6, one that did not to 71.4 and 72.3; a few "
+        'labels of one emotion would teach "this language = that emotion"; docs/results.md, "A round on a '
+        f'small pool"). A round learns from the pool once it holds {config.small_pool_clips} clips or '
+        f"{more} more of them are labeled: give it clips of several speakers and emotions first, since a "
+        "pool in one mood makes that mood the language's baseline."
     )
 
 

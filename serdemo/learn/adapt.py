@@ -41,7 +41,7 @@ from serdemo.learn.pseudo_labels import (
 )
 from serdemo.learn.reduced_head import ReducedHead, can_reduce, reduce_inputs
 from serdemo.learn.result import AdaptResult, ProgressEvent, PseudoLabels
-from serdemo.learn.small_pool import is_small_pool, learning_nothing
+from serdemo.learn.small_pool import is_small_pool, labels_set_aside, learning_nothing
 from serdemo.learn.transplant import language_transplants
 from serdemo.metrics import information_maximisation, unweighted_accuracy
 
@@ -189,6 +189,7 @@ def _adapt(
     small_pool = is_small_pool(config, given + len(target_unlabeled), given)
     if small_pool:
         config = learning_nothing(config)
+        target_labeled, target_unlabeled = labels_set_aside(target_labeled, target_unlabeled)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     num_classes = len(config.classes)
