@@ -625,6 +625,28 @@ def test_a_round_on_a_fully_labeled_pool_trains_on_the_labels_and_says_so(tmp_pa
     assert report.pool_note == ""  # three emotions: no one-mood warning; 12 labels: learned from
 
 
+def test_the_adapt_tab_says_before_a_round_whether_it_would_learn_from_the_pool(tmp_path):
+    service = make_service(tmp_path, target=False)
+    assert service.pool_outlook("") == ""
+    assert service.pool_outlook("it").startswith("No `it` pool yet: add clips first")
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"clip-{i}.wav")
+        sf.write(paths[-1], tone(PITCH[EMOTIONS[i]] * 1.2, 1.0, seed=60 + i), SR)
+    service.add_files([str(p) for p in paths], "it")
+    service.label(service.store.clips("it")[0].id, EMOTIONS[0], "ada")
+    outlook = service.pool_outlook(" IT ")  # as typed
+    assert outlook.startswith("`it` pool: 4 clips, 1 labeled. **Too small to learn from yet:**"), outlook
+    assert "until it holds 40 clips or 9 more are labeled" in outlook
+    # and the round agrees: it does not learn from the pool
+    report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    assert report.policy == "none" and "pool is small: 4 clips, 1 labeled" in report.pool_note
+    for clip in service.store.clips("it")[1:]:
+        service.label(clip.id, EMOTIONS[1], "ada")
+    assert "Too small" in service.pool_outlook("it")  # 4 labels: still few
+    assert service.pool_outlook("de").startswith("No `de` pool yet")
+
+
 def test_a_pool_whose_labels_are_all_one_emotion_gets_a_warning_in_the_report(tmp_path):
     # a person records themselves sad and labels it: a round would make sadness the language's baseline
     service = make_service(tmp_path, target=False)

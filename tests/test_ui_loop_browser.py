@@ -192,6 +192,8 @@ def test_2_label_in_the_same_tab_with_keys_and_buttons(page):
 def test_3_adapt_shows_target_accuracy_with_its_interval_and_the_previous_version(page):
     open_tab(page, "Adapt")
     assert page.locator("#adapt-language input").input_value() == LANGUAGE  # filled from the store
+    outlook = wait_for_text(page, "#adapt-pool", "pool: 40 clips, 12 labeled.", timeout=60)
+    assert "Too small" not in outlook, outlook  # 40 clips: a round learns from them
     page.get_by_label("Epochs E").fill("10")
     page.get_by_label("Re-label every W epochs").fill("5")
     page.locator("#adapt-start").click()
@@ -382,3 +384,10 @@ def test_7_a_long_take_added_from_predict_is_labeled_utterance_by_utterance(page
     for start, onset in zip(sorted(starts), onsets, strict=True):
         assert onset - 0.4 <= start <= onset + 0.2, (sorted(starts), onsets)
     assert "0 unlabeled left" in page.locator("#label-progress").inner_text()
+    # the Adapt tab says before any round that five clips are too few to learn the language from
+    open_tab(page, "Adapt")
+    picker = page.locator("#adapt-language input")
+    picker.fill("pt")
+    picker.press("Enter")
+    outlook = wait_for_text(page, "#adapt-pool", "pool: 5 clips, 5 labeled.", timeout=60)
+    assert "Too small to learn from yet: a round trains without it until it holds 40 clips" in outlook

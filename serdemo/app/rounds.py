@@ -22,6 +22,7 @@ from serdemo.config import AdaptConfig, Mode, Policy
 from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, build_clipset, predict_proba, save_model
 from serdemo.learn import adapt as run_adaptation
+from serdemo.learn.small_pool import is_small_pool
 from serdemo.metrics import evaluate
 from serdemo.store import Clip
 
@@ -403,6 +404,32 @@ def _small_pool_note(language: str | None, unlabeled: int, labeled: int, config:
         f'small pool"). A round learns from the pool once it holds {config.small_pool_clips} clips or '
         f"{more} more of them are labeled: give it clips of several speakers and emotions first, since a "
         "pool in one mood makes that mood the language's baseline."
+    )
+
+
+def pool_outlook(ws: Workspace, language: str | None) -> str:
+    """What a round with the default settings would make of the ``language`` pool, before it is run.
+
+    A person who presses Start on a handful of clips should not wait for the report to learn that a round
+    does not learn from so few (:mod:`serdemo.learn.small_pool`).
+    """
+    language = (language or "").strip().lower()
+    if not language:
+        return ""
+    clips = len(ws.store.clips(language))
+    if not clips:
+        where = "Predict tab: Add to target pool, or Label tab: Bulk add"
+        return f"No `{language}` pool yet: add clips first ({where})."
+    labeled = sum(ws.store.label_counts(language).values())
+    config = AdaptConfig()
+    summary = f"`{language}` pool: {clips} clips, {labeled} labeled."
+    if not is_small_pool(config, clips, labeled):
+        return summary
+    more = config.small_pool_labels + 1 - labeled
+    return (
+        f"{summary} **Too small to learn from yet:** a round trains without it until it holds "
+        f"{config.small_pool_clips} clips or {more} more are labeled "
+        '(docs/results.md, "A round on a small pool").'
     )
 
 

@@ -294,6 +294,10 @@ class Service:
         """
         return rounds.adapt(self.ws, request, progress)
 
+    def pool_outlook(self, language: str | None) -> str:
+        """The ``language`` pool's size, and whether a round would learn from it yet (Markdown)."""
+        return rounds.pool_outlook(self.ws, language)
+
     def cancel_round(self) -> str:
         """Stop the running round after its current mini-batch; nothing is saved, the active version stays."""
         return rounds.cancel(self.ws)

@@ -21,6 +21,7 @@ def add_adapt_tab(
     with gr.Row():
         with gr.Column(scale=1):
             language = language_dropdown(service, languages, elem_id="adapt-language")
+            outlook = gr.Markdown(elem_id="adapt-pool")  # filled when the tab opens or the language changes
             policy = gr.Radio(
                 [p.value for p in Policy], value=AdaptConfig.policy, label="Pseudo-label policy"
             )
@@ -131,6 +132,8 @@ def add_adapt_tab(
         # instead of silently queueing a second round behind the first
         concurrency_limit=2,
     )
+    # the pool's size and whether a round would learn from it, before Start is pressed (a small pool is not)
+    language.change(service.pool_outlook, language, outlook, show_progress="hidden")
 
     @user_errors
     def cancel_round(request: gr.Request) -> str:
@@ -162,6 +165,7 @@ def add_adapt_tab(
         return service.versions(), gr.Dropdown(choices=service.version_ids())
 
     tab.select(refresh_versions, None, [versions, version], api_name="versions", show_progress="hidden")
+    tab.select(service.pool_outlook, language, outlook, show_progress="hidden")
     # the offer can change once start-up has loaded the source set and the encoder
     tab.select(finetune_option, None, finetune, show_progress="hidden")
     return versions
