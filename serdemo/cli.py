@@ -182,7 +182,7 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         default=defaults.small_pool_clips,
         metavar="N",
         help="a target of fewer clips, at most --small-pool-labels of them labeled, is too small to learn "
-        "from: no pseudo-labels, statistics near the global ones "
+        "from: no pseudo-labels, its labels set aside as pool clips, statistics near the global ones "
         f"(default {defaults.small_pool_clips}; 0 = off)",
     )
     p.add_argument(

@@ -22,7 +22,7 @@ from serdemo.config import AdaptConfig, Mode, Policy
 from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, build_clipset, predict_proba, save_model
 from serdemo.learn import adapt as run_adaptation
-from serdemo.learn.small_pool import is_small_pool
+from serdemo.learn.small_pool import is_small_pool, labels_wanted
 from serdemo.metrics import evaluate
 from serdemo.store import Clip
 
@@ -392,7 +392,7 @@ def _small_pool_note(language: str | None, unlabeled: int, labeled: int, config:
     many-speakers --pool N (docs/results.md, "A round on a small pool").
     """
     clips = unlabeled + labeled
-    more = config.small_pool_labels + 1 - labeled
+    more = labels_wanted(config, labeled)
     plural = "s" if labeled > 1 else ""
     aside = f", and set your {labeled} label{plural} aside as pool clips" if labeled else ""
     return (
@@ -425,7 +425,7 @@ def pool_outlook(ws: Workspace, language: str | None) -> str:
     summary = f"`{language}` pool: {clips} clips, {labeled} labeled."
     if not is_small_pool(config, clips, labeled):
         return summary
-    more = config.small_pool_labels + 1 - labeled
+    more = labels_wanted(config, labeled)
     return (
         f"{summary} **Too small to learn from yet:** a round trains without it until it holds "
         f"{config.small_pool_clips} clips or {more} more are labeled "

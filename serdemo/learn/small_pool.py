@@ -33,6 +33,11 @@ def is_small_pool(config: AdaptConfig, clips: int, labels: int) -> bool:
     return 0 < clips < config.small_pool_clips and labels <= config.small_pool_labels
 
 
+def labels_wanted(config: AdaptConfig, labels: int) -> int:
+    """How many more labels make a pool of ``labels`` labeled clips one a round learns from."""
+    return max(config.small_pool_labels + 1 - labels, 0)
+
+
 def learning_nothing(config: AdaptConfig) -> AdaptConfig:
     """``config`` for a small pool: no pseudo-labels, the languages' statistics near the global ones.
 
