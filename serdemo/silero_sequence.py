@@ -5,7 +5,10 @@ clip that is ~100 calls per direction, and the per-call overhead, not the arithm
 ~33 ms the speech front end added to a prediction (issue 16, ``bench/predict_latency.py``). Only the
 network's LSTM cell depends on earlier frames; its STFT and convolutions see one frame plus the 64
 samples before it. So here the convolutions run on all frames of both clips (forwards and reversed) as
-one batch, and the cell's weights run as an ``nn.LSTM`` over the sequence. The probabilities match
+one batch, and the cell's weights run as an ``nn.LSTM`` over the sequence. The STFT and the four
+convolutions are written as matrix products over unfolded windows: each frame gives only 4 STFT columns
+and 4, 2, 1, 1 convolution outputs, sizes at which ``conv1d``'s kernels spent twice the time of one
+matrix product on the same numbers (``bench/predict_latency.py`` times the pass). The probabilities match
 ``audio_forward`` to float rounding (``tests/test_speech.py`` checks it on speech, silence and noise).
 """
 
@@ -28,14 +31,14 @@ class SileroSequence(nn.Module):
 
     def __init__(self, state: dict[str, torch.Tensor]) -> None:
         super().__init__()
-        self.register_buffer("basis", state["_model.stft.forward_basis_buffer"])
-        self.convs = nn.ModuleList()
-        for i, stride in enumerate((1, 2, 2, 1)):
-            weight = state[f"_model.encoder.{i}.reparam_conv.weight"]
-            conv = nn.Conv1d(weight.shape[1], weight.shape[0], 3, stride=stride, padding=1)
-            conv.weight.data.copy_(weight)
-            conv.bias.data.copy_(state[f"_model.encoder.{i}.reparam_conv.bias"])
-            self.convs.append(conv)
+        # the STFT's 258 filters (real and imaginary parts of 129 bins) of 256 taps, as a (256, 258) matrix
+        self.register_buffer("basis", state["_model.stft.forward_basis_buffer"].squeeze(1).t().contiguous())
+        # each convolution (kernel 3, padding 1) as a (channels_in * 3, channels_out) matrix and its bias
+        self.strides = (1, 2, 2, 1)
+        for i in range(len(self.strides)):
+            weight = state[f"_model.encoder.{i}.reparam_conv.weight"]  # (out, in, 3)
+            self.register_buffer(f"conv{i}_weight", weight.reshape(weight.shape[0], -1).t().contiguous())
+            self.register_buffer(f"conv{i}_bias", state[f"_model.encoder.{i}.reparam_conv.bias"].clone())
         self.lstm = nn.LSTM(128, 128, batch_first=True)
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(self.lstm, f"{name}_l0").data.copy_(state[f"_model.decoder.rnn.{name}"])
@@ -60,13 +63,19 @@ class SileroSequence(nn.Module):
 
     def _frame_features(self, x: torch.Tensor) -> torch.Tensor:
         """STFT magnitude and the four convolutions of frames with context: (N, 1, 576) -> (N, 128)."""
-        x = nn.functional.pad(x, (0, CONTEXT), mode="reflect")
-        x = nn.functional.conv1d(x, self.basis, stride=128)
-        half = self.basis.shape[0] // 2
-        x = torch.sqrt(x[:, :half] ** 2 + x[:, half:] ** 2)
-        for conv in self.convs:
-            x = torch.relu(conv(x))
-        return x.squeeze(-1)
+        x = nn.functional.pad(x, (0, CONTEXT), mode="reflect").squeeze(1)  # (N, 640)
+        window = self.basis.shape[0]
+        columns = x.unfold(1, window, window // 2)  # (N, 4, 256): the STFT's windows, hop 128
+        rows, steps = columns.shape[:2]
+        spectrum = columns.reshape(rows * steps, window).mm(self.basis)
+        half = spectrum.shape[1] // 2
+        x = torch.sqrt(spectrum[:, :half] ** 2 + spectrum[:, half:] ** 2).view(rows, steps, half)
+        for i, stride in enumerate(self.strides):  # (N, time, channels) throughout
+            patches = nn.functional.pad(x, (0, 0, 1, 1)).unfold(1, 3, stride)  # (N, time', channels, 3)
+            steps = patches.shape[1]
+            weight, bias = getattr(self, f"conv{i}_weight"), getattr(self, f"conv{i}_bias")
+            x = torch.relu(torch.addmm(bias, patches.reshape(rows * steps, -1), weight)).view(rows, steps, -1)
+        return x.squeeze(1)
 
 
 _LOCK = threading.Lock()
