@@ -14,6 +14,10 @@ main | tar -x -C /tmp/main``), started by that tree's own copy of this bench, so
 ``--warmup N`` runs (of each) first, untimed.
 The first HTTP prediction is one ``POST /api/predict_probs`` of an example clip once the model is ready
 (the issue-12 start-up row): it includes the one-off costs of a process's first prediction.
+
+Each run also times a fresh interpreter that only imports the libraries a start cannot answer without
+(Gradio for the page, transformers' Whisper for the encoder, which brings torch): the floor that no
+change inside serdemo can go under, measured beside the starts so that both see the same machine.
 """
 
 from __future__ import annotations
@@ -73,6 +77,17 @@ def one_start(app_args: list[str], timeout: float) -> tuple[float, float, float]
     return page, ready, predicted
 
 
+FLOOR_IMPORTS = ("gradio", "transformers.models.whisper.modeling_whisper")
+
+
+def import_floor() -> float:
+    """Seconds for a fresh interpreter to import :data:`FLOOR_IMPORTS` and exit."""
+    code = "; ".join(f"import {module}" for module in FLOOR_IMPORTS)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 RUN_LINE = re.compile(r"page answers after ([\d.]+) s, model ready after ([\d.]+) s, .* after ([\d.]+) s")
 
 
@@ -94,7 +109,12 @@ def main() -> None:
     args, app_args = parser.parse_known_args()
     trees = {"this checkout": None} | ({f"--against {args.against}": args.against} if args.against else {})
     times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in trees}
+    floors: list[float] = []
     for run in range(args.warmup + args.runs):
+        floor = import_floor()
+        if run >= args.warmup:
+            floors.append(floor)
+        print(f"imports alone ({', '.join(FLOOR_IMPORTS)}): {floor:.1f} s", flush=True)
         for name, tree in trees.items():
             if tree is None:
                 page, ready, predicted = one_start(app_args, args.timeout)
@@ -116,6 +136,7 @@ def main() -> None:
             f"first HTTP prediction {statistics.median(predictions):.1f} s; "
             f"args: {' '.join(app_args) or '(none)'}"
         )
+    print(f"imports alone, median of {len(floors)}: {statistics.median(floors):.1f} s")
 
 
 if __name__ == "__main__":
