@@ -16,6 +16,8 @@ Usage::
     python bench/one_mood_pool.py emodb=PATH --labeled --language-prior 1000 --transplant-copies 4
     python bench/one_mood_pool.py emodb=PATH --mixed one-speaker   # the contrast: a mixed recording
     python bench/one_mood_pool.py emodb=PATH --mixed many-speakers --pool 30 --small-pool-clips 0
+    python bench/one_mood_pool.py emodb=PATH --pool 40 --labels 10         # 10 of the 40 clips labeled
+    python bench/one_mood_pool.py emodb=PATH --mixed many-speakers --pool 60 --labels 10 --label-emotion each
 """
 
 from __future__ import annotations
@@ -57,6 +59,15 @@ def main() -> None:
     parser.add_argument("corpus", type=corpus_arg, metavar="NAME=PATH", help="corpus of the clips")
     parser.add_argument("--pool", type=int, default=20, help="clips in the one-mood pool (default 20)")
     parser.add_argument("--labeled", action="store_true", help="label every pool clip with its emotion")
+    parser.add_argument(
+        "--labels", type=int, metavar="N", help="label the first N pool clips with their emotion (not all)"
+    )
+    parser.add_argument(
+        "--label-emotion",
+        choices=["each"],
+        help="with --mixed and --labels: label only clips of one emotion, each pool once per emotion (a "
+        "person who labels, say, their angry files and adds the rest unlabeled)",
+    )
     parser.add_argument("--clips", type=int, default=100, help="held-out clips scored (default 100)")
     parser.add_argument(
         "--language-prior",
@@ -84,6 +95,12 @@ def main() -> None:
         help="the round's AdaptConfig.small_pool_clips: a smaller pool with few labels is not learned from "
         "(default: the app's; 0 = learn from any pool, the app before this setting)",
     )
+    parser.add_argument(
+        "--one-emotion-labels",
+        type=int,
+        default=AdaptConfig.one_emotion_labels,
+        help="the round's AdaptConfig.one_emotion_labels (default: the app's; 0 = train on such labels)",
+    )
     parser.add_argument("--policy", default=AdaptConfig.policy, help="the round's pseudo-label policy")
     parser.add_argument(
         "--pseudo-balance", default=AdaptConfig.pseudo_balance, help="the round's pseudo-label balancing"
@@ -97,11 +114,14 @@ def main() -> None:
         "many-speakers: clips of every training speaker, drawn five times with different seeds",
     )
     args = parser.parse_args()
+    if args.label_emotion and not (args.mixed and args.labels):
+        parser.error("--label-emotion needs --mixed and --labels")
     candidate = {
         "language_prior": args.language_prior,
         "language_anchoring": args.language_anchoring,
         "transplant_copies": args.transplant_copies,
         "small_pool_clips": args.small_pool_clips,
+        "one_emotion_labels": args.one_emotion_labels,
     }
     use_round_config(**{k: v for k, v in candidate.items() if v != getattr(AdaptConfig, k)})
     torch.set_num_threads(1)
@@ -111,13 +131,19 @@ def main() -> None:
     test = held_out(name, root, args.clips)
     truth = np.array([EMOTIONS.index(u.emotion) for u in test])
     every = list(range(len(test)))
-    state = "labeled" if args.labeled else "unlabeled"
+    state = (
+        "labeled"
+        if args.labeled
+        else f"unlabeled, {args.labels} of them labeled"
+        if args.labels
+        else "unlabeled"
+    )
     print(f"{name}: {len(test)} held-out clips scored as `{NEW_LANGUAGE}`; {args.pool} {state} pool clips")
     machine = machine_info()["cpu"]
     settings = f"policy {args.policy}, pseudo_balance {args.pseudo_balance}"
     settings += f", language_prior {args.language_prior}, language_anchoring {args.language_anchoring}"
     settings += f", transplant_copies {args.transplant_copies}, small_pool_clips {args.small_pool_clips}"
-    settings += f", rebalance {not args.no_rebalance}"
+    settings += f", one_emotion_labels {args.one_emotion_labels}, rebalance {not args.no_rebalance}"
     print(f"{settings}; machine: {machine}, torch {torch.__version__}\n")
     if args.mixed == "one-speaker":
         speakers = sorted({u.speaker for u in train})
@@ -130,6 +156,16 @@ def main() -> None:
             pools[f"draw {draw}, every speaker and emotion"] = mixed_pool(shuffled, speakers, args.pool)
     else:
         pools = {emotion: [u for u in train if u.emotion == emotion][: args.pool] for emotion in EMOTIONS}
+    # which pool clips get their label: all (--labeled), the first N (--labels), or N of one emotion
+    labeled = {what: pool if args.labeled else pool[: args.labels or 0] for what, pool in pools.items()}
+    if args.label_emotion:  # every mixed pool once per emotion: only that emotion's clips labeled
+        mixed = pools
+        pools = {f"{what}, {e} labeled": pool for what, pool in mixed.items() for e in EMOTIONS}
+        labeled = {
+            f"{what}, {e} labeled": [u for u in pool if u.emotion == e][: args.labels]
+            for what, pool in mixed.items()
+            for e in EMOTIONS
+        }
     print("| pool | UA before the round | UA after | share of answers after |")
     print("|---|---:|---:|---|")
     for what, pool in pools.items():
@@ -141,9 +177,9 @@ def main() -> None:
             first = ws.model(service.store.active_version().id)
             before = score(first, test, features, every).argmax(1)
             service.add_files([str(u.path) for u in pool], NEW_LANGUAGE)
-            if args.labeled:
-                emotion_of = {u.path.name: u.emotion for u in pool}
-                for clip in service.store.clips(NEW_LANGUAGE):
+            emotion_of = {u.path.name: u.emotion for u in labeled[what]}
+            for clip in service.store.clips(NEW_LANGUAGE):
+                if clip.original_name in emotion_of:
                     service.label(clip.id, emotion_of[clip.original_name], "bench")
             request = AdaptRequest(
                 NEW_LANGUAGE,
@@ -155,7 +191,8 @@ def main() -> None:
             after = score(ws.model(report.version_id), test, features, every).argmax(1)
             shares = np.bincount(after, minlength=len(EMOTIONS)) / len(after)
             print(
-                f"| {what} ({len(pool)} clips) | {100 * unweighted_accuracy(truth, before):.1f} | "
+                f"| {what} ({len(pool)} clips, {len(labeled[what])} labeled) | "
+                f"{100 * unweighted_accuracy(truth, before):.1f} | "
                 f"{100 * unweighted_accuracy(truth, after):.1f} | "
                 + ", ".join(f"{e} {s:.0%}" for e, s in zip(EMOTIONS, shares, strict=True))
                 + " |",

@@ -212,6 +212,11 @@ class AdaptConfig:
     # 59.5). 5 labels of every emotion beside 20 clips: set aside +0.6 / +4.0 over learning from the pool;
     # with 10 learning from it splits even with learning nothing (-1.9 / +3.4), so the switch stops there
     small_pool_labels: int = 9
+    # from this many labels in the target language, all of one emotion, the run learns nothing from the
+    # language either (as for a small pool; serdemo.learn.small_pool): such labels teach "this language =
+    # that emotion", and a pool they come from is likely in one mood. EMO-DB pools of 40 clips of one
+    # emotion, 10 labeled: 71.4 UA against 53.8 training on them (docs/results.md). 0 = off
+    one_emotion_labels: int = 5
     # --- reproducibility ---
     seed: int = 0  # seed of this run: same seed, same inputs -> same result
     seeds: tuple[int, ...] = (0, 1, 2)  # seeds an experiment repeats the run with (paper: 3 runs)
@@ -267,11 +272,9 @@ class AdaptConfig:
                 raise ConfigError(f"{field} must be >= {low}, got {getattr(self, field)}")
         if self.language_prior < 0:
             raise ConfigError(f"language_prior must be >= 0 clips (0 = none), got {self.language_prior}")
-        for field in ("small_pool_clips", "small_pool_labels"):
+        for field in ("small_pool_clips", "small_pool_labels", "one_emotion_labels"):
             if int(getattr(self, field)) < 0:
-                raise ConfigError(
-                    f"{field} must be >= 0 (small_pool_clips 0 = off), got {getattr(self, field)}"
-                )
+                raise ConfigError(f"{field} must be >= 0 (0 = off), got {getattr(self, field)}")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0 (0 = automatic), got {self.threads}")
         if self.transplant_copies < 0 or (self.transplant_copies and self.mode != Mode.FROZEN.value):

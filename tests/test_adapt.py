@@ -512,9 +512,16 @@ def one_mood_task(seed=5):
 
 def test_transplants_keep_a_pool_labeled_in_one_mood_from_teaching_its_language_as_the_emotion():
     task = one_mood_task()
-    # global statistics keep the language's marker, as language_prior does for a small pool
+    # global statistics keep the language's marker, as language_prior does for a small pool; trained on
+    # the labels of one emotion, which the default would set aside (one_emotion_labels)
     config = AdaptConfig(
-        classes=CLASSES, policy="none", epochs=30, patience=0, normalization="global", lr=1e-2
+        classes=CLASSES,
+        policy="none",
+        epochs=30,
+        patience=0,
+        normalization="global",
+        lr=1e-2,
+        one_emotion_labels=0,
     )
     shortcut = run(task, config)
     transplanted = run(task, config.replace(transplant_copies=4))
@@ -581,3 +588,33 @@ def test_small_pool_settings_are_checked():
         AdaptConfig(small_pool_clips=-1)
     with pytest.raises(ConfigError, match="small_pool_labels must be >= 0"):
         AdaptConfig(small_pool_labels=-2)
+    with pytest.raises(ConfigError, match="one_emotion_labels must be >= 0"):
+        AdaptConfig(one_emotion_labels=-1)
+
+
+def test_labels_of_one_emotion_are_set_aside_and_the_pool_is_not_learned_from(tmp_path: Path):
+    config = quick_config(policy="hard")
+    task = make_task(n_labeled=6, n_unlabeled=100)  # a pool of 200 clips: not small
+    angry = task["labeled"].subset(np.flatnonzero(task["labeled"].labels == 0))  # 6 labels, all anger
+    one_emotion = run({**task, "labeled": angry}, config)
+    assert one_emotion.labels_of_one_emotion and not one_emotion.small_pool
+    assert one_emotion.rounds == [] and one_emotion.config.policy == "none"  # nothing learned from the pool
+    assert one_emotion.normalizer.language_prior == SMALL_POOL_PRIOR
+    loaded = load_model(save_model(one_emotion, tmp_path / "one"))
+    assert loaded.labels_of_one_emotion and loaded.config == one_emotion.config
+    # the same run as one with the labels given back to the pool as unlabeled clips, learning nothing
+    as_pool = {
+        **task,
+        "labeled": angry.subset([]),
+        "unlabeled": ClipSet.concat([angry.without_labels(), task["unlabeled"]]),
+    }
+    nothing = run(as_pool, config.replace(small_pool_clips=10_000))
+    assert nothing.small_pool
+    test = task["test"]
+    np.testing.assert_array_equal(predict_proba(one_emotion, test), predict_proba(nothing, test))
+    # learned from: labels of two emotions, fewer labels than the threshold, or the switch off
+    assert not run(task, config).labels_of_one_emotion
+    fewer = run({**task, "labeled": angry.subset(np.arange(4))}, config)
+    assert not fewer.labels_of_one_emotion and fewer.rounds
+    off = run({**task, "labeled": angry}, config.replace(one_emotion_labels=0))
+    assert not off.labels_of_one_emotion and off.rounds and off.config.policy == "hard"

@@ -204,9 +204,13 @@ def train_and_register(
     served, encoder = train(np.arange(len(labeled_clips)), 0)
     seconds = time.perf_counter() - t0
     result = trained[0]
-    if result.small_pool:  # the run learned nothing from the pool (serdemo.learn.small_pool): say so
-        notes.append(_small_pool_note(language, len(unlabeled_clips), len(labeled_clips), config))
+    # the run learned nothing from the pool (serdemo.learn.small_pool): say why, and what lets the next learn
+    if result.labels_of_one_emotion:
+        notes[0] = _one_emotion_round_note(language, labels, len(unlabeled_clips), config)
         policy_note = ""  # "trained on your labels alone" would be wrong: they were set aside
+    elif result.small_pool:
+        notes.append(_small_pool_note(language, len(unlabeled_clips), len(labeled_clips), config))
+        policy_note = ""
     pool_note = "\n\n".join(note for note in notes if note)
     pseudo = result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
     # 4) source score on held-out speakers, on the vectors the version reads when served (a fine-tuned
@@ -258,6 +262,14 @@ def train_and_register(
         note = (
             f"Target UA on {len(gold_clips)} pool clips nobody labeled, against their corpus labels, "
             "which training never sees (they are in the unlabeled pool, as in transductive evaluation)."
+        )
+    elif folds and result.labels_of_one_emotion:
+        # UA over one emotion is only that emotion's recall, and a fold of fewer labels would be trained
+        # on them where the version set them aside: no judge is better than a wrong one
+        judged_clips, judged_labels, target_probs = [], [], None
+        note = (
+            "No target UA: your labels are all one emotion, so cross-validation over them could only say how "
+            "often that emotion is answered. Label clips of other emotions."
         )
     elif folds:
         # every labeled clip is scored by a model trained without it: K rounds of the same settings
@@ -349,9 +361,10 @@ def train_and_register(
 def _one_emotion_note(language: str | None, labels: list[int], classes: tuple[str, ...]) -> str:
     """A warning when every human label of the pool is one emotion (a person recording in one mood).
 
-    A round on such a pool makes that mood its language's baseline, and the model then hears other clips
-    of the language wrong: after 20 sad EMO-DB clips labeled "sadness", 69 % of held-out clips in that
-    language were answered "happiness" (bench/one_mood_pool.py --labeled; docs/results.md). Not fixed yet.
+    A round that trains on such labels makes that mood its language's baseline, and the model then hears
+    other clips of the language wrong (bench/one_mood_pool.py --labeled; docs/results.md). From
+    ``AdaptConfig.one_emotion_labels`` labels the round learns nothing from the pool instead and
+    :func:`_one_emotion_round_note` replaces this one; this caution is for fewer labels, or the switch off.
     """
     if not language or len(labels) < ONE_EMOTION_MIN_LABELS or len(set(labels)) > 1:
         return ""
@@ -360,6 +373,27 @@ def _one_emotion_note(language: str | None, labels: list[int], classes: tuple[st
         "one mood, a round on it makes that mood the language's baseline, and the model may then hear other "
         f'`{language}` clips wrong (docs/results.md, "A round on a pool recorded in one mood"). Add and '
         "label clips of other emotions; roll back in the versions table if answers got worse."
+    )
+
+
+def _one_emotion_round_note(
+    language: str | None, labels: list[int], unlabeled: int, config: AdaptConfig
+) -> str:
+    """Why a round whose labels all carry one emotion learned nothing from the pool, and what lets it."""
+    emotion = config.classes[labels[0]]
+    clips, after = len(labels) + unlabeled, len(labels) + 1  # labels once one of another emotion is given
+    also = ""
+    if is_small_pool(config, clips, after):  # that label alone would leave the pool too small
+        also = f" and {config.small_pool_clips} clips or {labels_wanted(config, after)} more labels"
+    return (
+        f"**All {len(labels)} of your labels in `{language}` are {emotion}.** Labels of one emotion teach "
+        f'a model "`{language}` = {emotion}", and a pool they come from is often in one mood, which a round '
+        "would make the language's baseline: so this round set them aside as pool clips and learned nothing "
+        f"from the `{language}` pool (no pseudo-labels, the language's statistics kept near the other "
+        "languages'). On EMO-DB pools of 40 clips of one emotion with 10 labeled, a round that trained on "
+        "them took the language's other clips from 67.5 UA to 53.8, one that learned nothing to 71.4 "
+        f'(docs/results.md, "Labels of one emotion"). A round learns from the pool once it has a label of '
+        f"another emotion{also}: label clips of other emotions, or add recordings of other moods."
     )
 
 
@@ -420,9 +454,16 @@ def pool_outlook(ws: Workspace, language: str | None) -> str:
     if not clips:
         where = "Predict tab: Add to target pool, or Label tab: Bulk add"
         return f"No `{language}` pool yet: add clips first ({where})."
-    labeled = sum(ws.store.label_counts(language).values())
+    counts = ws.store.label_counts(language)
+    labeled = sum(counts.values())
     config = AdaptConfig()
     summary = f"`{language}` pool: {clips} clips, {labeled} labeled."
+    emotions = [emotion for emotion, count in counts.items() if count]
+    if len(emotions) == 1 and 0 < config.one_emotion_labels <= labeled:
+        return (
+            f"{summary} **All labels are {emotions[0]}:** a round does not learn from this pool until a "
+            'clip of another emotion is labeled (docs/results.md, "Labels of one emotion").'
+        )
     if not is_small_pool(config, clips, labeled):
         return summary
     more = labels_wanted(config, labeled)

@@ -41,7 +41,12 @@ from serdemo.learn.pseudo_labels import (
 )
 from serdemo.learn.reduced_head import ReducedHead, can_reduce, reduce_inputs
 from serdemo.learn.result import AdaptResult, ProgressEvent, PseudoLabels
-from serdemo.learn.small_pool import is_small_pool, labels_set_aside, learning_nothing
+from serdemo.learn.small_pool import (
+    is_small_pool,
+    labels_of_one_emotion,
+    labels_set_aside,
+    learning_nothing,
+)
 from serdemo.learn.transplant import language_transplants
 from serdemo.metrics import information_maximisation, unweighted_accuracy
 
@@ -187,7 +192,8 @@ def _adapt(
     _check_inputs(source, target_labeled, target_unlabeled, validation, config, encoder)
     given = labels_given(target_labeled.ids)  # augmented copies are rows, not labels
     small_pool = is_small_pool(config, given + len(target_unlabeled), given)
-    if small_pool:
+    one_emotion = labels_of_one_emotion(config, target_labeled)
+    if small_pool or one_emotion:
         config = learning_nothing(config)
         target_labeled, target_unlabeled = labels_set_aside(target_labeled, target_unlabeled)
     rng = np.random.default_rng(config.seed)
@@ -258,7 +264,13 @@ def _adapt(
         rng=rng,
         max_repeats=config.max_repeats,
     )
-    result = AdaptResult(config=config, model=model, normalizer=normalizer, small_pool=small_pool)
+    result = AdaptResult(
+        config=config,
+        model=model,
+        normalizer=normalizer,
+        small_pool=small_pool,
+        labels_of_one_emotion=one_emotion,
+    )
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
     choosing = _choosing_sets(config, validation, target_labeled, target_unlabeled)
     spread = None  # label propagation's probabilities of the unlabeled pool, once computed
