@@ -667,7 +667,8 @@ def test_a_round_on_labels_of_one_emotion_learns_nothing_from_the_pool_and_says_
     outlook = service.pool_outlook("it")
     assert outlook == (
         "`it` pool: 6 clips, 6 labeled. **All labels are sadness:** a round does not learn from this pool "
-        'until a clip of another emotion is labeled (docs/results.md, "Labels of one emotion").'
+        "until a clip of another emotion is labeled, and it holds 40 clips or 3 more are labeled "
+        '(docs/results.md, "Labels of one emotion").'
     )
     report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
     assert report.pool_note.startswith("**All 6 of your labels in `it` are sadness.**"), report.pool_note

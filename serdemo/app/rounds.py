@@ -460,9 +460,13 @@ def pool_outlook(ws: Workspace, language: str | None) -> str:
     summary = f"`{language}` pool: {clips} clips, {labeled} labeled."
     emotions = [emotion for emotion, count in counts.items() if count]
     if len(emotions) == 1 and 0 < config.one_emotion_labels <= labeled:
+        also, after = "", labeled + 1  # labels once one of another emotion is given
+        if is_small_pool(config, clips, after):  # that label alone would leave the pool too small
+            more = labels_wanted(config, after)
+            also = f", and it holds {config.small_pool_clips} clips or {more} more are labeled"
         return (
             f"{summary} **All labels are {emotions[0]}:** a round does not learn from this pool until a "
-            'clip of another emotion is labeled (docs/results.md, "Labels of one emotion").'
+            f'clip of another emotion is labeled{also} (docs/results.md, "Labels of one emotion").'
         )
     if not is_small_pool(config, clips, labeled):
         return summary
