@@ -384,10 +384,11 @@ def test_7_a_long_take_added_from_predict_is_labeled_utterance_by_utterance(page
     for start, onset in zip(sorted(starts), onsets, strict=True):
         assert onset - 0.4 <= start <= onset + 0.2, (sorted(starts), onsets)
     assert "0 unlabeled left" in page.locator("#label-progress").inner_text()
-    # the Adapt tab says before any round that five clips are too few to learn the language from
+    # the Adapt tab says before any round that five labels of one emotion, in five clips, are not learned from
     open_tab(page, "Adapt")
     picker = page.locator("#adapt-language input")
     picker.fill("pt")
     picker.press("Enter")
     outlook = wait_for_text(page, "#adapt-pool", "pool: 5 clips, 5 labeled.", timeout=60)
-    assert "Too small to learn from yet: a round trains without it until it holds 40 clips" in outlook
+    assert "All labels are neutral: a round does not learn from this pool until a clip of another" in outlook
+    assert "and it holds 40 clips or 4 more are labeled" in outlook
