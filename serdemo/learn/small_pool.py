@@ -1,4 +1,4 @@
-"""A target language too small to learn from: the run learns nothing from its pool.
+"""A target language a run cannot learn from yet, too small or labeled in one emotion: it learns nothing.
 
 A round's pseudo-labels and a language's own feature statistics need a pool to stand on. Measured on
 unlabeled pools of EMO-DB clips of every speaker and emotion, five draws each, the app's round took
@@ -62,7 +62,7 @@ def labels_wanted(config: AdaptConfig, labels: int) -> int:
 
 
 def learning_nothing(config: AdaptConfig) -> AdaptConfig:
-    """``config`` for a small pool: no pseudo-labels, the languages' statistics near the global ones.
+    """``config`` for a target not learned from: no pseudo-labels, statistics near the global ones.
 
     The labels go too (:func:`labels_set_aside`): with policy none they would be all the run learns from.
     """
