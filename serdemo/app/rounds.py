@@ -22,7 +22,12 @@ from serdemo.config import AdaptConfig, Mode, Policy
 from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, build_clipset, predict_proba, save_model
 from serdemo.learn import adapt as run_adaptation
-from serdemo.learn.small_pool import is_small_pool, labels_wanted
+from serdemo.learn.small_pool import (
+    counts_of_one_emotion,
+    is_small_pool,
+    labels_wanted,
+    labels_wanted_beside_another_emotion,
+)
 from serdemo.metrics import evaluate
 from serdemo.store import Clip
 
@@ -381,10 +386,8 @@ def _one_emotion_round_note(
 ) -> str:
     """Why a round whose labels all carry one emotion learned nothing from the pool, and what lets it."""
     emotion = config.classes[labels[0]]
-    clips, after = len(labels) + unlabeled, len(labels) + 1  # labels once one of another emotion is given
-    also = ""
-    if is_small_pool(config, clips, after):  # that label alone would leave the pool too small
-        also = f" and {config.small_pool_clips} clips or {labels_wanted(config, after)} more labels"
+    more = labels_wanted_beside_another_emotion(config, len(labels) + unlabeled, len(labels))
+    also = f" and {config.small_pool_clips} clips or {more} more labels" if more is not None else ""
     return (
         f"**All {len(labels)} of your labels in `{language}` are {emotion}.** Labels of one emotion teach "
         f'a model "`{language}` = {emotion}", and a pool they come from is often in one mood, which a round '
@@ -458,14 +461,14 @@ def pool_outlook(ws: Workspace, language: str | None) -> str:
     labeled = sum(counts.values())
     config = AdaptConfig()
     summary = f"`{language}` pool: {clips} clips, {labeled} labeled."
-    emotions = [emotion for emotion, count in counts.items() if count]
-    if len(emotions) == 1 and 0 < config.one_emotion_labels <= labeled:
-        also, after = "", labeled + 1  # labels once one of another emotion is given
-        if is_small_pool(config, clips, after):  # that label alone would leave the pool too small
-            more = labels_wanted(config, after)
+    if counts_of_one_emotion(config, list(counts.values())):
+        emotion = next(emotion for emotion, count in counts.items() if count)
+        more = labels_wanted_beside_another_emotion(config, clips, labeled)
+        also = ""
+        if more is not None:  # a label of another emotion would leave the pool too small on its own
             also = f", and it holds {config.small_pool_clips} clips or {more} more are labeled"
         return (
-            f"{summary} **All labels are {emotions[0]}:** a round does not learn from this pool until a "
+            f"{summary} **All labels are {emotion}:** a round does not learn from this pool until a "
             f'clip of another emotion is labeled{also} (docs/results.md, "Labels of one emotion").'
         )
     if not is_small_pool(config, clips, labeled):

@@ -17,6 +17,8 @@ learned nothing to 71.4; so from ``one_emotion_labels`` such labels the run lear
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from serdemo.config import AdaptConfig, Policy
@@ -53,7 +55,28 @@ def labels_of_one_emotion(config: AdaptConfig, labeled: ClipSet) -> bool:
 
     """
     given = labeled.labels[[not is_copy(clip_id) for clip_id in labeled.ids]]
-    return 0 < config.one_emotion_labels <= len(given) and len(np.unique(given)) == 1
+    return counts_of_one_emotion(config, np.bincount(given).tolist())
+
+
+def counts_of_one_emotion(config: AdaptConfig, counts: Sequence[int]) -> bool:
+    """:func:`labels_of_one_emotion` from the number of labels per emotion (the Adapt tab's outlook).
+
+    Example:
+        >>> config = AdaptConfig()
+        >>> counts_of_one_emotion(config, [0, 0, 6, 0, 0]), counts_of_one_emotion(config, [1, 5])
+        (True, False)
+
+    """
+    return 0 < config.one_emotion_labels <= sum(counts) and sum(1 for n in counts if n) == 1
+
+
+def labels_wanted_beside_another_emotion(config: AdaptConfig, clips: int, labels: int) -> int | None:
+    """How many more labels a one-emotion pool needs beside a label of another emotion, to be learned from.
+
+    ``clips`` and ``labels`` are the pool's now; None where that one label is enough (the pool is not small).
+    """
+    after = labels + 1
+    return labels_wanted(config, after) if is_small_pool(config, clips, after) else None
 
 
 def labels_wanted(config: AdaptConfig, labels: int) -> int:
