@@ -22,6 +22,10 @@ Usage::
     python bench/adapt_round.py --baseline                   # + the raw-feature path, same run
     python bench/adapt_round.py --sizes 500 2000 10000 50000 --repeats 1   # the cost curve
     python bench/adapt_round.py --sizes 2000 10000 --against /tmp/main     # this checkout vs main
+    python bench/adapt_round.py --components 256   # + the head trained on 256 principal components
+
+``--components K`` times rounds whose head trains on K principal components of its input
+(``AdaptConfig.input_components``): a different model, so its validation score differs by design.
 """
 
 from __future__ import annotations
@@ -78,11 +82,14 @@ def round_inputs(args: argparse.Namespace, n_target: int):
     return source, labeled, unlabeled, validation, config
 
 
-def one_round(args: argparse.Namespace, n_target: int, seed: int, reduce: bool = True) -> dict:
+def one_round(
+    args: argparse.Namespace, n_target: int, seed: int, reduce: bool = True, components: int = 0
+) -> dict:
     """Time one round in this process: seconds in all, in training epochs, and outside them (set-up)."""
     source, labeled, unlabeled, validation, config = round_inputs(args, n_target)
+    config = config.replace(seed=seed, input_components=components)
     tick, cpu = time.perf_counter(), time.process_time()
-    result = adapt(source, labeled, unlabeled, validation, config.replace(seed=seed), reduce=reduce)
+    result = adapt(source, labeled, unlabeled, validation, config, reduce=reduce)
     elapsed, cpu = time.perf_counter() - tick, time.process_time() - cpu
     timings = result.timings
     return {
@@ -115,9 +122,12 @@ def time_rounds(args: argparse.Namespace, n_target: int, paths: list[str]) -> di
         for path in paths:
             if path == "against":
                 run = child_round(args, n_target, repeat)
+            elif path == "components":
+                run = one_round(args, n_target, repeat, components=args.components)
             else:
                 run = one_round(args, n_target, repeat, reduce=path == "reduced")
-            scores[path] = run["best"]
+            if path != "components":  # a different model: its score differs by design
+                scores[path] = run["best"]
             if repeat >= args.warmup:
                 seconds[path].append(run["seconds"])
                 cpu[path].append(run["cpu"])
@@ -136,7 +146,12 @@ def time_rounds(args: argparse.Namespace, n_target: int, paths: list[str]) -> di
     return seconds
 
 
-LABELS = {"reduced": "this checkout", "raw": "raw inputs (reduce=False)", "against": "--against tree"}
+LABELS = {
+    "reduced": "this checkout",
+    "raw": "raw inputs (reduce=False)",
+    "against": "--against tree",
+    "components": "--components K",
+}
 
 
 def main() -> None:
@@ -156,6 +171,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=0, help="untimed rounds first")
     parser.add_argument("--baseline", action="store_true", help="also time the raw-feature path, same run")
     parser.add_argument("--against", metavar="DIR", help="also time the code of this source tree, same run")
+    parser.add_argument(
+        "--components",
+        type=int,
+        metavar="K",
+        help="also time rounds with AdaptConfig.input_components=K (serdemo.learn.components), same run",
+    )
     parser.add_argument("--child-seed", type=int, help=argparse.SUPPRESS)  # one round, JSON out (--against)
     parser.add_argument(
         "--normalization", default=AdaptConfig().normalization, help="feature standardisation (AdaptConfig's)"
@@ -171,6 +192,7 @@ def main() -> None:
         return
 
     paths = ["reduced"] + (["raw"] if args.baseline else []) + (["against"] if args.against else [])
+    paths += ["components"] if args.components else []
     rows = []
     for n_target in args.sizes:
         seconds = time_rounds(args, n_target, paths)

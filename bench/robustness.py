@@ -108,6 +108,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-nobalance": {"pseudo_balance": "none"},
     "default-tau08": {"tau": 0.8},
     "default-nopseudo": {"policy": "none"},
+    # the head trained on the leading principal components of its input (serdemo.learn.components)
+    **{f"default-components{k}": {"input_components": k} for k in (256, 512)},
     # a round that learns nothing from the unlabeled pool (docs/results.md, "A round on a small pool")
     "default-nopseudo-prior1000": {"policy": "none", "language_prior": 1000},
     # the same, the few labeled target clips not oversampled to the source count

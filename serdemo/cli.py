@@ -116,6 +116,15 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         "faster rounds: docs/performance.md)",
     )
     p.add_argument(
+        "--input-components",
+        type=int,
+        default=defaults.input_components,
+        metavar="K",
+        help="frozen mode: train the linear head on the K leading principal components of its input, "
+        f"folded back to full width after each epoch (default {defaults.input_components}; 0 = full width; "
+        "docs/performance.md)",
+    )
+    p.add_argument(
         "--mode",
         choices=[x.value for x in Mode],
         default=defaults.mode,
@@ -404,6 +413,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         hard_mixup=args.hard_mixup,
         max_repeats=args.max_repeats,
         batch_size=args.batch_size,
+        input_components=args.input_components,
         seeds=tuple(args.seeds),
         normalization=args.normalization,
         nap_dim=args.nap_dim,

@@ -166,6 +166,11 @@ class AdaptConfig:
     # hidden ReLU projection before the classifier; 0 = linear head over the concatenated layers, measured
     # best with per-speaker statistics (docs/representation.md); 256 + "mix" + dropout 0.1 was the old head
     projection_dim: int = 0
+    # frozen mode, linear head: train it on this many leading principal components of its normalised input
+    # rows (fitted once per round; serdemo.learn.components), folded back to full width; 0 = full width.
+    # Rounds 2.1-2.5x faster at 256, but RAVDESS -> EMO-DB loses 3.3-7.8 UA (3.2 at 100 labels even with
+    # 512): off (docs/performance.md, "Training the head on principal components")
+    input_components: int = 0
     layers: str | tuple[int, ...] = "all"  # encoder layers the head may weight: "all" or layer indices
     dropout: float = 0.0  # dropout on the head's input; costs ~2x a linear head's step for no measured gain
     layer_combination: str = LayerCombination.CONCAT.value  # "concat" or "mix"; see docs/representation.md
@@ -253,6 +258,8 @@ class AdaptConfig:
             raise ConfigError(f"max_repeats must be >= 0 (0 = no limit), got {self.max_repeats}")
         if self.augment_copies < 0:
             raise ConfigError(f"augment_copies must be >= 0 (0 = none), got {self.augment_copies}")
+        if self.input_components < 0:
+            raise ConfigError(f"input_components must be >= 0 (0 = full width), got {self.input_components}")
         if self.nap_dim < 0:
             raise ConfigError(f"nap_dim must be >= 0 speaker directions, got {self.nap_dim}")
         from serdemo.speech import FrontEnd  # here, not at the top: config stays importable without torch

@@ -25,6 +25,7 @@ from serdemo.config import AdaptConfig, ConfigError, Mode, Selection
 from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import finetune
 from serdemo.learn.clips import AdaptError, ClipSet
+from serdemo.learn.components import ComponentHead, can_use_components, fit_components
 from serdemo.learn.inference import Inputs, inputs_for, predict
 from serdemo.learn.linear_step import can_step_by_hand, weighted_ce_step
 from serdemo.learn.model import EmotionHead, SERModel, make_head
@@ -249,11 +250,21 @@ def _adapt(
             name: Inputs.frozen_tensor(reduce_inputs(model, inputs.features), device)
             for name, inputs in val_inputs.items()
         }
+        if config.input_components and can_use_components(net):
+            components = fit_components(pool_inputs.features, config.input_components, config.seed, is_target)
+            net = ComponentHead(model, components)
+            pool_inputs = Inputs.frozen_tensor(components.project(pool_inputs.features), device)
+            val_inputs = {
+                name: Inputs.frozen_tensor(components.project(inputs.features), device)
+                for name, inputs in val_inputs.items()
+            }
     policy = make_policy(config, class_prior(config, target_labeled.labels))
     # weight decay regularises the head only: pulling a pretrained encoder's weights to zero would undo it
     head = model if isinstance(model, EmotionHead) else model.head
     # the encoder has its own, smaller learning rate, warm-up and frozen blocks (serdemo.learn.finetune)
-    optimizer, scheduler = finetune.make_optimizer(model, head, config)
+    # (a component head trains its own small layer and writes it into the head after every epoch)
+    trained = net if isinstance(net, ComponentHead) else model
+    optimizer, scheduler = finetune.make_optimizer(trained, net if trained is net else head, config)
 
     # 4) D = D_s + K_t, target rows oversampled to the source count
     train = build_training_set(
@@ -307,6 +318,8 @@ def _adapt(
         if epoch < first_eligible:
             pass  # before the first pseudo-label round: neither kept nor counted towards patience
         elif score > best_score:
+            if isinstance(net, ComponentHead):
+                net.fold_into(model)  # the head is what is kept
             best_state, best_score, stale_epochs = copy.deepcopy(model.state_dict()), score, 0
             result.best_epoch = epoch
         else:
@@ -397,7 +410,9 @@ def _adapt(
             result.stopped = "early-stopping"
             break
 
-    # 9) restore the best weights
+    # 9) restore the best weights (or keep the last epoch's, where no epoch was chosen)
+    if isinstance(net, ComponentHead):
+        net.fold_into(model)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -443,8 +458,8 @@ def _train_epoch(
             if lengths is not None:
                 lengths = torch.maximum(lengths, lengths[perm])
         # c) L = CE(labeled rows) + policy loss(pseudo-labeled rows), and its gradients
-        optimizer.zero_grad(set_to_none=True)
         if by_hand:  # the default linear head: autograd's numbers without autograd (linear_step)
+            # (it sets every parameter's .grad, so there is nothing to zero)
             logits, supervised, unlabeled = weighted_ce_step(model, x, targets, weights, pseudo)
             loss = supervised + unlabeled
         else:
@@ -460,6 +475,7 @@ def _train_epoch(
                 else zero
             )
             loss = supervised + unlabeled
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
         # d) step
         optimizer.step()

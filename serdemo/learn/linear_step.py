@@ -16,23 +16,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from serdemo.learn.components import ComponentHead, can_use_components
 from serdemo.learn.pseudo_labels import HardPseudoLabels, NoPseudoLabels, PseudoLabelPolicy
 from serdemo.learn.reduced_head import ReducedHead
 
 
 def can_step_by_hand(net: nn.Module, policy: PseudoLabelPolicy) -> bool:
     """True where :func:`weighted_ce_step` gives ``net``'s exact gradients under ``policy``."""
-    if not isinstance(net, ReducedHead):
-        return False
-    head = net.head
-    linear = head.projection is None and head.dropout.p == 0
     weighted_ce = isinstance(policy, (HardPseudoLabels, NoPseudoLabels)) and not policy.uses_mixup
-    return linear and weighted_ce
+    return weighted_ce and (isinstance(net, ComponentHead) or can_use_components(net))
 
 
 @torch.no_grad()
 def weighted_ce_step(
-    net: ReducedHead, x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, pseudo: torch.Tensor
+    net: ReducedHead | ComponentHead,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    pseudo: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward a batch and set the head's ``.grad`` as ``(supervised + unlabeled).backward()`` would.
 
@@ -41,8 +42,8 @@ def weighted_ce_step(
     cross-entropy against ``targets``. Gradients are set, not accumulated: zero them first as usual.
 
     Args:
-        net: a reduced linear head (:func:`can_step_by_hand`).
-        x: (B, L', F) reduced inputs of the batch.
+        net: a reduced linear head, or a component head (:func:`can_step_by_hand`).
+        x: (B, L', F) reduced inputs of the batch, or (B, k) projected ones for a component head.
         targets: (B, C) probability targets.
         weights: (B,) pseudo-label weights (read on pseudo-labeled rows only).
         pseudo: (B,) True where the row's target is a pseudo-label.
@@ -51,6 +52,13 @@ def weighted_ce_step(
         ``(logits, supervised, unlabeled)``, detached; a part without rows is a zero scalar.
 
     """
+    if isinstance(net, ComponentHead):  # a plain linear layer: F.linear's forward and backward
+        linear = net.linear
+        logits = torch.addmm(linear.bias, x, linear.weight.t())
+        grad_logits, supervised, unlabeled = _weighted_ce_grad(logits, targets, weights, pseudo)
+        linear.weight.grad = grad_logits.t().mm(x)
+        linear.bias.grad = grad_logits.sum(0)
+        return logits, supervised, unlabeled
     head = net.head
     classifier, norm = head.classifier, head.norm
     num_classes = classifier.out_features
@@ -59,6 +67,23 @@ def weighted_ce_step(
     folded = (weight * norm.weight).flatten(1)
     bias = classifier.bias + (weight * norm.bias).sum((1, 2))
     logits = torch.addmm(bias, x.flatten(1), folded.t())
+    grad_logits, supervised, unlabeled = _weighted_ce_grad(logits, targets, weights, pseudo)
+
+    # d logits -> parameters: addmm's backward, then the fold's
+    grad_folded = grad_logits.t().mm(x.flatten(1)).view_as(weight)
+    grad_bias = grad_logits.sum(0, keepdim=True).view(-1)
+    expanded = grad_bias.view(-1, 1, 1).expand_as(weight)  # SumBackward of (weight * norm.bias).sum
+    classifier.weight.grad = (grad_folded * norm.weight + expanded * norm.bias).view_as(classifier.weight)
+    classifier.bias.grad = grad_bias
+    norm.weight.grad = (grad_folded * weight).sum((0, 1), keepdim=True).view_as(norm.weight)
+    norm.bias.grad = (expanded * weight).sum((0, 1), keepdim=True).view_as(norm.bias)
+    return logits, supervised, unlabeled
+
+
+def _weighted_ce_grad(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, pseudo: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(d loss / d logits, supervised, unlabeled)`` of :func:`weighted_ce_step`'s loss."""
     log_probs = torch.log_softmax(logits, dim=-1)
 
     # d loss / d logits, as autograd forms it (mean -> mul by weights -> neg -> sum -> mul -> log_softmax),
@@ -75,13 +100,4 @@ def weighted_ce_step(
     zero = logits.new_zeros(())
     supervised = per_row[human].mean() if parts[0] else zero
     unlabeled = (per_row[pseudo] * weights[pseudo]).mean() if parts[1] else zero
-
-    # d logits -> parameters: addmm's backward, then the fold's
-    grad_folded = grad_logits.t().mm(x.flatten(1)).view_as(weight)
-    grad_bias = grad_logits.sum(0, keepdim=True).view(-1)
-    expanded = grad_bias.view(-1, 1, 1).expand_as(weight)  # SumBackward of (weight * norm.bias).sum
-    classifier.weight.grad = (grad_folded * norm.weight + expanded * norm.bias).view_as(classifier.weight)
-    classifier.bias.grad = grad_bias
-    norm.weight.grad = (grad_folded * weight).sum((0, 1), keepdim=True).view_as(norm.weight)
-    norm.bias.grad = (expanded * weight).sum((0, 1), keepdim=True).view_as(norm.bias)
-    return logits, supervised, unlabeled
+    return grad_logits, supervised, unlabeled
