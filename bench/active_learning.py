@@ -99,8 +99,9 @@ def replay(rule: str, seed: int, data: dict, args: argparse.Namespace) -> tuple[
         unlabeled_blind = unlabeled.without_labels()
         model = adapt(source, labeled, unlabeled_blind, {"source": validation}, config)
         curve.append(unweighted_accuracy(test.labels, predict_proba(model, test).argmax(1)))
-        if model.labels_of_one_emotion:  # AdaptConfig.one_emotion_labels: this round learned nothing
-            print(f"  seed {seed} {rule}: the {len(chosen)} labels are all one emotion, nothing learned")
+        if model.labels_of_few_emotions:  # AdaptConfig.few_emotion_labels: this round learned nothing
+            emotions = len(set(labeled.labels[: len(chosen)].tolist()))
+            print(f"  seed {seed} {rule}: {len(chosen)} labels of {emotions} emotion(s), nothing learned")
         if step == args.steps:
             break
         remaining = np.flatnonzero(~inside)

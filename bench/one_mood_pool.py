@@ -18,12 +18,14 @@ Usage::
     python bench/one_mood_pool.py emodb=PATH --mixed many-speakers --pool 30 --small-pool-clips 0
     python bench/one_mood_pool.py emodb=PATH --pool 40 --labels 10         # 10 of the 40 clips labeled
     python bench/one_mood_pool.py emodb=PATH --mixed many-speakers --pool 60 --labels 10 --label-emotion each
+    python bench/one_mood_pool.py emodb=PATH --emotions 2 --pool 40 --labels 10  # a pool in two moods
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import sys
 import tempfile
 from pathlib import Path
@@ -60,14 +62,24 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=20, help="clips in the one-mood pool (default 20)")
     parser.add_argument("--labeled", action="store_true", help="label every pool clip with its emotion")
     parser.add_argument(
+        "--emotions",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="emotions per pool: 1 (a pool per emotion) or 2 (a pool per pair of emotions, taken in turn; "
+        "a call centre's angry and neutral calls)",
+    )
+    parser.add_argument(
         "--labels", type=int, metavar="N", help="label the first N pool clips with their emotion (not all)"
     )
     parser.add_argument(
         "--label-emotion",
-        choices=["each"],
+        choices=["each", "pairs"],
         help="with --mixed and --labels: label only clips of one emotion, each pool once per emotion (a "
-        "person who labels, say, their angry files and adds the rest unlabeled)",
+        "person who labels, say, their angry files and adds the rest unlabeled); pairs: of two emotions, "
+        "each pool once per pair, the two taken in turn",
     )
+    parser.add_argument("--draws", type=int, default=5, help="--mixed many-speakers: pools drawn (default 5)")
     parser.add_argument("--clips", type=int, default=100, help="held-out clips scored (default 100)")
     parser.add_argument(
         "--language-prior",
@@ -96,10 +108,10 @@ def main() -> None:
         "(default: the app's; 0 = learn from any pool, the app before this setting)",
     )
     parser.add_argument(
-        "--one-emotion-labels",
+        "--few-emotion-labels",
         type=int,
-        default=AdaptConfig.one_emotion_labels,
-        help="the round's AdaptConfig.one_emotion_labels (default: the app's; 0 = train on such labels)",
+        default=AdaptConfig.few_emotion_labels,
+        help="the round's AdaptConfig.few_emotion_labels (default: the app's; 0 = train on such labels)",
     )
     parser.add_argument("--policy", default=AdaptConfig.policy, help="the round's pseudo-label policy")
     parser.add_argument(
@@ -121,7 +133,7 @@ def main() -> None:
         "language_anchoring": args.language_anchoring,
         "transplant_copies": args.transplant_copies,
         "small_pool_clips": args.small_pool_clips,
-        "one_emotion_labels": args.one_emotion_labels,
+        "few_emotion_labels": args.few_emotion_labels,
     }
     use_round_config(**{k: v for k, v in candidate.items() if v != getattr(AdaptConfig, k)})
     torch.set_num_threads(1)
@@ -143,7 +155,7 @@ def main() -> None:
     settings = f"policy {args.policy}, pseudo_balance {args.pseudo_balance}"
     settings += f", language_prior {args.language_prior}, language_anchoring {args.language_anchoring}"
     settings += f", transplant_copies {args.transplant_copies}, small_pool_clips {args.small_pool_clips}"
-    settings += f", one_emotion_labels {args.one_emotion_labels}, rebalance {not args.no_rebalance}"
+    settings += f", few_emotion_labels {args.few_emotion_labels}, rebalance {not args.no_rebalance}"
     print(f"{settings}; machine: {machine}, torch {torch.__version__}\n")
     if args.mixed == "one-speaker":
         speakers = sorted({u.speaker for u in train})
@@ -151,21 +163,24 @@ def main() -> None:
     elif args.mixed == "many-speakers":
         speakers = sorted({u.speaker for u in train})
         pools = {}
-        for draw in range(5):
+        for draw in range(args.draws):
             shuffled = [train[i] for i in np.random.default_rng(draw).permutation(len(train))]
             pools[f"draw {draw}, every speaker and emotion"] = mixed_pool(shuffled, speakers, args.pool)
     else:
-        pools = {emotion: [u for u in train if u.emotion == emotion][: args.pool] for emotion in EMOTIONS}
+        pools = {
+            " and ".join(moods): mood_pool(train, moods, args.pool)
+            for moods in itertools.combinations(EMOTIONS, args.emotions)
+        }
     # which pool clips get their label: all (--labeled), the first N (--labels), or N of one emotion
     labeled = {what: pool if args.labeled else pool[: args.labels or 0] for what, pool in pools.items()}
-    if args.label_emotion:  # every mixed pool once per emotion: only that emotion's clips labeled
-        mixed = pools
-        pools = {f"{what}, {e} labeled": pool for what, pool in mixed.items() for e in EMOTIONS}
-        labeled = {
-            f"{what}, {e} labeled": [u for u in pool if u.emotion == e][: args.labels]
-            for what, pool in mixed.items()
-            for e in EMOTIONS
-        }
+    if args.label_emotion:  # every mixed pool once per emotion (or pair): only those clips labeled
+        size = 1 if args.label_emotion == "each" else 2
+        mixed, pools, labeled = pools, {}, {}
+        for what, pool in mixed.items():
+            for moods in itertools.combinations(EMOTIONS, size):
+                key = f"{what}, {' and '.join(moods)} labeled"
+                pools[key] = pool
+                labeled[key] = mood_pool(pool, moods, args.labels)
     print("| pool | UA before the round | UA after | share of answers after |")
     print("|---|---:|---:|---|")
     for what, pool in pools.items():
@@ -198,6 +213,12 @@ def main() -> None:
                 + " |",
                 flush=True,
             )
+
+
+def mood_pool(train: list, moods: tuple[str, ...], size: int) -> list:
+    """Up to ``size`` clips of ``moods`` from every training speaker, the moods taken in turn."""
+    by_mood = [[u for u in train if u.emotion == mood] for mood in moods]
+    return [u for turn in itertools.zip_longest(*by_mood) for u in turn if u is not None][:size]
 
 
 def mixed_pool(train: list, speakers: list[str], size: int) -> list:

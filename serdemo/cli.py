@@ -202,13 +202,20 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         help=f"see --small-pool-clips (default {defaults.small_pool_labels})",
     )
     p.add_argument(
-        "--one-emotion-labels",
+        "--few-emotion-labels",
         type=int,
-        default=defaults.one_emotion_labels,
+        default=defaults.few_emotion_labels,
         metavar="N",
-        help="from N target labels that all carry one emotion the run learns nothing from the target "
-        "(labels set aside, no pseudo-labels, statistics near the global ones; "
-        f"default {defaults.one_emotion_labels}; 0 = off)",
+        help="from N target labels that all carry at most --few-emotions emotions the run learns nothing "
+        "from the target (labels set aside, no pseudo-labels, statistics near the global ones; "
+        f"default {defaults.few_emotion_labels}; 0 = off)",
+    )
+    p.add_argument(
+        "--few-emotions",
+        type=int,
+        default=defaults.few_emotions,
+        metavar="E",
+        help=f"see --few-emotion-labels (default {defaults.few_emotions})",
     )
     p.add_argument(
         "--normalization",
@@ -422,7 +429,8 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         transplant_copies=args.transplant_copies,
         small_pool_clips=args.small_pool_clips,
         small_pool_labels=args.small_pool_labels,
-        one_emotion_labels=args.one_emotion_labels,
+        few_emotion_labels=args.few_emotion_labels,
+        few_emotions=args.few_emotions,
         selection=args.selection,
         propagation=args.propagation,
         select_after_first_round=not args.select_from_start,

@@ -18,7 +18,13 @@ from serdemo.learn import (
     save_model,
 )
 from serdemo.learn.pseudo_labels import mixup
-from serdemo.learn.small_pool import SMALL_POOL_PRIOR
+from serdemo.learn.small_pool import (
+    SMALL_POOL_PRIOR,
+    counts_of_few_emotions,
+    emotions_wanted,
+    labels_of_few_emotions,
+    labels_wanted_beside_other_emotions,
+)
 from serdemo.metrics import unweighted_accuracy
 from tests.test_model import TinyEncoder
 
@@ -513,7 +519,7 @@ def one_mood_task(seed=5):
 def test_transplants_keep_a_pool_labeled_in_one_mood_from_teaching_its_language_as_the_emotion():
     task = one_mood_task()
     # global statistics keep the language's marker, as language_prior does for a small pool; trained on
-    # the labels of one emotion, which the default would set aside (one_emotion_labels)
+    # the labels of one emotion, which the default would set aside (few_emotion_labels)
     config = AdaptConfig(
         classes=CLASSES,
         policy="none",
@@ -521,7 +527,7 @@ def test_transplants_keep_a_pool_labeled_in_one_mood_from_teaching_its_language_
         patience=0,
         normalization="global",
         lr=1e-2,
-        one_emotion_labels=0,
+        few_emotion_labels=0,
     )
     shortcut = run(task, config)
     transplanted = run(task, config.replace(transplant_copies=4))
@@ -588,20 +594,20 @@ def test_small_pool_settings_are_checked():
         AdaptConfig(small_pool_clips=-1)
     with pytest.raises(ConfigError, match="small_pool_labels must be >= 0"):
         AdaptConfig(small_pool_labels=-2)
-    with pytest.raises(ConfigError, match="one_emotion_labels must be >= 0"):
-        AdaptConfig(one_emotion_labels=-1)
+    with pytest.raises(ConfigError, match="few_emotion_labels must be >= 0"):
+        AdaptConfig(few_emotion_labels=-1)
 
 
-def test_labels_of_one_emotion_are_set_aside_and_the_pool_is_not_learned_from(tmp_path: Path):
+def test_labels_of_few_emotions_are_set_aside_and_the_pool_is_not_learned_from(tmp_path: Path):
     config = quick_config(policy="hard")
     task = make_task(n_labeled=6, n_unlabeled=100)  # a pool of 200 clips: not small
     angry = task["labeled"].subset(np.flatnonzero(task["labeled"].labels == 0))  # 6 labels, all anger
     one_emotion = run({**task, "labeled": angry}, config)
-    assert one_emotion.labels_of_one_emotion and not one_emotion.small_pool
+    assert one_emotion.labels_of_few_emotions and not one_emotion.small_pool
     assert one_emotion.rounds == [] and one_emotion.config.policy == "none"  # nothing learned from the pool
     assert one_emotion.normalizer.language_prior == SMALL_POOL_PRIOR
     loaded = load_model(save_model(one_emotion, tmp_path / "one"))
-    assert loaded.labels_of_one_emotion and loaded.config == one_emotion.config
+    assert loaded.labels_of_few_emotions and loaded.config == one_emotion.config
     # the same run as one with the labels given back to the pool as unlabeled clips, learning nothing
     as_pool = {
         **task,
@@ -613,8 +619,37 @@ def test_labels_of_one_emotion_are_set_aside_and_the_pool_is_not_learned_from(tm
     test = task["test"]
     np.testing.assert_array_equal(predict_proba(one_emotion, test), predict_proba(nothing, test))
     # learned from: labels of two emotions, fewer labels than the threshold, or the switch off
-    assert not run(task, config).labels_of_one_emotion
+    assert not run(task, config).labels_of_few_emotions
     fewer = run({**task, "labeled": angry.subset(np.arange(4))}, config)
-    assert not fewer.labels_of_one_emotion and fewer.rounds
-    off = run({**task, "labeled": angry}, config.replace(one_emotion_labels=0))
-    assert not off.labels_of_one_emotion and off.rounds and off.config.policy == "hard"
+    assert not fewer.labels_of_few_emotions and fewer.rounds
+    off = run({**task, "labeled": angry}, config.replace(few_emotion_labels=0))
+    assert not off.labels_of_few_emotions and off.rounds and off.config.policy == "hard"
+
+
+def test_labels_of_one_or_two_of_five_emotions_are_few_and_a_third_emotion_lifts_it():
+    config = AdaptConfig()  # 5 emotions; from 5 labels of at most 2 of them
+
+    def labeled(labels):
+        n = len(labels)
+        ids, features = [f"c{i}" for i in range(n)], np.zeros((n, 1, 2), np.float32)
+        return ClipSet(ids, np.array(labels), ["xx"] * n, ["s"] * n, features=features)
+
+    assert labels_of_few_emotions(config, labeled([0, 0, 0, 0, 0]))
+    assert labels_of_few_emotions(config, labeled([0, 3, 0, 3, 3, 0, 0, 3, 3, 0]))  # angry and calm calls
+    assert not labels_of_few_emotions(config, labeled([0, 3, 0, 3, 1]))  # a third emotion
+    assert not labels_of_few_emotions(config, labeled([0, 3, 0, 3]))  # 4 labels: an early session
+    assert not labels_of_few_emotions(config.replace(few_emotions=1), labeled([0, 3, 0, 3, 3]))
+    assert counts_of_few_emotions(config, [3, 0, 0, 3, 0]) and emotions_wanted(config, [3, 0, 0, 3, 0]) == 1
+    assert emotions_wanted(config, [6, 0, 0, 0, 0]) == 2
+    # a pool of 12 clips, 6 labels of one emotion: 2 more emotions' labels make 8, still 2 short of 10
+    assert labels_wanted_beside_other_emotions(config, 12, [6, 0, 0, 0, 0]) == 2
+    assert labels_wanted_beside_other_emotions(config, 200, [6, 0, 0, 0, 0]) is None  # not a small pool
+    with pytest.raises(ConfigError, match="few_emotions must be >= 1"):
+        AdaptConfig(few_emotions=0)
+
+
+def test_a_config_saved_before_two_emotions_counted_as_few_keeps_its_meaning():
+    old = {**AdaptConfig().to_dict(), "one_emotion_labels": 7}
+    del old["few_emotion_labels"], old["few_emotions"]
+    config = AdaptConfig.from_dict(old)
+    assert config.few_emotion_labels == 7 and config.few_emotions == 1

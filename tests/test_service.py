@@ -647,7 +647,7 @@ def test_the_adapt_tab_says_before_a_round_whether_it_would_learn_from_the_pool(
     assert service.pool_outlook("de").startswith("No `de` pool yet")
 
 
-def test_a_round_on_labels_of_one_emotion_learns_nothing_from_the_pool_and_says_so(tmp_path):
+def test_a_round_on_labels_of_few_emotions_learns_nothing_from_the_pool_and_says_so(tmp_path):
     # a person records themselves sad and labels it: a round would make sadness the language's baseline
     service = make_service(tmp_path, target=False)
     paths = []
@@ -667,19 +667,27 @@ def test_a_round_on_labels_of_one_emotion_learns_nothing_from_the_pool_and_says_
     outlook = service.pool_outlook("it")
     assert outlook == (
         "`it` pool: 6 clips, 6 labeled. **All labels are sadness:** a round does not learn from this pool "
-        "until a clip of another emotion is labeled, and it holds 40 clips or 3 more are labeled "
+        "until clips of 2 other emotions are labeled, and it holds 40 clips or 2 more are labeled "
         '(docs/results.md, "Labels of one emotion").'
     )
     report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
     assert report.pool_note.startswith("**All 6 of your labels in `it` are sadness.**"), report.pool_note
     assert "set them aside as pool clips and learned nothing from the `it` pool" in report.pool_note
-    # a label of another emotion is not enough for 6 clips: the pool stays small until 40 clips or 10 labels
-    assert "once it has a label of another emotion and 40 clips or 3 more labels" in report.pool_note
+    # labels of two more emotions are not enough for 6 clips: the pool stays small until 40 clips or 10 labels
+    assert "once it has labels of 2 other emotions and 40 clips or 2 more labels" in report.pool_note
     assert "pool is small" not in report.pool_note  # one note, not two
     assert report.policy == "none" and "trained on your labels alone" not in report.markdown()
     saved = {v.id: v for v in service.store.model_versions()}[report.version_id]
     assert saved.config["policy"] == "none"  # the version records the settings the round ran with
-    assert report.target_metrics is None and "your labels are all one emotion" in report.target_note
+    assert report.target_metrics is None and "your labels are all sadness" in report.target_note
+    # a second mood (sad and angry takes) is still few: the outlook names both and asks for a third
+    service.label(service.store.clips("it")[0].id, "anger", "ada")
+    assert "**All labels are anger or sadness:** a round does not learn from this pool until a clip of " in (
+        service.pool_outlook("it")
+    )
+    report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    assert report.pool_note.startswith("**All 6 of your labels in `it` are anger or sadness.**")
+    assert "once it has a label of another emotion and 40 clips or 3 more labels" in report.pool_note
 
 
 def test_a_pool_made_of_one_recording_gets_a_caution_in_the_report(tmp_path):

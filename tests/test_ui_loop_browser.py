@@ -390,5 +390,5 @@ def test_7_a_long_take_added_from_predict_is_labeled_utterance_by_utterance(page
     picker.fill("pt")
     picker.press("Enter")
     outlook = wait_for_text(page, "#adapt-pool", "pool: 5 clips, 5 labeled.", timeout=60)
-    assert "All labels are neutral: a round does not learn from this pool until a clip of another" in outlook
-    assert "and it holds 40 clips or 4 more are labeled" in outlook
+    assert "All labels are neutral: a round does not learn from this pool until clips of 2 other" in outlook
+    assert "and it holds 40 clips or 3 more are labeled" in outlook

@@ -23,15 +23,17 @@ from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, build_clipset, predict_proba, save_model
 from serdemo.learn import adapt as run_adaptation
 from serdemo.learn.small_pool import (
-    counts_of_one_emotion,
+    counts_of_few_emotions,
+    emotions_wanted,
+    few_emotions,
     is_small_pool,
     labels_wanted,
-    labels_wanted_beside_another_emotion,
+    labels_wanted_beside_other_emotions,
 )
 from serdemo.metrics import evaluate
 from serdemo.store import Clip
 
-ONE_EMOTION_MIN_LABELS = 5  # fewer labels of one emotion are an early labeling session, not a mood
+FEW_EMOTIONS_MIN_LABELS = 5  # fewer labels of one or two emotions are an early labeling session, not a mood
 # a pool that is mostly one recording's utterances: likely one speaker, often in one mood
 ONE_RECORDING_SHARE, ONE_RECORDING_MIN_CLIPS = 0.8, 10
 
@@ -137,7 +139,7 @@ def train_and_register(
             "or Label tab: Bulk add), or pick the language of a pool you made"
         )
     notes = [
-        _one_emotion_note(language, labels, config.classes),
+        _few_emotions_note(language, labels, config),
         _one_recording_note(language, labeled_clips + unlabeled_clips),
     ]
     policy_note = ""
@@ -210,8 +212,8 @@ def train_and_register(
     seconds = time.perf_counter() - t0
     result = trained[0]
     # the run learned nothing from the pool (serdemo.learn.small_pool): say why, and what lets the next learn
-    if result.labels_of_one_emotion:
-        notes[0] = _one_emotion_round_note(language, labels, len(unlabeled_clips), config)
+    if result.labels_of_few_emotions:
+        notes[0] = _few_emotions_round_note(language, labels, len(unlabeled_clips), config)
         policy_note = ""  # "trained on your labels alone" would be wrong: they were set aside
     elif result.small_pool:
         notes.append(_small_pool_note(language, len(unlabeled_clips), len(labeled_clips), config))
@@ -268,13 +270,14 @@ def train_and_register(
             f"Target UA on {len(gold_clips)} pool clips nobody labeled, against their corpus labels, "
             "which training never sees (they are in the unlabeled pool, as in transductive evaluation)."
         )
-    elif folds and result.labels_of_one_emotion:
-        # UA over one emotion is only that emotion's recall, and a fold of fewer labels would be trained
-        # on them where the version set them aside: no judge is better than a wrong one
+    elif folds and result.labels_of_few_emotions:
+        # UA over one or two emotions says little of the others, and a fold of fewer labels would be
+        # trained on them where the version set them aside: no judge is better than a wrong one
         judged_clips, judged_labels, target_probs = [], [], None
         note = (
-            "No target UA: your labels are all one emotion, so cross-validation over them could only say how "
-            "often that emotion is answered. Label clips of other emotions."
+            f"No target UA: your labels are all {_labeled_emotions(labels, config.classes)}, so "
+            "cross-validation over them could only say how often those are answered. Label clips of other "
+            "emotions."
         )
     elif folds:
         # every labeled clip is scored by a model trained without it: K rounds of the same settings
@@ -363,40 +366,55 @@ def train_and_register(
     )
 
 
-def _one_emotion_note(language: str | None, labels: list[int], classes: tuple[str, ...]) -> str:
-    """A warning when every human label of the pool is one emotion (a person recording in one mood).
+def _labeled_emotions(labels: list[int], classes: tuple[str, ...]) -> str:
+    """The emotions of ``labels``, in class order: "anger", "anger or neutral"."""
+    return " or ".join(classes[i] for i in sorted(set(labels)))
 
-    A round that trains on such labels makes that mood its language's baseline, and the model then hears
-    other clips of the language wrong (bench/one_mood_pool.py --labeled; docs/results.md). From
-    ``AdaptConfig.one_emotion_labels`` labels the round learns nothing from the pool instead and
-    :func:`_one_emotion_round_note` replaces this one; this caution is for fewer labels, or the switch off.
+
+def _more_emotions(config: AdaptConfig, counts: list[int]) -> str:
+    """What a pool labeled in few emotions lacks: "a label of another emotion", "labels of 2 other ..."."""
+    wanted = emotions_wanted(config, counts)
+    return "a label of another emotion" if wanted == 1 else f"labels of {wanted} other emotions"
+
+
+def _few_emotions_note(language: str | None, labels: list[int], config: AdaptConfig) -> str:
+    """A warning when the pool's human labels all carry one or two emotions (a person recording in few moods).
+
+    A round that trains on such labels makes those moods its language's baseline, and the model then hears
+    other clips of the language wrong (bench/one_mood_pool.py --labels; docs/results.md). From
+    ``AdaptConfig.few_emotion_labels`` labels the round learns nothing from the pool instead and
+    :func:`_few_emotions_round_note` replaces this one; this caution is for fewer labels, or the switch off.
     """
-    if not language or len(labels) < ONE_EMOTION_MIN_LABELS or len(set(labels)) > 1:
+    if not language or len(labels) < FEW_EMOTIONS_MIN_LABELS or len(set(labels)) > few_emotions(config):
         return ""
     return (
-        f"**All {len(labels)} of your labels in `{language}` are {classes[labels[0]]}.** If the pool is "
-        "one mood, a round on it makes that mood the language's baseline, and the model may then hear other "
-        f'`{language}` clips wrong (docs/results.md, "A round on a pool recorded in one mood"). Add and '
-        "label clips of other emotions; roll back in the versions table if answers got worse."
+        f"**All {len(labels)} of your labels in `{language}` are {_labeled_emotions(labels, config.classes)}"
+        ".** If the pool holds only those moods, a round on it makes them the language's baseline, and the "
+        f'model may then hear other `{language}` clips wrong (docs/results.md, "A round on a pool recorded '
+        'in one mood"). Add and label clips of other emotions; roll back in the versions table if answers '
+        "got worse."
     )
 
 
-def _one_emotion_round_note(
+def _few_emotions_round_note(
     language: str | None, labels: list[int], unlabeled: int, config: AdaptConfig
 ) -> str:
-    """Why a round whose labels all carry one emotion learned nothing from the pool, and what lets it."""
-    emotion = config.classes[labels[0]]
-    more = labels_wanted_beside_another_emotion(config, len(labels) + unlabeled, len(labels))
+    """Why a round whose labels carry one or two emotions learned nothing from the pool, and what lets it."""
+    emotions = _labeled_emotions(labels, config.classes)
+    counts = np.bincount(labels, minlength=len(config.classes)).tolist()
+    more = labels_wanted_beside_other_emotions(config, len(labels) + unlabeled, counts)
     also = f" and {config.small_pool_clips} clips or {more} more labels" if more is not None else ""
     return (
-        f"**All {len(labels)} of your labels in `{language}` are {emotion}.** Labels of one emotion teach "
-        f'a model "`{language}` = {emotion}", and a pool they come from is often in one mood, which a round '
-        "would make the language's baseline: so this round set them aside as pool clips and learned nothing "
-        f"from the `{language}` pool (no pseudo-labels, the language's statistics kept near the other "
-        "languages'). On EMO-DB pools of 40 clips of one emotion with 10 labeled, a round that trained on "
-        "them took the language's other clips from 67.5 UA to 53.8, one that learned nothing to 71.4 "
-        f'(docs/results.md, "Labels of one emotion"). A round learns from the pool once it has a label of '
-        f"another emotion{also}: label clips of other emotions, or add recordings of other moods."
+        f"**All {len(labels)} of your labels in `{language}` are {emotions}.** Labels of one or two "
+        f'emotions teach a model "`{language}` = {emotions}", and a pool they come from is often in those '
+        "moods, which a round would make the language's baseline: so this round set them aside as pool "
+        f"clips and learned nothing from the `{language}` pool (no pseudo-labels, the language's statistics "
+        "kept near the other languages'). On EMO-DB pools of 40 clips of one emotion with 10 labeled, a "
+        "round that trained on them took the language's other clips from 67.5 UA to 53.8, one that learned "
+        "nothing to 71.4; of two emotions, 58.0 against 71.2 "
+        f'(docs/results.md, "Labels of one emotion"). A round learns from the pool once it has '
+        f"{_more_emotions(config, counts)}{also}: label clips of other emotions, or add recordings of other "
+        "moods."
     )
 
 
@@ -461,15 +479,18 @@ def pool_outlook(ws: Workspace, language: str | None) -> str:
     labeled = sum(counts.values())
     config = AdaptConfig()
     summary = f"`{language}` pool: {clips} clips, {labeled} labeled."
-    if counts_of_one_emotion(config, list(counts.values())):
-        emotion = next(emotion for emotion, count in counts.items() if count)
-        more = labels_wanted_beside_another_emotion(config, clips, labeled)
+    per_emotion = [counts.get(emotion, 0) for emotion in config.classes]
+    if counts_of_few_emotions(config, per_emotion):
+        emotions = " or ".join(emotion for emotion in config.classes if counts.get(emotion))
+        more = labels_wanted_beside_other_emotions(config, clips, per_emotion)
         also = ""
-        if more is not None:  # a label of another emotion would leave the pool too small on its own
+        if more is not None:  # labels of the missing emotions would leave the pool too small on their own
             also = f", and it holds {config.small_pool_clips} clips or {more} more are labeled"
+        wanted = emotions_wanted(config, per_emotion)
+        which = "a clip of another emotion is" if wanted == 1 else f"clips of {wanted} other emotions are"
         return (
-            f"{summary} **All labels are {emotion}:** a round does not learn from this pool until a "
-            f'clip of another emotion is labeled{also} (docs/results.md, "Labels of one emotion").'
+            f"{summary} **All labels are {emotions}:** a round does not learn from this pool until "
+            f'{which} labeled{also} (docs/results.md, "Labels of one emotion").'
         )
     if not is_small_pool(config, clips, labeled):
         return summary

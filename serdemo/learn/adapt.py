@@ -44,7 +44,7 @@ from serdemo.learn.reduced_head import ReducedHead, can_reduce, reduce_inputs
 from serdemo.learn.result import AdaptResult, ProgressEvent, PseudoLabels
 from serdemo.learn.small_pool import (
     is_small_pool,
-    labels_of_one_emotion,
+    labels_of_few_emotions,
     labels_set_aside,
     learning_nothing,
 )
@@ -193,7 +193,7 @@ def _adapt(
     _check_inputs(source, target_labeled, target_unlabeled, validation, config, encoder)
     given = labels_given(target_labeled.ids)  # augmented copies are rows, not labels
     small_pool = is_small_pool(config, given + len(target_unlabeled), given)
-    one_emotion = labels_of_one_emotion(config, target_labeled)
+    one_emotion = labels_of_few_emotions(config, target_labeled)
     if small_pool or one_emotion:
         config = learning_nothing(config)
         target_labeled, target_unlabeled = labels_set_aside(target_labeled, target_unlabeled)
@@ -280,7 +280,7 @@ def _adapt(
         model=model,
         normalizer=normalizer,
         small_pool=small_pool,
-        labels_of_one_emotion=one_emotion,
+        labels_of_few_emotions=one_emotion,
     )
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
     choosing = _choosing_sets(config, validation, target_labeled, target_unlabeled)

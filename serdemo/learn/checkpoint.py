@@ -69,7 +69,7 @@ def _write_model_files(result: AdaptResult, folder: Path) -> None:
         "epochs_run": result.epochs_run,
         "stopped": result.stopped,
         "small_pool": result.small_pool,
-        "labels_of_one_emotion": result.labels_of_one_emotion,
+        "labels_of_few_emotions": result.labels_of_few_emotions,
         "history": result.history,
         "rounds": result.rounds,
         "timings": result.timings,
@@ -126,6 +126,6 @@ def load_model(folder: str | Path, encoder: UtteranceEncoder | None = None) -> A
         epochs_run=meta.get("epochs_run", 0),
         stopped=meta.get("stopped", "completed"),
         small_pool=meta.get("small_pool", False),
-        labels_of_one_emotion=meta.get("labels_of_one_emotion", False),
+        labels_of_few_emotions=meta.get("labels_of_few_emotions", meta.get("labels_of_one_emotion", False)),
         timings=meta.get("timings", {}),
     )

@@ -44,9 +44,9 @@ class AdaptResult:
     # the target was too small to learn from (serdemo.learn.small_pool): ``config`` is the one the run used,
     # without pseudo-labels and with the languages' statistics near the global ones
     small_pool: bool = False
-    # the person's target labels all carried one emotion (AdaptConfig.one_emotion_labels): as for a small
+    # the person's target labels carried few emotions (AdaptConfig.few_emotion_labels): as for a small
     # pool they were set aside and nothing was learned from the language; ``config`` is the one the run used
-    labels_of_one_emotion: bool = False
+    labels_of_few_emotions: bool = False
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     pseudo_labels: PseudoLabels | None = None  # the last round's accepted pseudo-labels; not saved
 
