@@ -262,9 +262,10 @@ def _adapt(
     # weight decay regularises the head only: pulling a pretrained encoder's weights to zero would undo it
     head = model if isinstance(model, EmotionHead) else model.head
     # the encoder has its own, smaller learning rate, warm-up and frozen blocks (serdemo.learn.finetune)
-    # (a component head trains its own small layer and writes it into the head after every epoch)
-    trained = net if isinstance(net, ComponentHead) else model
-    optimizer, scheduler = finetune.make_optimizer(trained, net if trained is net else head, config)
+    if isinstance(net, ComponentHead):  # it trains its own small layer, written into the head when kept
+        optimizer, scheduler = finetune.make_optimizer(net, net, config)
+    else:
+        optimizer, scheduler = finetune.make_optimizer(model, head, config)
 
     # 4) D = D_s + K_t, target rows oversampled to the source count
     train = build_training_set(
