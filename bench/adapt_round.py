@@ -23,9 +23,12 @@ Usage::
     python bench/adapt_round.py --sizes 500 2000 10000 50000 --repeats 1   # the cost curve
     python bench/adapt_round.py --sizes 2000 10000 --against /tmp/main     # this checkout vs main
     python bench/adapt_round.py --components 256   # + the head trained on 256 principal components
+    python bench/adapt_round.py --compare-threads 1   # + the same rounds on one torch thread
 
 ``--components K`` times rounds whose head trains on K principal components of its input
 (``AdaptConfig.input_components``): a different model, so its validation score differs by design.
+``--compare-threads N`` times the same rounds with ``AdaptConfig.threads = N`` (the default, 0, trains
+frozen rounds on at most 2); only float rounding differs, so a warning about the scores would mean more.
 """
 
 from __future__ import annotations
@@ -78,18 +81,34 @@ def round_inputs(args: argparse.Namespace, n_target: int):
         patience=0,
         normalization=args.normalization,
         batch_size=args.batch_size,
+        threads=args.threads,
     )
     return source, labeled, unlabeled, validation, config
 
 
 def one_round(
-    args: argparse.Namespace, n_target: int, seed: int, reduce: bool = True, components: int = 0
+    args: argparse.Namespace,
+    n_target: int,
+    seed: int,
+    reduce: bool = True,
+    components: int = 0,
+    threads: int | None = None,
 ) -> dict:
     """Time one round in this process: seconds in all, in training epochs, and outside them (set-up)."""
     source, labeled, unlabeled, validation, config = round_inputs(args, n_target)
     config = config.replace(seed=seed, input_components=components)
+    config = config if threads is None else config.replace(threads=threads)
+    threads_used = []  # adapt sets torch's thread count for the run and restores it: read it per epoch
     tick, cpu = time.perf_counter(), time.process_time()
-    result = adapt(source, labeled, unlabeled, validation, config, reduce=reduce)
+    result = adapt(
+        source,
+        labeled,
+        unlabeled,
+        validation,
+        config,
+        progress=lambda event: threads_used.append(torch.get_num_threads()),
+        reduce=reduce,
+    )
     elapsed, cpu = time.perf_counter() - tick, time.process_time() - cpu
     timings = result.timings
     return {
@@ -99,6 +118,7 @@ def one_round(
         "other": elapsed - timings["train"] - timings["validation"] - timings["pseudo_label"],
         "epochs": result.epochs_run,
         "best": result.best_score,
+        "threads": threads_used[-1],
     }
 
 
@@ -107,7 +127,7 @@ def child_round(args: argparse.Namespace, n_target: int, seed: int) -> dict:
     command = [sys.executable, __file__, "--child-seed", str(seed), "--sizes", str(n_target)]
     for flag in ("labeled", "source", "validation", "layers", "dim", "epochs", "policy", "normalization"):
         command += [f"--{flag}", str(getattr(args, flag))]
-    command += ["--batch-size", str(args.batch_size)]
+    command += ["--batch-size", str(args.batch_size), "--threads", str(args.threads)]
     env = os.environ | {"PYTHONPATH": os.path.abspath(args.against)}
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -124,6 +144,8 @@ def time_rounds(args: argparse.Namespace, n_target: int, paths: list[str]) -> di
                 run = child_round(args, n_target, repeat)
             elif path == "components":
                 run = one_round(args, n_target, repeat, components=args.components)
+            elif path == "threads":
+                run = one_round(args, n_target, repeat, threads=args.compare_threads)
             else:
                 run = one_round(args, n_target, repeat, reduce=path == "reduced")
             if path != "components":  # a different model: its score differs by design
@@ -135,6 +157,7 @@ def time_rounds(args: argparse.Namespace, n_target: int, paths: list[str]) -> di
                 f"  {n_target} target, {LABELS[path]}, "
                 f"{'warm-up' if repeat < args.warmup else f'repeat {repeat - args.warmup}'}: "
                 f"{run['seconds']:.2f} s, CPU {run['cpu']:.2f} s ({run['epochs']} epochs, "
+                f"{run.get('threads', '?')} threads, "
                 f"train {run['train']:.2f} s, "
                 f"outside the epochs {run['other']:.2f} s, best validation {run['best']:.4f})",
                 flush=True,
@@ -151,6 +174,7 @@ LABELS = {
     "raw": "raw inputs (reduce=False)",
     "against": "--against tree",
     "components": "--components K",
+    "threads": "--compare-threads N",
 }
 
 
@@ -177,6 +201,18 @@ def main() -> None:
         metavar="K",
         help="also time rounds with AdaptConfig.input_components=K (serdemo.learn.components), same run",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=AdaptConfig().threads,
+        help="AdaptConfig.threads of the rounds (default 0: at most 2 in frozen mode)",
+    )
+    parser.add_argument(
+        "--compare-threads",
+        type=int,
+        metavar="N",
+        help="also time the rounds with AdaptConfig.threads=N, same run (only float rounding differs)",
+    )
     parser.add_argument("--child-seed", type=int, help=argparse.SUPPRESS)  # one round, JSON out (--against)
     parser.add_argument(
         "--normalization", default=AdaptConfig().normalization, help="feature standardisation (AdaptConfig's)"
@@ -193,6 +229,7 @@ def main() -> None:
 
     paths = ["reduced"] + (["raw"] if args.baseline else []) + (["against"] if args.against else [])
     paths += ["components"] if args.components else []
+    paths += ["threads"] if args.compare_threads is not None else []
     rows = []
     for n_target in args.sizes:
         seconds = time_rounds(args, n_target, paths)
@@ -217,7 +254,7 @@ def main() -> None:
         print(f"| {n_target:,} | {median['reduced']:.2f} s | {cells}{per_1000:.2f} |")
     print(
         f"machine: {machine['nproc']} cores, {machine['cpu']}, torch {machine['torch']} "
-        f"({torch.get_num_threads()} threads outside adapt; frozen mode trains on 1), "
+        f"({torch.get_num_threads()} threads outside adapt; rounds train on the threads shown per round), "
         f"load average {os.getloadavg()[0]:.1f} at the end"
     )
 

@@ -310,6 +310,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         f"detector silero, webrtc or energy (default {defaults.frontend})",
     )
     p.add_argument("--device", default=defaults.device, help=f"torch device (default {defaults.device})")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=defaults.threads,
+        metavar="N",
+        help="torch CPU threads while training (default 0: at most 2 in frozen mode, else torch's; "
+        "docs/performance.md)",
+    )
     _add_finetune_options(p, defaults)
     add_cache_dir_option(p)
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="results JSON to write")
@@ -412,6 +420,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         encoder=args.encoder,
         mode=args.mode,
         device=args.device,
+        threads=args.threads,
         policy=args.policy,
         epochs=args.epochs,
         window=args.window,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from serdemo.config import AdaptConfig, ConfigError
+from serdemo.config import FROZEN_THREADS, AdaptConfig, ConfigError
 from serdemo.corpora.base import Utterance
 from serdemo.learn import (
     AdaptError,
@@ -217,6 +217,25 @@ def test_same_seed_same_result_other_seed_other_result():
     np.testing.assert_array_equal(predict_proba(a, task["test"]), predict_proba(b, task["test"]))
     assert [r["losses"] for r in a.history] == [r["losses"] for r in b.history]
     assert not np.allclose(predict_proba(a, task["test"]), predict_proba(c, task["test"]))
+
+
+@pytest.mark.parametrize(("threads", "caller", "expected"), [(0, 4, FROZEN_THREADS), (0, 1, 1), (3, 1, 3)])
+def test_a_frozen_run_trains_on_the_threads_its_config_asks_for_and_gives_the_callers_back(
+    threads, caller, expected
+):
+    # automatic (0): at most FROZEN_THREADS (2 made rounds 1.15-1.2x faster than 1), and never more than the
+    # caller has (a scale worker pins itself to one); an explicit count is taken as asked
+    task = make_task(n_unlabeled=20)
+    seen = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(caller)
+    try:
+        config = quick_config(threads=threads, epochs=1, window=1)
+        run(task, config, progress=lambda event: seen.append(torch.get_num_threads()))
+        assert seen == [expected]
+        assert torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_cancellation_stops_after_the_current_epoch_and_keeps_the_best_model():

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from serdemo.config import AdaptConfig, ConfigError, Mode, Selection
+from serdemo.config import FROZEN_THREADS, AdaptConfig, ConfigError, Mode, Selection
 from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import finetune
 from serdemo.learn.clips import AdaptError, ClipSet
@@ -161,7 +161,9 @@ def adapt(
 
     """
     config = config or AdaptConfig()
-    threads = config.threads or (1 if config.mode == Mode.FROZEN.value else torch.get_num_threads())
+    threads = config.threads or torch.get_num_threads()
+    if not config.threads and config.mode == Mode.FROZEN.value:
+        threads = min(threads, FROZEN_THREADS)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
