@@ -17,6 +17,7 @@ from serdemo.learn import (
     predict_proba,
     save_model,
 )
+from serdemo.learn.denormals import denormals_flushed, flushing_denormals
 from serdemo.learn.pseudo_labels import mixup
 from serdemo.learn.small_pool import (
     SMALL_POOL_PRIOR,
@@ -236,6 +237,19 @@ def test_a_frozen_run_trains_on_the_threads_its_config_asks_for_and_gives_the_ca
         assert torch.get_num_threads() == caller
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_run_trains_with_subnormals_flushed_and_gives_the_callers_setting_back():
+    # subnormal weights made each step of a long round 10x slower (serdemo.learn.denormals)
+    task = make_task(n_unlabeled=20)
+    seen = []
+    assert not denormals_flushed()
+    run(task, quick_config(epochs=2, window=1), progress=lambda event: seen.append(denormals_flushed()))
+    assert seen == [True, True]
+    assert not denormals_flushed()
+    with flushing_denormals():
+        run(task, quick_config(epochs=1, window=1))
+        assert denormals_flushed()
 
 
 def test_cancellation_stops_after_the_current_epoch_and_keeps_the_best_model():

@@ -26,6 +26,7 @@ from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import finetune
 from serdemo.learn.clips import AdaptError, ClipSet
 from serdemo.learn.components import ComponentHead, can_use_components, fit_components
+from serdemo.learn.denormals import flushing_denormals
 from serdemo.learn.inference import Inputs, inputs_for, predict
 from serdemo.learn.linear_step import can_step_by_hand, weighted_ce_step
 from serdemo.learn.model import EmotionHead, SERModel, make_head
@@ -167,7 +168,8 @@ def adapt(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with torch.random.fork_rng(devices=[]):  # seeding must not disturb the caller's random state
+        # seeding must not disturb the caller's random state; subnormal weights would slow every step 10x
+        with torch.random.fork_rng(devices=[]), flushing_denormals():
             return _adapt(
                 source,
                 target_labeled,
