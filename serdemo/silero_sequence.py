@@ -86,11 +86,17 @@ def silero_sequence() -> SileroSequence:
     """The model, built once per process from the ``silero-vad`` wheel's own file (no download)."""
     with _LOCK:
         if not _MODEL:
-            from silero_vad import load_silero_vad
+            # importing silero_vad runs torch.set_num_threads(1) (its model.py): without this the whole
+            # process, every encoder call and round after the first prediction, ran on one thread
+            threads = torch.get_num_threads()
+            try:
+                from silero_vad import load_silero_vad
 
-            with warnings.catch_warnings():  # its loader uses APIs that torch and importlib deprecate
-                warnings.simplefilter("ignore", DeprecationWarning)
-                state = load_silero_vad().state_dict()
+                with warnings.catch_warnings():  # its loader uses APIs that torch and importlib deprecate
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    state = load_silero_vad().state_dict()
+            finally:
+                torch.set_num_threads(threads)
             _MODEL.append(SileroSequence(state).eval())
     return _MODEL[0]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +270,18 @@ def test_the_batched_silero_gives_silero_vads_own_probabilities(speech, dbfs):
     for want, have in zip(expected, got, strict=True):
         assert want.shape == have.shape and np.abs(want - have).max() < 1e-4
         assert want.max() > 0.9 and want.min() < 0.1  # speech and non-speech both present
+
+
+def test_loading_silero_leaves_torchs_thread_count_as_it_was():
+    # silero_vad's model.py calls torch.set_num_threads(1) on import: unguarded, every encoder call and
+    # round after the app's first prediction ran on one thread (predict 93 ms p50 instead of 49-55 here)
+    code = (
+        "import torch; torch.set_num_threads(3); "
+        "from serdemo.silero_sequence import silero_sequence; silero_sequence(); "
+        "print(torch.get_num_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-1] == "3"
 
 
 def test_silero_over_a_long_recording_runs_its_frames_in_chunks_with_the_same_answer(speech, monkeypatch):
