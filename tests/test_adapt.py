@@ -239,6 +239,7 @@ def test_a_frozen_run_trains_on_the_threads_its_config_asks_for_and_gives_the_ca
         torch.set_num_threads(before)
 
 
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush subnormals")
 def test_a_run_trains_with_subnormals_flushed_and_gives_the_callers_setting_back():
     # subnormal weights made each step of a long round 10x slower (serdemo.learn.denormals)
     task = make_task(n_unlabeled=20)
