@@ -114,7 +114,8 @@ class AdaptConfig:
     augment_copies: int = 3
     device: str = "cpu"  # torch device for training and inference
     # torch CPU threads for a run; 0 = automatic: in frozen mode at most FROZEN_THREADS (a step gathers and
-    # multiplies a 100 x 7,168 batch: 2 threads make a round 1.15-1.2x faster, more spin), else torch's
+    # multiplies a 100 x 7,168 batch: 2 threads make a round 1.15-1.2x faster; more is unmeasured), else
+    # torch's
     threads: int = 0
     # --- Algorithm 1 ---
     policy: str = Policy.HARD.value  # pseudo-label policy; the paper compares hard and soft

@@ -27,10 +27,11 @@ def denormals_flushed() -> bool:
 def flushing_denormals() -> Iterator[None]:
     """Flush subnormals to zero in this thread for the block, then restore what the caller had.
 
-    ``torch.set_flush_denormal`` sets the calling thread's flag (x86 with SSE3; elsewhere it returns False
-    and nothing changes). Worker threads torch starts inside the block inherit it; a pool started earlier
-    keeps its own flag, so part of a parallel element-wise op may still meet subnormals. The forward matrix
-    product that carried the cost ran flushed either way (``bench/adapt_round.py``, docs/performance.md).
+    ``torch.set_flush_denormal`` sets the calling thread's flag (x86 with SSE3, AArch64; elsewhere it
+    returns False and nothing changes). Worker threads torch starts inside the block inherit it; a pool
+    started earlier keeps its own flag, so part of a parallel element-wise op may still meet subnormals. The
+    forward matrix product that carried the cost ran flushed either way (``bench/adapt_round.py``,
+    docs/performance.md).
     """
     before = denormals_flushed()
     torch.set_flush_denormal(True)
