@@ -368,7 +368,12 @@ def train_and_register(
 
 def _labeled_emotions(labels: list[int], classes: tuple[str, ...]) -> str:
     """The emotions of ``labels``, in class order: "anger", "anger or neutral"."""
-    return " or ".join(classes[i] for i in sorted(set(labels)))
+    return _emotions_with_labels(classes, np.bincount(labels, minlength=len(classes)).tolist())
+
+
+def _emotions_with_labels(classes: tuple[str, ...], counts: list[int]) -> str:
+    """The emotions with a label, from the labels per class, in class order: "anger or neutral"."""
+    return " or ".join(emotion for emotion, count in zip(classes, counts, strict=True) if count)
 
 
 def _more_emotions(config: AdaptConfig, counts: list[int]) -> str:
@@ -481,7 +486,7 @@ def pool_outlook(ws: Workspace, language: str | None) -> str:
     summary = f"`{language}` pool: {clips} clips, {labeled} labeled."
     per_emotion = [counts.get(emotion, 0) for emotion in config.classes]
     if counts_of_few_emotions(config, per_emotion):
-        emotions = " or ".join(emotion for emotion in config.classes if counts.get(emotion))
+        emotions = _emotions_with_labels(config.classes, per_emotion)
         more = labels_wanted_beside_other_emotions(config, clips, per_emotion)
         also = ""
         if more is not None:  # labels of the missing emotions would leave the pool too small on their own

@@ -197,8 +197,8 @@ def _adapt(
     _check_inputs(source, target_labeled, target_unlabeled, validation, config, encoder)
     given = labels_given(target_labeled.ids)  # augmented copies are rows, not labels
     small_pool = is_small_pool(config, given + len(target_unlabeled), given)
-    one_emotion = labels_of_few_emotions(config, target_labeled)
-    if small_pool or one_emotion:
+    labeled_in_few_emotions = labels_of_few_emotions(config, target_labeled)
+    if small_pool or labeled_in_few_emotions:
         config = learning_nothing(config)
         target_labeled, target_unlabeled = labels_set_aside(target_labeled, target_unlabeled)
     rng = np.random.default_rng(config.seed)
@@ -285,7 +285,7 @@ def _adapt(
         model=model,
         normalizer=normalizer,
         small_pool=small_pool,
-        labels_of_few_emotions=one_emotion,
+        labels_of_few_emotions=labeled_in_few_emotions,
     )
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
     choosing = _choosing_sets(config, validation, target_labeled, target_unlabeled)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from serdemo.learn.model import EmotionHead
-from serdemo.learn.reduced_head import ReducedHead
+from serdemo.learn.reduced_head import ReducedHead, fold_affine
 
 FIT_ROWS = 2048  # rows the directions are fitted on (an equal share per group): enough for 256 directions
 CHUNK_ROWS = 4096  # rows projected at a time: bounds the temporaries
@@ -125,8 +125,8 @@ class ComponentHead(nn.Module):
         if not can_use_components(ReducedHead(head)):
             raise ValueError("only a linear head without dropout can train on principal components")
         self.components = components
-        weight, bias = _full_width(head)
         with torch.no_grad():
+            _, weight, bias = fold_affine(head.classifier, head)  # the head's logits on reduced inputs
             self.linear = nn.Linear(len(components.basis), weight.shape[0]).to(weight.device)
             self.linear.weight.copy_(weight @ components.basis.t())
             self.linear.bias.copy_(bias + weight @ components.mean)
@@ -144,11 +144,3 @@ class ComponentHead(nn.Module):
         head.norm.bias.zero_()
         head.classifier.weight.copy_(full.view_as(head.classifier.weight))
         head.classifier.bias.copy_(self.linear.bias - full @ mean)
-
-
-def _full_width(head: EmotionHead) -> tuple[torch.Tensor, torch.Tensor]:
-    """The linear head's weight (C, L'F) and bias on reduced inputs, its LayerNorm affine folded in."""
-    weight = head.classifier.weight.detach().view(head.classifier.out_features, -1, head.feature_dim)
-    folded = (weight * head.norm.weight.detach()).flatten(1)
-    bias = head.classifier.bias.detach() + (weight * head.norm.bias.detach()).sum((1, 2))
-    return folded, bias

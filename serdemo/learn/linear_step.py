@@ -18,7 +18,7 @@ from torch import nn
 
 from serdemo.learn.components import ComponentHead, can_use_components
 from serdemo.learn.pseudo_labels import HardPseudoLabels, NoPseudoLabels, PseudoLabelPolicy
-from serdemo.learn.reduced_head import ReducedHead
+from serdemo.learn.reduced_head import ReducedHead, fold_affine
 
 
 def can_step_by_hand(net: nn.Module, policy: PseudoLabelPolicy) -> bool:
@@ -39,7 +39,7 @@ def weighted_ce_step(
 
     ``supervised`` is ``mean(CE)`` over the human-labeled rows, ``unlabeled`` ``mean(CE * weights)``
     over the pseudo-labeled ones (HardPseudoLabels / NoPseudoLabels.unlabeled_loss), CE the soft
-    cross-entropy against ``targets``. Gradients are set, not accumulated: zero them first as usual.
+    cross-entropy against ``targets``. Gradients are set, not accumulated, so there is nothing to zero first.
 
     Args:
         net: a reduced linear head, or a component head (:func:`can_step_by_hand`).
@@ -61,11 +61,8 @@ def weighted_ce_step(
         return logits, supervised, unlabeled
     head = net.head
     classifier, norm = head.classifier, head.norm
-    num_classes = classifier.out_features
     # forward, as ReducedHead.forward: the LayerNorm affine folded into the classifier
-    weight = classifier.weight.view(num_classes, -1, head.feature_dim)
-    folded = (weight * norm.weight).flatten(1)
-    bias = classifier.bias + (weight * norm.bias).sum((1, 2))
+    weight, folded, bias = fold_affine(classifier, head)
     logits = torch.addmm(bias, x.flatten(1), folded.t())
     grad_logits, supervised, unlabeled = _weighted_ce_grad(logits, targets, weights, pseudo)
 

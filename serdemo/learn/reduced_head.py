@@ -48,6 +48,19 @@ def reduce_inputs(head: EmotionHead, features: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def fold_affine(layer: nn.Linear, head: EmotionHead) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``head``'s per-layer LayerNorm affine folded into ``layer``, its first linear layer on reduced inputs.
+
+    Returns ``(weight, folded, bias)``: the layer's weight viewed per layer (out, L', F), and the weight
+    (out, L'F) and bias that give ``layer(affine(x))`` from reduced rows ``x`` directly: (out, L'F) work per
+    step instead of (N, L'F). :class:`ReducedHead`, the hand-written step and the component head share it.
+    """
+    weight = layer.weight.view(layer.out_features, -1, head.feature_dim)
+    folded = (weight * head.norm.weight).flatten(1)
+    bias = layer.bias + (weight * head.norm.bias).sum((1, 2))
+    return weight, folded, bias
+
+
 class ReducedHead(nn.Module):
     """A concat :class:`EmotionHead` that reads :func:`reduce_inputs`' output instead of raw features.
 
@@ -78,9 +91,6 @@ class ReducedHead(nn.Module):
             x = head.dropout(torch.addcmul(head.norm.bias, reduced, head.norm.weight).flatten(1))
             hidden = first(x)
         else:
-            # fold the affine into the first linear layer: (C, L'F) work per step instead of (N, L'F)
-            weight = first.weight.view(first.out_features, -1, head.feature_dim)
-            folded = (weight * head.norm.weight).flatten(1)
-            bias = first.bias + (weight * head.norm.bias).sum((1, 2))
+            _, folded, bias = fold_affine(first, head)
             hidden = functional.linear(reduced.flatten(1), folded, bias)
         return hidden if head.projection is None else head.classifier(torch.relu(hidden))
