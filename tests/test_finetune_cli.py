@@ -47,11 +47,9 @@ def fake_runner(monkeypatch: pytest.MonkeyPatch):
 
 
 def _tiny_whisper_folder(folder: Path) -> dict[str, torch.Tensor]:
-    from transformers import WhisperModel
+    from transformers import WhisperConfig, WhisperModel
 
-    from serdemo.encoders.whisper import base_config
-
-    config = base_config(
+    config = WhisperConfig(
         d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32,
         decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=64,
         max_target_positions=8, pad_token_id=0, bos_token_id=0, eos_token_id=1, decoder_start_token_id=1,

