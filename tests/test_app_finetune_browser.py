@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+import time
 
 import pytest
 import torch
@@ -20,6 +22,16 @@ def test_a_finetune_round_started_in_the_browser_can_be_cancelled(tmp_path, monk
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     service = make_service(tmp_path, allow_cpu_finetune=True)
     first = service.store.active_version().id
+    adapt_module = importlib.import_module("serdemo.learn.adapt")  # the module: the package exports adapt()
+    train_epoch = adapt_module._train_epoch
+
+    def slow_epoch(*args, **kwargs):
+        # The tiny encoder trains an epoch in ~2 ms, so the round could end before Cancel arrives;
+        # 0.1 s per epoch keeps it running for the >= 150 epochs before early stopping may end it.
+        time.sleep(0.1)
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(adapt_module, "_train_epoch", slow_epoch)
     with served(service) as url, browser_page() as page:
         page.goto(url)
         wait_for_text(page, "#status", "active", timeout=120)
