@@ -61,6 +61,7 @@ def main() -> None:
                 source_corpora=tuple(args.source),
                 frontend=frontend,
                 augment_copies=0,
+                warm_up_umap=False,  # its ~15 s numba compile takes a core and doubles call times meanwhile
             )
             services[frontend] = Service(config, encoder=encoder, log=lambda text: None).start(
                 background=False
