@@ -36,6 +36,14 @@ from serdemo.app.local_server import served
 from serdemo.audio import SAMPLE_RATE, load_audio
 from serdemo.experiment import CorpusRef, machine_info
 
+ROWS = {
+    "in-process": "in-process Service.predict",
+    "page": "HTTP /predict (page endpoint)",
+    "plain": "HTTP POST /api/predict_probs (plain route)",
+    "versions": "HTTP /versions (no input, no model)",
+    "preprocess": "gr.Audio preprocess of one upload",
+}
+
 # The tiny model (--tiny-model): a random 2-layer Whisper over tones, one pitch per emotion, as in the tests.
 PITCH = {"anger": 220.0, "fear": 330.0, "happiness": 440.0, "neutral": 550.0, "sadness": 660.0}
 
@@ -100,6 +108,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30, help="timed calls per row")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS),
+                        help="rows to time (default: all); e.g. in-process plain: the route without Gradio's "
+                        "client calls in between")  # fmt: skip
     args = parser.parse_args()
     if not args.source and not args.tiny_model:
         parser.error("give --source NAME=PATH (whisper-base) or --tiny-model")
@@ -121,7 +132,10 @@ def main() -> None:
         if args.tiny_model:
             service = tiny_service(scratch)
         else:
-            config = ServiceConfig(data_dir=scratch / "data", source_corpora=tuple(args.source))
+            # without UMAP's ~15 s warm-up compile, which takes a core and doubles call times meanwhile
+            config = ServiceConfig(
+                data_dir=scratch / "data", source_corpora=tuple(args.source), warm_up_umap=False
+            )
             service = Service(config, log=lambda text: None).start(background=False)
 
         def probability_route(app) -> None:  # the plain route app.py adds beside the page's endpoints
@@ -139,17 +153,16 @@ def main() -> None:
                 sf.write(path, wave + dither, SAMPLE_RATE, subtype="FLOAT")
                 return path
 
-            rows = {
-                "in-process Service.predict": lambda path: service.predict(path),
-                "HTTP /predict (page endpoint)": lambda path: client.predict(
-                    handle_file(str(path)), api_name="/predict"
-                ),
-                "HTTP POST /api/predict_probs (plain route)": lambda path: session.post(
+            calls = {
+                "in-process": lambda path: service.predict(path),
+                "page": lambda path: client.predict(handle_file(str(path)), api_name="/predict"),
+                "plain": lambda path: session.post(
                     f"{url}api/predict_probs", content=path.read_bytes(), timeout=60
                 ).raise_for_status(),
-                "HTTP /versions (no input, no model)": lambda path: client.predict(api_name="/versions"),
-                "gr.Audio preprocess of one upload": lambda path: audio.preprocess(FileData(path=str(path))),
+                "versions": lambda path: client.predict(api_name="/versions"),
+                "preprocess": lambda path: audio.preprocess(FileData(path=str(path))),
             }
+            rows = {ROWS[key]: calls[key] for key in ROWS if key in args.rows}
             times: dict[str, list[float]] = {name: [] for name in rows}
             for call in range(args.warmup + args.runs):
                 for name, run in rows.items():
@@ -167,7 +180,7 @@ def main() -> None:
     )
     print("| row | p50 ms | p95 ms | p50 over in-process |")
     print("|---|---:|---:|---:|")
-    base = statistics.median(times["in-process Service.predict"])
+    base = statistics.median(times.get(ROWS["in-process"], [np.nan]))
     for name, values in times.items():
         p50, p95 = statistics.median(values), float(np.percentile(values, 95))
         print(f"| {name} | {1000 * p50:.0f} | {1000 * p95:.0f} | {1000 * (p50 - base):+.0f} |")

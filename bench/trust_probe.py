@@ -4,7 +4,7 @@ Starts ``python app.py`` (login on, fresh data folder, shipped source set), adds
 clips, then for each round: C clients (each logged in as its own user) label random clips through the
 HTTP API for a few seconds, the server is killed with SIGKILL in the middle of the burst, restarted,
 and every label the server had acknowledged is looked up in a bundle export. Then predict latency
-alone and during a bulk add of N clips (the encoder lock is yielded between batches).
+alone and during a bulk add of N clips (bulk embedding yields the model thread between batches).
 
     python bench/trust_probe.py --clients 20 --kills 3 --burst 20 --bulk 300
 

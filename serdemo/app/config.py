@@ -20,7 +20,7 @@ MIN_CLIP_SECONDS = (
     0.5  # shorter clips hold too little speech for an emotion: warned in predict, refused in pools
 )
 CV_FOLDS = 5  # target UA from human labels: 5-fold cross-validation once there are 5 labeled clips
-EMBED_BATCH = 16  # clips embedded per hold of the encoder lock
+EMBED_BATCH = 16  # clips embedded per turn on the model thread (predicts wait at most one batch)
 EXPORT_FORMATS = ("csv", "jsonl", "bundle")
 QUIET_DBFS = -40.0  # speech RMS below this: a laptop microphone at arm's length, ~25 dB under normal speech
 

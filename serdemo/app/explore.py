@@ -101,11 +101,11 @@ def project(
         if model is None:
             points = drawn.features.mean(axis=1)
             heading = "Before: encoder features (no trained head)"
-            probs = predict_proba(after_model, clips)
+            probs = ws.model_thread.run(predict_proba, after_model, clips)
         else:
-            points = embed(model, drawn)
+            points = ws.model_thread.run(embed, model, drawn)
             heading = f"{name.capitalize()}: model {vid}"
-            probs = predict_proba(model, drawn)
+            probs = ws.model_thread.run(predict_proba, model, drawn)
         preds = [(model or after_model).classes[i] for i in probs.argmax(1)]
         coords = project_points(points, method, dims, seed=ws.config.seed)
         title = projection_title(heading, points, gold, list(clips.languages))

@@ -44,14 +44,9 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
     windows: list[tuple[float, float, np.ndarray]] = []
     if info.duration_s > ws.config.segment_above_seconds:
         windows = segment(wave, ws.config.segment_window_seconds, ws.config.segment_hop_seconds)
-    with ws.lock:
-        ws.interactive_waiting += 1  # bulk embedding yields the encoder between batches
-    try:
-        ws.encoder_lock.acquire()
-    finally:
-        with ws.lock:
-            ws.interactive_waiting -= 1
-    try:
+    language = (language or "").strip().lower() or None
+
+    def score() -> tuple[SpeechActivity, list[bool], np.ndarray]:
         activity = clip_activity(wave, ws.frontend)
         # windows without speech are marked, not classified: a model always answers something
         spoken = [activity.speech_seconds(start, end) >= MIN_SPEECH_S for start, end, _ in windows]
@@ -60,19 +55,19 @@ def predict(ws: Workspace, path: str | os.PathLike, language: str | None = None)
             [wave, *(w for (_, _, w), talk in zip(windows, spoken, strict=True) if talk)],
             ws.cache,
         )
-    finally:
-        ws.encoder_lock.release()
-    language = (language or "").strip().lower() or None
-    # The whole clip and its windows go through the model separately: in per-speaker mode the feature
-    # normaliser standardises a batch of an unseen speaker by its own statistics, and the whole clip's
-    # answer must not depend on how it was cut.
-    probs = np.concatenate(
-        [
-            predict_proba(result, _unlabeled(part, language))
-            for part in (features[:1], features[1:])
-            if len(part)
-        ]
-    )
+        # The whole clip and its windows go through the model separately: in per-speaker mode the feature
+        # normaliser standardises a batch of an unseen speaker by its own statistics, and the whole clip's
+        # answer must not depend on how it was cut.
+        probs = np.concatenate(
+            [
+                predict_proba(result, _unlabeled(part, language))
+                for part in (features[:1], features[1:])
+                if len(part)
+            ]
+        )
+        return activity, spoken, probs
+
+    activity, spoken, probs = ws.run_interactive(score)
     classes = result.classes
     rows = iter(probs[1:])
     segments = []

@@ -19,6 +19,7 @@ import pandas as pd
 from serdemo.app import explore, ingest, labeling, predict, rounds, startup, transfer, tuned
 from serdemo.app.auth import Accounts, AuthError, Sessions
 from serdemo.app.config import AUDIO_SUFFIXES, Progress, ServiceConfig, ServiceError
+from serdemo.app.model_thread import in_passing_thread
 from serdemo.app.views import AdaptReport, AdaptRequest, LabelState, LabelView, Prediction, ProjectionView
 from serdemo.app.workspace import Workspace
 from serdemo.config import AdaptConfig
@@ -79,8 +80,8 @@ class Service:
             threading.Thread(
                 target=startup.start_safely, args=(self.ws,), name="serdemo-startup", daemon=True
             ).start()
-        else:
-            startup.start_up(self.ws)
+        else:  # in a thread that ends with start-up, as in the background (model_thread.py says why)
+            in_passing_thread(startup.start_up, self.ws, name="serdemo-startup")
         return self
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -292,7 +293,8 @@ class Service:
             ServiceError: no source set, still starting, or a round already running.
             ConfigError: settings out of range (a ValueError naming the field).
         """
-        return rounds.adapt(self.ws, request, progress)
+        # in a thread that ends with the round, so its OpenMP team does not outlive it (model_thread.py)
+        return in_passing_thread(rounds.adapt, self.ws, request, progress)
 
     def pool_outlook(self, language: str | None) -> str:
         """The ``language`` pool's size, and whether a round would learn from it yet (Markdown)."""

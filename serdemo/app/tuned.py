@@ -127,7 +127,7 @@ def speech_waves(ws: Workspace, paths: Sequence[Path], what: str) -> list[np.nda
     """Audio of each file cut to its speech by the app's front end: what fine-tuning crops from.
 
     Frozen vectors are pooled over the speech the front end finds; training crops of the silence around
-    it would teach the encoder that silence carries the clip's emotion. A batch per encoder-lock hold,
+    it would teach the encoder that silence carries the clip's emotion. A batch per model-thread turn,
     stepping aside for waiting predicts (the detector is shared with them).
     """
     waves = []
@@ -136,8 +136,7 @@ def speech_waves(ws: Workspace, paths: Sequence[Path], what: str) -> list[np.nda
             time.sleep(0.01)
         part = [load_audio(p) for p in paths[start : start + EMBED_BATCH]]
         if isinstance(ws.encoder, SpeechEncoder):
-            with ws.encoder_lock:
-                part = [ws.encoder.prepare(w)[0] for w in part]
+            part = ws.model_thread.run(lambda waves: [ws.encoder.prepare(w)[0] for w in waves], part)
         waves += part
         ws.round_status = f"reading audio of {what} {min(start + EMBED_BATCH, len(paths))}/{len(paths)}"
     return waves

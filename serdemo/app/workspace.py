@@ -1,7 +1,8 @@
 """The app's shared state: encoder, store, embedded pool, loaded models; what every room of the app uses.
 
 Everything here is safe to call from Gradio's worker threads: the tables are guarded by ``lock``,
-the encoder by ``encoder_lock`` (one forward pass at a time), adaptation rounds by ``round_lock``.
+the encoder and the heads' scoring run on ``model_thread`` (one forward pass at a time, on one thread:
+serdemo/app/model_thread.py says why), adaptation rounds by ``round_lock``.
 A fine-tuned model version reads the vectors of its own encoder (:mod:`serdemo.app.tuned`): ask
 :meth:`Workspace.encoder_for` which encoder a version uses and pass it to :meth:`Workspace.clipset`.
 """
@@ -16,11 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from serdemo.app import tuned
 from serdemo.app.config import EMBED_BATCH, BusyError, ServiceConfig, ServiceError
+from serdemo.app.model_thread import ModelThread
 from serdemo.app.source_set import SourceSet
 from serdemo.audio import AudioError, load_audio
 from serdemo.cache import EmbeddingCache, default_cache_dir, embed_files
@@ -30,6 +33,8 @@ from serdemo.learn import AdaptResult, ClipSet, build_clipset, load_model, predi
 from serdemo.learn.augment import with_augmented_copies
 from serdemo.speech import FrontEnd
 from serdemo.store import AnnotationStore, Clip
+
+T = TypeVar("T")
 
 
 class Stage:
@@ -80,7 +85,7 @@ class Workspace:
         self.frontend = FrontEnd.parse(config.frontend or AdaptConfig().frontend)
         copies = config.augment_copies
         self.augment_copies = AdaptConfig().augment_copies if copies is None else copies  # learn.augment
-        self.encoder_lock = threading.Lock()  # one forward pass at a time: 2 CPU cores, no gain from more
+        self.model_thread = ModelThread()  # every interactive forward pass, one at a time, on one thread
         self.round_lock = threading.Lock()  # one adaptation round at a time
         self.round_status = ""
         self.cancel_round = threading.Event()  # set: the running round stops after its current mini-batch
@@ -153,19 +158,40 @@ class Workspace:
         Yields the encoder to waiting predicts between batches.
         """
         encoder = encoder or self.encoder
-        # Batches, taking the encoder lock for one batch at a time and stepping aside while a predict
+        # Batches, one model-thread turn at a time, stepping aside while a predict
         # waits: a 10,000-clip bulk add held the lock for minutes and made another user's predict wait.
         report = self.embed_progress(what)
         parts = []
         for start in range(0, len(paths), EMBED_BATCH):
             while self.interactive_waiting:
                 time.sleep(0.01)
-            with self.encoder_lock:
-                parts.append(embed_files(encoder, paths[start : start + EMBED_BATCH], self.cache))
+            parts.append(
+                self.model_thread.run(embed_files, encoder, paths[start : start + EMBED_BATCH], self.cache)
+            )
             report(min(start + EMBED_BATCH, len(paths)), len(paths))
         if not parts:
             return embed_files(encoder, [], self.cache)
         return np.concatenate(parts)
+
+    def run_interactive(self, work: Callable[[], T]) -> T:
+        """``work()`` on the model thread, ahead of bulk embedding (which steps aside between batches)."""
+        with self.lock:
+            self.interactive_waiting += 1
+        waiting = True
+
+        def turn() -> T:
+            nonlocal waiting
+            with self.lock:
+                self.interactive_waiting -= 1  # our turn: bulk work may queue again behind us
+            waiting = False
+            return work()
+
+        try:
+            return self.model_thread.run(turn)
+        finally:
+            if waiting:  # never reached the thread (it was shut down)
+                with self.lock:
+                    self.interactive_waiting -= 1
 
     def with_copies(self, clips: ClipSet, paths: Sequence[Path], copies: int) -> ClipSet:
         """``clips`` plus ``copies`` augmented training rows each (learn.augment), a batch per lock hold."""
@@ -176,12 +202,16 @@ class Workspace:
             while self.interactive_waiting:  # as in embed_paths: a waiting predict goes first
                 time.sleep(0.01)
             rows = np.arange(start, min(start + EMBED_BATCH, len(clips)))
-            with self.encoder_lock:
-                parts.append(
-                    with_augmented_copies(
-                        clips.subset(rows), [paths[i] for i in rows], self.encoder, self.cache, copies
-                    )
+            parts.append(
+                self.model_thread.run(
+                    with_augmented_copies,
+                    clips.subset(rows),
+                    [paths[i] for i in rows],
+                    self.encoder,
+                    self.cache,
+                    copies,
                 )
+            )
         return ClipSet.concat(parts)
 
     def skip_unusable(self, clips: Sequence[Clip]) -> list[Clip]:
@@ -262,7 +292,7 @@ class Workspace:
         if missing:
             encoder = self.encoder_for(version_id)
             self.embed_pool(missing, encoder)
-            probs = predict_proba(result, self.clipset(missing, encoder=encoder))
+            probs = self.model_thread.run(predict_proba, result, self.clipset(missing, encoder=encoder))
             with self.lock:
                 for clip, row in zip(missing, probs, strict=True):
                     self.probs[(version_id, clip.id)] = row
