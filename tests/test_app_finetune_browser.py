@@ -26,9 +26,10 @@ def test_a_finetune_round_started_in_the_browser_can_be_cancelled(tmp_path, monk
     train_epoch = adapt_module._train_epoch
 
     def slow_epoch(*args, **kwargs):
-        # The tiny encoder trains an epoch in ~2 ms, so the round could end before Cancel arrives;
-        # 0.1 s per epoch keeps it running for the >= 150 epochs before early stopping may end it.
-        time.sleep(0.1)
+        # The tiny encoder trains an epoch in ~2 ms, so the round could end before Cancel arrives. Its
+        # pool is small (no pseudo-labels), so early stopping may end it after ~30 epochs: at 0.3 s an
+        # epoch that is ~10 s, long enough for the click to land mid-round on a slow machine too.
+        time.sleep(0.3)
         return train_epoch(*args, **kwargs)
 
     monkeypatch.setattr(adapt_module, "_train_epoch", slow_epoch)
@@ -44,6 +45,9 @@ def test_a_finetune_round_started_in_the_browser_can_be_cancelled(tmp_path, monk
         page.get_by_label("Re-label every W epochs").fill("150")
         page.locator("#adapt-start").click()
         wait_for_text(page, "#status", "fine-tuning the encoder, epoch", timeout=120)  # it trains the encoder
+        # the round trains in a thread of its own (serdemo/app/model_thread.py): its progress still reaches
+        # this page's progress bar, over the round's result
+        wait_for_text(page, "#adapt-result", "fine-tuning the encoder, epoch", timeout=30)
         page.locator("#adapt-cancel").click()
         wait_for_text(page, "#adapt-cancel-message", "Cancelling the round", timeout=60)
         result = wait_for_text(page, "#adapt-result", "Round cancelled", timeout=120)
