@@ -132,3 +132,17 @@ def test_loading_the_offline_encoder_does_not_import_transformers_modeling():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"imported on the start-up path: {result.stdout.strip()}"
+
+
+def test_a_checkpoint_with_another_activation_is_refused(tmp_path):
+    from transformers import WhisperConfig, WhisperModel
+
+    config = WhisperConfig(
+        d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, decoder_layers=1,
+        decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=64, max_target_positions=8,
+        max_source_positions=64, activation_function="relu", pad_token_id=0, bos_token_id=0, eos_token_id=1,
+        decoder_start_token_id=1,
+    )  # fmt: skip
+    WhisperModel(config).save_pretrained(tmp_path)
+    with pytest.raises(whisper.EncoderUnavailableError, match="'relu'.*'gelu' only"):
+        whisper.load_from_transformers(tmp_path)

