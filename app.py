@@ -103,12 +103,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def port_in_use(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be bound now (e.g. "address already in use"), or None if it can."""
+    """Why ``host:port`` cannot be bound now (e.g. "address already in use"), or None if it can.
+
+    With SO_REUSEADDR, as Gradio's check and uvicorn's bind use it: a port another process listens on is
+    refused, one whose last server just stopped (its connections in TIME_WAIT for a minute) is not.
+    Without it, restarting the app within a minute of stopping it was refused.
+    """
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))  # no SO_REUSEADDR: the answer Gradio's own bind will get
+            probe.bind((host, port))
         except OSError as error:
             return error.strerror or str(error)
     return None
