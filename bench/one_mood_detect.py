@@ -4,7 +4,9 @@ The one signal it has before a round is what the active model answers on the poo
 from a corpus' training speakers, scored by the first model (a fresh data folder, the app's defaults) as
 clips of a new language: the share of the model's most frequent answer for a pool of each single emotion,
 for 50 random pools of every emotion, for pools of two emotions (10 + 10, every pair), and for pools of one
-speaker's clips (every emotion). A detector needs one-mood pools clearly above the others.
+speaker's clips (every emotion). A detector needs one-mood pools clearly above the others. The top
+answer's share does not separate them; how far the answers spread does, for one mood (bench/pool_moods.py,
+serdemo/learn/pool_moods.py).
 
 Usage::
 

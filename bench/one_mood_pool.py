@@ -19,6 +19,7 @@ Usage::
     python bench/one_mood_pool.py emodb=PATH --pool 40 --labels 10         # 10 of the 40 clips labeled
     python bench/one_mood_pool.py emodb=PATH --mixed many-speakers --pool 60 --labels 10 --label-emotion each
     python bench/one_mood_pool.py emodb=PATH --emotions 2 --pool 40 --labels 10  # a pool in two moods
+    python bench/one_mood_pool.py emodb=PATH --pool 40 --one-mood-spread 0  # learn from a one-mood pool
 """
 
 from __future__ import annotations
@@ -113,6 +114,13 @@ def main() -> None:
         default=AdaptConfig.few_emotion_labels,
         help="the round's AdaptConfig.few_emotion_labels (default: the app's; 0 = train on such labels)",
     )
+    parser.add_argument(
+        "--one-mood-spread",
+        type=float,
+        default=AdaptConfig.one_mood_spread,
+        help="the round's AdaptConfig.one_mood_spread: an unlabeled pool the active model's answers spread "
+        "less over sounds like one mood and is not learned from (default: the app's; 0 = learn from it)",
+    )
     parser.add_argument("--policy", default=AdaptConfig.policy, help="the round's pseudo-label policy")
     parser.add_argument(
         "--pseudo-balance", default=AdaptConfig.pseudo_balance, help="the round's pseudo-label balancing"
@@ -134,6 +142,7 @@ def main() -> None:
         "transplant_copies": args.transplant_copies,
         "small_pool_clips": args.small_pool_clips,
         "few_emotion_labels": args.few_emotion_labels,
+        "one_mood_spread": args.one_mood_spread,
     }
     use_round_config(**{k: v for k, v in candidate.items() if v != getattr(AdaptConfig, k)})
     torch.set_num_threads(1)
@@ -156,6 +165,7 @@ def main() -> None:
     settings += f", language_prior {args.language_prior}, language_anchoring {args.language_anchoring}"
     settings += f", transplant_copies {args.transplant_copies}, small_pool_clips {args.small_pool_clips}"
     settings += f", few_emotion_labels {args.few_emotion_labels}, rebalance {not args.no_rebalance}"
+    settings += f", one_mood_spread {args.one_mood_spread}"
     print(f"{settings}; machine: {machine}, torch {torch.__version__}\n")
     if args.mixed == "one-speaker":
         speakers = sorted({u.speaker for u in train})
@@ -181,8 +191,8 @@ def main() -> None:
                 key = f"{what}, {' and '.join(moods)} labeled"
                 pools[key] = pool
                 labeled[key] = mood_pool(pool, moods, args.labels)
-    print("| pool | UA before the round | UA after | share of answers after |")
-    print("|---|---:|---:|---|")
+    print("| pool | UA before the round | UA after | share of answers after | answer spread (one mood?) |")
+    print("|---|---:|---:|---|---|")
     for what, pool in pools.items():
         with tempfile.TemporaryDirectory() as scratch:
             service = Service(ServiceConfig(data_dir=Path(scratch) / "data"), log=lambda text: None)
@@ -203,14 +213,16 @@ def main() -> None:
                 rebalance=not args.no_rebalance,
             )
             report = service.adapt(request)
-            after = score(ws.model(report.version_id), test, features, every).argmax(1)
+            version = ws.model(report.version_id)
+            after = score(version, test, features, every).argmax(1)
+            spread = "-" if version.pool_spread is None else f"{version.pool_spread:.2f}"
             shares = np.bincount(after, minlength=len(EMOTIONS)) / len(after)
             print(
                 f"| {what} ({len(pool)} clips, {len(labeled[what])} labeled) | "
                 f"{100 * unweighted_accuracy(truth, before):.1f} | "
                 f"{100 * unweighted_accuracy(truth, after):.1f} | "
                 + ", ".join(f"{e} {s:.0%}" for e, s in zip(EMOTIONS, shares, strict=True))
-                + " |",
+                + f" | {spread} ({'yes' if version.pool_in_one_mood else 'no'}) |",
                 flush=True,
             )
 

@@ -116,6 +116,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default-nopseudo-prior1000-norebalance": {"policy": "none", "language_prior": 1000, "rebalance": False},
     # a small target pool learned from all the same (serdemo.learn.small_pool off), for --pool runs
     "default-nogate": {"small_pool_clips": 0},
+    # an unlabeled pool is learned from whatever the source-only model's answers over it (pool_moods off)
+    "default-nojudge": {"one_mood_spread": 0.0},
 }
 
 
@@ -165,6 +167,7 @@ def command_for(
         "language_prior",
         "transplant_copies",
         "small_pool_clips",
+        "one_mood_spread",
         "tau",
     )
     for field in fields:
@@ -200,6 +203,8 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         "sizes": [s["sizes"] for s in per_seed],
         "training_seconds": [s["timings"]["training"] for s in per_seed],
         "notes": result["notes"],
+        # which switches set the target aside, and the judge's answer spread (serdemo.learn.pool_moods)
+        "learned_nothing": [s.get("learned_nothing") for s in per_seed],
     }
 
 

@@ -218,6 +218,15 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         help=f"see --few-emotion-labels (default {defaults.few_emotions})",
     )
     p.add_argument(
+        "--one-mood-spread",
+        type=float,
+        default=defaults.one_mood_spread,
+        metavar="R",
+        help="an unlabeled target pool (under --few-emotion-labels labels) over which the source-only "
+        "model's answers spread less than R times their spread over the source validation clips sounds "
+        f"like one mood: the run learns nothing from it (default {defaults.one_mood_spread}; 0 = off)",
+    )
+    p.add_argument(
         "--normalization",
         choices=[n.value for n in Normalization],
         default=defaults.normalization,
@@ -440,6 +449,7 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
         small_pool_labels=args.small_pool_labels,
         few_emotion_labels=args.few_emotion_labels,
         few_emotions=args.few_emotions,
+        one_mood_spread=args.one_mood_spread,
         selection=args.selection,
         propagation=args.propagation,
         select_after_first_round=not args.select_from_start,

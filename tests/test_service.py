@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from serdemo.app import (
     Service,
     ServiceConfig,
     ServiceError,
+    rounds,
 )
 from serdemo.app.local_server import served
 from serdemo.app.ui.figures import prediction_markdown, timeline_figure
@@ -75,7 +77,7 @@ def make_service(tmp: Path, source: bool = True, target: bool = True, **override
         cache_dir=tmp / "cache",
         examples_dir=tmp / "no-examples",
         default_model_dir=tmp / "no-default-model",
-        first_epochs=20,
+        first_epochs=overrides.pop("first_epochs", 20),
         # tones are not speech to Silero; the energy detector keeps them, as the tests need
         frontend="energy-trim0.1-weighted",
         **{"shipped_source_set": tmp / "no-source-set.npz", "warm_up_umap": False, **overrides},
@@ -688,6 +690,67 @@ def test_a_round_on_labels_of_few_emotions_learns_nothing_from_the_pool_and_says
     report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
     assert report.pool_note.startswith("**All 6 of your labels in `it` are anger or sadness.**")
     assert "once it has a label of another emotion and 40 clips or 3 more labels" in report.pool_note
+
+
+def test_a_round_on_an_unlabeled_pool_in_one_mood_learns_nothing_from_it_and_says_so(tmp_path, monkeypatch):
+    # a person uploads 40 takes of themselves sad, labels none. The tiny random encoder's first model
+    # cannot hear moods (chance on the source), so the judge's measure is stubbed; that it separates
+    # moods is tests/test_pool_moods.py's, and bench/pool_moods.py's on real speech
+    service = make_service(tmp_path, target=False)
+    judged = []
+
+    def spread(judge, pool, reference):
+        judged.append((judge, len(pool), len(reference)))
+        return 0.1 if len(pool) == 40 else 0.5
+
+    monkeypatch.setattr(sys.modules["serdemo.learn.adapt"], "relative_spread", spread)
+    monkeypatch.setattr(
+        rounds, "relative_spread", lambda judge, pool, reference: spread(judge, pool, reference)
+    )
+    sad = []
+    for i in range(40):
+        sad.append(tmp_path / f"sad-{i}.wav")
+        sf.write(sad[-1], tone(PITCH["sadness"] * 1.1 * (1 + 0.002 * i), 1.0, seed=300 + i), SR)
+    service.add_files([str(p) for p in sad], "it")
+    active = service.ws.model(service.store.active_version().id)
+    # the Adapt tab says so before Start, from the same judge
+    assert service.pool_outlook("it") == (
+        "`it` pool: 40 clips, 0 labeled. **Sounds like one mood:** the current model's answers over its "
+        "unlabeled clips vary 0.10 times as much as over the source language's clips of every emotion (under "
+        "0.2), so a round does not learn from this pool until 5 or more clips are labeled, of at least 3 "
+        'emotions, or clips of other moods are added (docs/results.md, "An unlabeled pool in one mood").'
+    )
+    report = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    # judged by the active version, against the source's validation clips
+    assert judged[-1] == (active, 40, len(service.ws.source.validation))
+    assert report.pool_note.startswith(
+        "**The `it` pool sounds like one mood.** Over its 40 unlabeled clips"
+    ), report.pool_note
+    assert "vary 0.10 times as much as over the source language's clips" in report.pool_note
+    assert (
+        "this round learned nothing from it" in report.pool_note
+        and "Label 5 clips or more" in report.pool_note
+    )
+    assert report.policy == "none" and report.pseudo_per_class == dict.fromkeys(EMOTIONS, 0)
+    version = service.ws.model(report.version_id)
+    assert version.pool_in_one_mood and version.pool_spread == 0.1
+    # a larger pool spreads the answers further: learned from
+    for i in range(20):
+        path = tmp_path / f"calm-{i}.wav"
+        sf.write(path, tone(PITCH["neutral"] * 1.1 * (1 + 0.002 * i), 1.0, seed=400 + i), SR)
+        service.add_files([str(path)], "it")
+    assert service.pool_outlook("it") == "`it` pool: 60 clips, 0 labeled."
+    learned = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    assert (
+        judged[-1][1] == 60 and "sounds like one mood" not in learned.pool_note and learned.policy == "hard"
+    )
+    assert not service.ws.model(learned.version_id).pool_in_one_mood
+    # five labels of three emotions say what the pool holds: the round is not judged (its cross-validation
+    # folds, trained on four, are)
+    for clip, emotion in zip(service.store.clips("it"), ["sadness"] * 3 + ["neutral", "anger"], strict=False):
+        service.label(clip.id, emotion, "ada")
+    labeled = service.adapt(AdaptRequest(language="it", policy="hard", epochs=2, window=1))
+    assert service.ws.model(labeled.version_id).pool_spread is None and labeled.policy == "hard"
 
 
 def test_a_pool_made_of_one_recording_gets_a_caution_in_the_report(tmp_path):

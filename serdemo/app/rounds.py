@@ -22,6 +22,7 @@ from serdemo.config import AdaptConfig, Mode, Policy
 from serdemo.encoders.base import UtteranceEncoder
 from serdemo.learn import AdaptResult, ClipSet, ProgressEvent, build_clipset, predict_proba, save_model
 from serdemo.learn import adapt as run_adaptation
+from serdemo.learn.pool_moods import is_judged, relative_spread, sounds_like_one_mood
 from serdemo.learn.small_pool import (
     counts_of_few_emotions,
     emotions_wanted,
@@ -168,6 +169,7 @@ def train_and_register(
         train_source, validation = source.train, source.validation
         target_labeled = ws.clipset(labeled_clips, labels) if labeled_clips else empty
         target_unlabeled = ws.clipset(unlabeled_clips) if unlabeled_clips else empty
+    judge = None if finetuning else _judge(ws, parent)
     folds = min(CV_FOLDS, len(labeled_clips)) if not gold_clips and len(labeled_clips) >= CV_FOLDS else 0
     stages = 1 + folds  # the round itself, then one training per cross-validation fold
 
@@ -196,6 +198,7 @@ def train_and_register(
             progress=on_epoch(stage, what),
             encoder=tuned.fresh_copy(ws) if finetuning else None,
             should_stop=ws.cancel_round,
+            judge=judge,
         )
         if result.stopped == "cancelled":
             raise _cancelled(parent)
@@ -217,6 +220,9 @@ def train_and_register(
         policy_note = ""  # "trained on your labels alone" would be wrong: they were set aside
     elif result.small_pool:
         notes.append(_small_pool_note(language, len(unlabeled_clips), len(labeled_clips), config))
+        policy_note = ""
+    elif result.pool_in_one_mood:
+        notes.append(_one_mood_pool_note(language, len(unlabeled_clips), result.pool_spread, config))
         policy_note = ""
     pool_note = "\n\n".join(note for note in notes if note)
     pseudo = result.rounds[-1]["accepted_per_class"] if result.rounds else dict.fromkeys(config.classes, 0)
@@ -467,6 +473,27 @@ def _small_pool_note(language: str | None, unlabeled: int, labeled: int, config:
     )
 
 
+def _one_mood_pool_note(
+    language: str | None, unlabeled: int, spread: float | None, config: AdaptConfig
+) -> str:
+    """Why a round on an unlabeled pool that sounds like one mood learned nothing from it.
+
+    :mod:`serdemo.learn.pool_moods` decides it, on the figures of bench/pool_moods.py and
+    bench/one_mood_pool.py (docs/results.md, "An unlabeled pool in one mood").
+    """
+    return (
+        f"**The `{language}` pool sounds like one mood.** Over its {unlabeled} unlabeled clips the current "
+        f"model's answers vary {spread:.2f} times as much as over the source language's clips of every "
+        f"emotion (under {config.one_mood_spread} a pool of one mood is likely; pools of every emotion "
+        "measured 0.24 or more). A round that learns from such a pool makes its mood the language's "
+        "baseline (EMO-DB pools of one emotion: held-out clips from 67.5 UA to 59.0), so this round learned "
+        "nothing from it and kept the language's statistics near the other languages' (docs/results.md, "
+        f'"An unlabeled pool in one mood"). Label {config.few_emotion_labels} clips or more, of at least '
+        f"{few_emotions(config) + 1} emotions, or add recordings of other moods, and the next round learns "
+        "from the pool."
+    )
+
+
 def pool_outlook(ws: Workspace, language: str | None) -> str:
     """What a round with the default settings would make of the ``language`` pool, before it is run.
 
@@ -498,13 +525,44 @@ def pool_outlook(ws: Workspace, language: str | None) -> str:
             f'{which} labeled{also} (docs/results.md, "Labels of one emotion").'
         )
     if not is_small_pool(config, clips, labeled):
-        return summary
+        spread = _outlook_spread(ws, language) if is_judged(config, clips, labeled) else None
+        if not sounds_like_one_mood(config, spread):
+            return summary
+        return (
+            f"{summary} **Sounds like one mood:** the current model's answers over its unlabeled clips vary "
+            f"{spread:.2f} times as much as over the source language's clips of every emotion (under "
+            f"{config.one_mood_spread}), so a round does not learn from this pool until "
+            f"{config.few_emotion_labels} or more clips are labeled, of at least {few_emotions(config) + 1} "
+            'emotions, or clips of other moods are added (docs/results.md, "An unlabeled pool in one mood").'
+        )
     more = labels_wanted(config, labeled)
     return (
         f"{summary} **Too small to learn from yet:** a round trains without it until it holds "
         f"{config.small_pool_clips} clips or {more} more are labeled "
         '(docs/results.md, "A round on a small pool").'
     )
+
+
+def _judge(ws: Workspace, version: Any) -> AdaptResult | None:
+    """The model that judges whether an unlabeled pool sounds like one mood: the active version, if frozen.
+
+    A fine-tuned version reads its own encoder's vectors, not the pool's (serdemo.learn.pool_moods).
+    """
+    if version is None or tuned.is_finetuned(version.config):
+        return None
+    return ws.model(version.id)
+
+
+def _outlook_spread(ws: Workspace, language: str) -> float | None:
+    """The spread a round's judge will measure over the unlabeled ``language`` clips; None until embedded."""
+    judge = _judge(ws, ws.store.active_version())
+    unlabeled = [c for c in ws.store.clips(language) if ws.store.current_label(c.id) is None]
+    with ws.lock:
+        embedded = all(c.id in ws.features for c in unlabeled)
+    if judge is None or ws.source is None or not unlabeled or not embedded:
+        return None  # the round embeds and judges them itself
+    pool = ws.clipset(unlabeled)
+    return ws.model_thread.run(relative_spread, judge, pool, ws.source.validation)
 
 
 def _cancelled(parent: Any) -> RoundCancelledError:

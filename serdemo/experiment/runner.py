@@ -260,8 +260,9 @@ class ExperimentRunner:
             result, tick = baseline, tick - baseline_seconds  # its training time is the baseline's
         else:
             result = self._adapt(
-                source, target_labeled, target_unlabeled, validation, config, encoder, bar, f"seed {seed}"
-            )
+                source, target_labeled, target_unlabeled, validation, config, encoder, bar, f"seed {seed}",
+                judge=baseline,  # the model before the round judges whether the pool is in one mood
+            )  # fmt: skip
         training_seconds = time.perf_counter() - tick
 
         # 3) scores on both test sets, curves and representation quality
@@ -289,6 +290,12 @@ class ExperimentRunner:
         out["curves"] = curves(result, tags)
         out["pseudo_label_rounds"] = result.rounds
         out.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped=result.stopped)
+        out["learned_nothing"] = {  # the run's switches that set the target aside (serdemo.learn.small_pool)
+            "small_pool": result.small_pool,
+            "labels_of_few_emotions": result.labels_of_few_emotions,
+            "pool_in_one_mood": result.pool_in_one_mood,
+            "pool_spread": result.pool_spread,
+        }
         out["sizes"] = data.sizes()
         out["target_labeled_per_class"] = {
             c: sum(u.emotion == c for u in data.target_labeled) for c in config.classes
@@ -337,6 +344,7 @@ class ExperimentRunner:
         encoder: UtteranceEncoder,
         bar: Any,
         what: str,
+        judge: AdaptResult | None = None,
     ) -> AdaptResult:
         finetune = config.mode == Mode.FINETUNE.value
         done = [0]
@@ -353,6 +361,7 @@ class ExperimentRunner:
         result = adapt(
             source, target_labeled, target_unlabeled, validation, config, progress,
             encoder=copy.deepcopy(encoder) if finetune else None,  # fine-tuning trains its encoder in place
+            judge=judge,
         )  # fmt: skip
         if bar is not None:  # early stopping skips epochs the bar counted on
             bar.update(config.epochs - done[0])

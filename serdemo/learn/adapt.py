@@ -31,6 +31,7 @@ from serdemo.learn.inference import Inputs, inputs_for, predict
 from serdemo.learn.linear_step import can_step_by_hand, weighted_ce_step
 from serdemo.learn.model import EmotionHead, SERModel, make_head
 from serdemo.learn.normalize import FeatureNormalizer
+from serdemo.learn.pool_moods import is_judged, relative_spread, sounds_like_one_mood
 from serdemo.learn.propagation import propagate
 from serdemo.learn.pseudo_labels import (
     PseudoLabelPolicy,
@@ -138,6 +139,7 @@ def adapt(
     encoder: UtteranceEncoder | None = None,
     should_stop: Callable[[], bool] | threading.Event | None = None,
     reduce: bool = True,
+    judge: AdaptResult | None = None,
 ) -> AdaptResult:
     """Train on source + few labeled target clips, pseudo-labeling the unlabeled target pool every W epochs.
 
@@ -159,6 +161,10 @@ def adapt(
             then returns the best model so far with ``stopped == "cancelled"``.
         reduce: frozen mode with a concat head: normalise each layer once per run and train on that
             (:mod:`serdemo.learn.reduced_head`; same model, rounds 1.2-2.2x faster). False: raw features.
+        judge: a model trained without this target pool (the app's active version, an experiment's
+            source-only model). Where the pool holds few labels, the spread of its answers over the pool
+            says whether the pool sounds like one mood; the run then learns nothing from the language
+            (:mod:`serdemo.learn.pool_moods`, ``AdaptConfig.one_mood_spread``). None: not judged.
 
     """
     config = config or AdaptConfig()
@@ -180,13 +186,23 @@ def adapt(
                 encoder,
                 should_stop,
                 reduce,
+                judge,
             )
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _adapt(
-    source, target_labeled, target_unlabeled, validation, config, progress, encoder, should_stop, reduce
+    source,
+    target_labeled,
+    target_unlabeled,
+    validation,
+    config,
+    progress,
+    encoder,
+    should_stop,
+    reduce,
+    judge,
 ):
     start_time = time.perf_counter()
     timings = {"train": 0.0, "validation": 0.0, "pseudo_label": 0.0}
@@ -198,7 +214,13 @@ def _adapt(
     given = labels_given(target_labeled.ids)  # augmented copies are rows, not labels
     small_pool = is_small_pool(config, given + len(target_unlabeled), given)
     labeled_in_few_emotions = labels_of_few_emotions(config, target_labeled)
-    if small_pool or labeled_in_few_emotions:
+    spread = None  # the judge's answer spread over the pool, relative to the source's (pool_moods)
+    judged = is_judged(config, given + len(target_unlabeled), given)
+    if judge is not None and judged and not (small_pool or labeled_in_few_emotions):
+        reference = _source_language_clips(validation, target_labeled, target_unlabeled)
+        spread = relative_spread(judge, target_unlabeled, reference)
+    in_one_mood = sounds_like_one_mood(config, spread)
+    if small_pool or labeled_in_few_emotions or in_one_mood:
         config = learning_nothing(config)
         target_labeled, target_unlabeled = labels_set_aside(target_labeled, target_unlabeled)
     rng = np.random.default_rng(config.seed)
@@ -286,6 +308,8 @@ def _adapt(
         normalizer=normalizer,
         small_pool=small_pool,
         labels_of_few_emotions=labeled_in_few_emotions,
+        pool_in_one_mood=in_one_mood,
+        pool_spread=spread,
     )
     best_state, best_score, stale_epochs, latest_counts = None, -np.inf, 0, None
     choosing = _choosing_sets(config, validation, target_labeled, target_unlabeled)
@@ -538,6 +562,15 @@ def _choosing_sets(
         return list(validation)
     target = set(target_labeled.languages.tolist()) | set(target_unlabeled.languages.tolist())
     return [name for name, clips in validation.items() if not set(clips.languages.tolist()) <= target]
+
+
+def _source_language_clips(
+    validation: dict[str, ClipSet], target_labeled: ClipSet, target_unlabeled: ClipSet
+) -> ClipSet:
+    """The validation clips of languages other than the target's: what a judge's spread is compared to."""
+    target = set(target_labeled.languages.tolist()) | set(target_unlabeled.languages.tolist())
+    kept = [clips.subset(~np.isin(clips.languages, list(target))) for clips in validation.values()]
+    return ClipSet.concat(kept) if kept else target_unlabeled.subset(np.zeros(0, np.int64))
 
 
 def _device(name: str) -> torch.device:

@@ -70,6 +70,8 @@ def _write_model_files(result: AdaptResult, folder: Path) -> None:
         "stopped": result.stopped,
         "small_pool": result.small_pool,
         "labels_of_few_emotions": result.labels_of_few_emotions,
+        "pool_in_one_mood": result.pool_in_one_mood,
+        "pool_spread": result.pool_spread,
         "history": result.history,
         "rounds": result.rounds,
         "timings": result.timings,
@@ -127,5 +129,7 @@ def load_model(folder: str | Path, encoder: UtteranceEncoder | None = None) -> A
         stopped=meta.get("stopped", "completed"),
         small_pool=meta.get("small_pool", False),
         labels_of_few_emotions=meta.get("labels_of_few_emotions", meta.get("labels_of_one_emotion", False)),
+        pool_in_one_mood=meta.get("pool_in_one_mood", False),
+        pool_spread=meta.get("pool_spread"),
         timings=meta.get("timings", {}),
     )

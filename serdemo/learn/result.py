@@ -47,6 +47,10 @@ class AdaptResult:
     # the person's target labels carried few emotions (AdaptConfig.few_emotion_labels): as for a small
     # pool they were set aside and nothing was learned from the language; ``config`` is the one the run used
     labels_of_few_emotions: bool = False
+    # the unlabeled pool sounded like one mood to the model it was judged by (serdemo.learn.pool_moods): as
+    # for a small pool; ``pool_spread`` is that model's relative answer spread over it (None: not measured)
+    pool_in_one_mood: bool = False
+    pool_spread: float | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     pseudo_labels: PseudoLabels | None = None  # the last round's accepted pseudo-labels; not saved
 
