@@ -20,6 +20,7 @@ Usage::
     python bench/one_mood_pool.py emodb=PATH --mixed many-speakers --pool 60 --labels 10 --label-emotion each
     python bench/one_mood_pool.py emodb=PATH --emotions 2 --pool 40 --labels 10  # a pool in two moods
     python bench/one_mood_pool.py emodb=PATH --pool 40 --one-mood-spread 0  # learn from a one-mood pool
+    python bench/one_mood_pool.py emodb=PATH --pool 60 --mostly neutral --share 0.85  # mostly one mood
 """
 
 from __future__ import annotations
@@ -133,7 +134,16 @@ def main() -> None:
         "is one training speaker's clips (one recording of a mixed conversation), a pool per speaker; "
         "many-speakers: clips of every training speaker, drawn five times with different seeds",
     )
+    parser.add_argument(
+        "--mostly",
+        choices=EMOTIONS,
+        help="pools mostly of this emotion, as natural speech is mostly neutral: --share of the --pool clips "
+        "of it, the rest of the other emotions in turn, --draws draws",
+    )
+    parser.add_argument("--share", type=float, default=0.85, help="--mostly: its share of each pool")
     args = parser.parse_args()
+    if args.mostly and args.mixed:
+        parser.error("--mostly and --mixed are two kinds of pool: give one")
     if args.label_emotion and not (args.mixed and args.labels):
         parser.error("--label-emotion needs --mixed and --labels")
     candidate = {
@@ -176,6 +186,17 @@ def main() -> None:
         for draw in range(args.draws):
             shuffled = [train[i] for i in np.random.default_rng(draw).permutation(len(train))]
             pools[f"draw {draw}, every speaker and emotion"] = mixed_pool(shuffled, speakers, args.pool)
+    elif args.mostly:
+        pools = {}
+        mostly = [u for u in train if u.emotion == args.mostly]
+        rest = [u for u in train if u.emotion != args.mostly]
+        count = round(args.share * args.pool)
+        for draw in range(args.draws):
+            rng = np.random.default_rng(draw)
+            main = [mostly[i] for i in rng.permutation(len(mostly))[:count]]
+            shuffled = [rest[i] for i in rng.permutation(len(rest))]
+            others = mixed_pool(shuffled, sorted({u.speaker for u in rest}), args.pool - len(main))
+            pools[f"draw {draw}, {len(main)} {args.mostly} + {len(others)} of the others"] = main + others
     else:
         pools = {
             " and ".join(moods): mood_pool(train, moods, args.pool)
