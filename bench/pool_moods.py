@@ -42,9 +42,9 @@ from serdemo.encoders import build_encoder
 from serdemo.experiment import machine_info
 from serdemo.experiment.protocol import baseline_config
 from serdemo.labels import EMOTIONS
-from serdemo.learn import ClipSet, adapt, build_clipset, predict_proba
+from serdemo.learn import adapt, build_clipset, predict_proba
 from serdemo.learn.augment import with_augmented_copies
-from serdemo.learn.pool_moods import UNSEEN_LANGUAGE, answer_spread, relative_spread
+from serdemo.learn.pool_moods import answer_spread, relative_spread, scored_as_unseen
 from serdemo.speech import with_frontend
 from serdemo.splits import speaker_split
 
@@ -149,21 +149,14 @@ def main() -> None:
 def residual_spread(model, pool, reference) -> float:
     """The answer spread over ``pool`` beside its main direction, relative to the spread over ``reference``.
 
-    The pool is scored as in :func:`relative_spread`: as a language the model has no statistics for.
+    The pool is scored as :func:`relative_spread` scores it, as a language the model has no statistics for.
     """
-    unseen = ClipSet(
-        pool.ids,
-        pool.labels,
-        [UNSEEN_LANGUAGE] * len(pool),
-        [UNSEEN_LANGUAGE] * len(pool),
-        features=pool.features,
-    )
 
     def covariance(probs: np.ndarray) -> np.ndarray:
         logs = np.log(np.clip(probs, 1e-6, 1.0))
         return np.cov((logs - logs.mean(1, keepdims=True)).T, bias=True)
 
-    eigenvalues = np.linalg.eigvalsh(covariance(predict_proba(model, unseen)))
+    eigenvalues = np.linalg.eigvalsh(covariance(scored_as_unseen(model, pool)))
     return float(eigenvalues.sum() - eigenvalues.max()) / answer_spread(predict_proba(model, reference))
 
 

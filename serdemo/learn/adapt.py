@@ -560,16 +560,20 @@ def _choosing_sets(
     """Names of the validation sets whose UA picks the epoch: all, or (label-free) source-language ones."""
     if config.selection != Selection.LABEL_FREE.value:
         return list(validation)
-    target = set(target_labeled.languages.tolist()) | set(target_unlabeled.languages.tolist())
+    target = _target_languages(target_labeled, target_unlabeled)
     return [name for name, clips in validation.items() if not set(clips.languages.tolist()) <= target]
+
+
+def _target_languages(target_labeled: ClipSet, target_unlabeled: ClipSet) -> set[str]:
+    return set(target_labeled.languages.tolist()) | set(target_unlabeled.languages.tolist())
 
 
 def _source_language_clips(
     validation: dict[str, ClipSet], target_labeled: ClipSet, target_unlabeled: ClipSet
 ) -> ClipSet:
     """The validation clips of languages other than the target's: what a judge's spread is compared to."""
-    target = set(target_labeled.languages.tolist()) | set(target_unlabeled.languages.tolist())
-    kept = [clips.subset(~np.isin(clips.languages, list(target))) for clips in validation.values()]
+    target = list(_target_languages(target_labeled, target_unlabeled))
+    kept = [clips.subset(~np.isin(clips.languages, target)) for clips in validation.values()]
     return ClipSet.concat(kept) if kept else target_unlabeled.subset(np.zeros(0, np.int64))
 
 

@@ -47,17 +47,11 @@ def answer_spread(probs: np.ndarray) -> float:
     return float(centred.var(axis=0).sum()) if len(centred) else 0.0
 
 
-def relative_spread(judge: AdaptResult, pool: ClipSet, reference: ClipSet) -> float | None:
-    """``judge``'s answer spread over ``pool`` relative to its spread over ``reference``.
+def scored_as_unseen(judge: AdaptResult, pool: ClipSet) -> np.ndarray:
+    """``judge``'s probabilities for ``pool`` scored as a language it has no statistics for.
 
-    The pool is scored as a language ``judge`` has no statistics for (its own statistics would absorb
-    the mood); ``reference`` as it is. None where ``judge`` cannot score these clips (fine-tuned, other
-    feature shapes) or ``reference`` holds no spread to compare with.
+    Its own statistics, where it has them, would absorb the pool's mood.
     """
-    if judge.config.mode != Mode.FROZEN.value or pool.features is None or reference.features is None:
-        return None
-    if pool.features.shape[1:] != reference.features.shape[1:] or not len(pool) or not len(reference):
-        return None
     unseen = ClipSet(
         pool.ids,
         np.full(len(pool), -1),
@@ -65,12 +59,22 @@ def relative_spread(judge: AdaptResult, pool: ClipSet, reference: ClipSet) -> fl
         [f"{UNSEEN_LANGUAGE}/speaker"] * len(pool),
         features=pool.features,
     )
-    try:
-        own = answer_spread(predict_proba(judge, reference))
-        spread = answer_spread(predict_proba(judge, unseen))
-    except (RuntimeError, ValueError):  # another encoder's head: the feature widths do not fit
+    return predict_proba(judge, unseen)
+
+
+def relative_spread(judge: AdaptResult, pool: ClipSet, reference: ClipSet) -> float | None:
+    """``judge``'s answer spread over ``pool`` (scored as unseen) relative to its spread over ``reference``.
+
+    None where ``judge`` cannot score these clips (fine-tuned, another encoder's feature shapes) or
+    ``reference`` holds no spread to compare with.
+    """
+    if judge.config.mode != Mode.FROZEN.value or pool.features is None or reference.features is None:
         return None
-    return spread / own if own > 0 else None
+    shapes = {pool.features.shape[1:], reference.features.shape[1:]}
+    if not len(pool) or not len(reference) or shapes != {(judge.head.num_layers, judge.head.feature_dim)}:
+        return None
+    own = answer_spread(predict_proba(judge, reference))
+    return answer_spread(scored_as_unseen(judge, pool)) / own if own > 0 else None
 
 
 def is_judged(config: AdaptConfig, clips: int, labels: int) -> bool:
